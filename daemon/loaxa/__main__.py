@@ -1,0 +1,3 @@
+from loaxa.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,291 @@
+"""Station settings: a YAML file validated into frozen, documented types.
+
+Every error in the file is reported at once, each naming its key; a
+misspelt key gets the nearest valid name as a suggestion. The rest of the
+daemon receives a `Settings` object and never sees raw YAML.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from loaxa.errors import ConfigError
+
+SLUG = r"^[a-z0-9-]{1,40}$"
+CONFIG_ENV = "LOAXA_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StationSettings(_Section):
+    """Who this station is: three slugs and its time zone."""
+
+    province: str = Field(pattern=SLUG)
+    commune: str = Field(pattern=SLUG)
+    id: str = Field(pattern=SLUG)
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Ho_Chi_Minh)") from None
+        return value
+
+    @property
+    def path(self) -> str:
+        """`province/commune/station`, as events name the station."""
+        return f"{self.province}/{self.commune}/{self.id}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class TlsSettings(_Section):
+    """TLS towards the broker; `ca_file` alone verifies the server."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False  # skip host-name checks; only for a broker reached by IP
+
+
+class MqttSettings(_Section):
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    tls: TlsSettings | None = None
+    prefix: str = "loaxa/v1"
+    groups: tuple[str, ...] = ()
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    reconnect_max_s: float = Field(default=60.0, ge=1.0)
+
+    @field_validator("groups")
+    @classmethod
+    def _group_slugs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for group in value:
+            if not re.match(SLUG, group):
+                raise ValueError(f"group {group!r} is not a slug of a-z, 0-9 and '-'")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_clean(cls, value: str) -> str:
+        if not value or value.startswith("/") or value.endswith("/") or any(c in value for c in "+#"):
+            raise ValueError("prefix must be topic levels without leading/trailing '/' or wildcards")
+        return value
+
+
+class AudioSettings(_Section):
+    """Where sound goes: `default`, a PortAudio device name, or `wav:DIR`."""
+
+    output: str = "default"
+    volume: float = Field(default=0.8, ge=0.0, le=1.0)
+    sample_rate_hz: int = Field(default=22050, ge=8000, le=96000)
+    latency_s: float = Field(default=0.03, gt=0.0, le=1.0)
+    chime: bool = True
+    lead_silence_s: float = Field(default=0.3, ge=0.0, le=5.0)
+    retry_s: float = Field(default=5.0, gt=0.0)  # between attempts to open a missing device
+
+
+class StorageSettings(_Section):
+    dir: Path = Path("/var/lib/loaxa")
+
+
+class TtsSettings(_Section):
+    """The voice: a Piper voice name or path, and the espeak-ng fallback."""
+
+    voice: str = "vi_VN-vais1000-medium"
+    fallback: str = "espeak:vi"
+    voices_dir: Path = Path("tts_models")
+    threads: int = Field(default=0, ge=0, le=64)  # 0: one per core
+    rate: float = Field(default=1.0, ge=0.5, le=2.0)
+    sentence_silence_s: float = Field(default=0.25, ge=0.0, le=5.0)
+    deadline_s: float = Field(default=20.0, gt=0.0)  # one sentence; past it the fallback speaks
+    cache_max_mb: int = Field(default=512, ge=0)
+
+
+class TextSettings(_Section):
+    """The Vietnamese front-end: dialect and the editable lexicon."""
+
+    dialect: Literal["north", "south"] = "north"
+    lexicon: Path | None = None  # extra entries on top of the built-in lexicon
+
+
+class QuietHours(_Section):
+    start: time = time(22, 0)
+    end: time = time(5, 0)
+
+
+class BroadcastSettings(_Section):
+    quiet_hours: QuietHours | None = QuietHours()
+    grace_s: float = Field(default=600.0, ge=0.0)
+    max_queue: int = Field(default=200, ge=1)
+
+
+class AmplifierSettings(_Section):
+    backend: Literal["none", "gpio", "command"] = "none"
+    gpio_chip: str = "gpiochip0"
+    gpio_pin: int | None = Field(default=None, ge=0)
+    on_command: tuple[str, ...] = ()
+    off_command: tuple[str, ...] = ()
+    warmup_s: float = Field(default=1.5, ge=0.0, le=30.0)
+    hold_s: float = Field(default=30.0, ge=0.0)
+
+
+class ClockSettings(_Section):
+    require_sync: bool = True
+
+
+class Issuer(_Section):
+    kid: str = Field(min_length=1, max_length=64)
+    public_key: str  # raw 32-byte Ed25519 key, base64
+
+
+class SecuritySettings(_Section):
+    require_signature: bool = False
+    replay_window_s: float = Field(default=3600.0, gt=0.0)
+    issuers: tuple[Issuer, ...] = ()
+    max_commands_per_min: int = Field(default=60, ge=1)  # per issuer
+    max_download_mb: float = Field(default=50.0, gt=0.0)
+
+
+class ControlSettings(_Section):
+    socket: Path | None = None  # default: <storage.dir>/control.sock
+
+
+class Settings(_Section):
+    """The whole station configuration."""
+
+    station: StationSettings
+    mqtt: MqttSettings = MqttSettings()
+    audio: AudioSettings = AudioSettings()
+    storage: StorageSettings = StorageSettings()
+    tts: TtsSettings = TtsSettings()
+    text: TextSettings = TextSettings()
+    broadcast: BroadcastSettings = BroadcastSettings()
+    amplifier: AmplifierSettings = AmplifierSettings()
+    clock: ClockSettings = ClockSettings()
+    security: SecuritySettings = SecuritySettings()
+    control: ControlSettings = ControlSettings()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _signature_needs_keys(self) -> Settings:
+        if self.security.require_signature and not self.security.issuers:
+            raise ValueError("security.require_signature is true but security.issuers is empty")
+        return self
+
+    @property
+    def control_socket(self) -> Path:
+        return self.control.socket or self.storage.dir / "control.sock"
+
+
+SECRET_KEYS = {"password"}
+
+
+def config_path(given: str | os.PathLike[str] | None) -> Path:
+    """The file named on the command line, else `$LOAXA_CONFIG`."""
+    if given:
+        return Path(given)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    raise ConfigError(f"no configuration file: pass --config FILE or set {CONFIG_ENV}")
+
+
+def load_config(path: str | os.PathLike[str]) -> Settings:
+    """Read and validate a YAML file; relative paths resolve against its folder."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return parse_config(raw, base=path.parent, source=str(path))
+
+
+def parse_config(raw: dict[str, Any], base: Path = Path("."), source: str = "config") -> Settings:
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: " + "; ".join(_describe(exc, raw))) from None
+    return _resolve_paths(settings, base)
+
+
+def _describe(exc: ValidationError, raw: dict[str, Any]) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = [str(part) for part in err["loc"]]
+        key = ".".join(loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            hint = _suggest(loc)
+            problems.append(f"{key}: unknown key{hint}")
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}: {message}")
+    return problems
+
+
+def _suggest(loc: list[str]) -> str:
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        inner = getattr(field, "annotation", None) if field else None
+        inner = next((a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if inner is None:
+            return ""
+        model = inner
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    def rel(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else (base / p).resolve()
+
+    tls = settings.mqtt.tls
+    if tls is not None:
+        tls = tls.model_copy(update={k: rel(getattr(tls, k)) for k in ("ca_file", "cert_file", "key_file")})
+    return settings.model_copy(
+        update={
+            "mqtt": settings.mqtt.model_copy(update={"tls": tls}),
+            "storage": settings.storage.model_copy(update={"dir": rel(settings.storage.dir)}),
+            "tts": settings.tts.model_copy(update={"voices_dir": rel(settings.tts.voices_dir)}),
+            "text": settings.text.model_copy(update={"lexicon": rel(settings.text.lexicon)}),
+            "control": settings.control.model_copy(update={"socket": rel(settings.control.socket)}),
+        }
+    )
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain data, secrets replaced by ****."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ("****" if k in SECRET_KEYS and v else walk(v)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(settings.model_dump(mode="json"))

@@ -1,0 +1,1 @@
+"""Speech: normalise → split → voice → cache, as a stream of sentence chunks."""
