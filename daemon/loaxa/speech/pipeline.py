@@ -59,7 +59,39 @@ class Speaker:
                 voice=voice.name,
             )
 
+    def status(self) -> dict[str, object]:
+        """What the station `state` reports as `voice`."""
+        return {
+            "engine": self.voice.name.split(":", 1)[0],
+            "name": self.voice.name,
+            "fallback": self.fallback_reason is not None,
+            "reason": self.fallback_reason,
+        }
+
     def close(self) -> None:
         self.voice.close()
         if self.fallback is not None and self.fallback is not self.voice:
             self.fallback.close()
+
+
+def load_voice(spec: str, tts: TtsSettings) -> Voice:
+    """`espeak:VOICE` is the espeak-ng voice; anything else a Piper voice (not yet)."""
+    if spec.startswith("espeak:"):
+        from loaxa.speech.espeak import EspeakVoice
+
+        return EspeakVoice(spec.split(":", 1)[1] or "vi", timeout_s=tts.deadline_s)
+    raise VoiceError(f"voice {spec!r} is not installed")
+
+
+def build_speaker(tts: TtsSettings, text: TextSettings, sample_rate: int) -> Speaker:
+    """The configured voice, or the fallback alone when it cannot load."""
+    fallback = load_voice(tts.fallback, tts)
+    try:
+        voice = load_voice(tts.voice, tts)
+        reason = None
+    except VoiceError as exc:
+        log.warning("voice %s unavailable (%s); using %s", tts.voice, exc, fallback.name)
+        voice, reason = fallback, str(exc)
+    speaker = Speaker(voice, fallback, tts, text, sample_rate)
+    speaker.fallback_reason = reason
+    return speaker
