@@ -1,0 +1,1 @@
+"""Player: amplifier, chime and samples to the audio output."""
