@@ -1,0 +1,172 @@
+"""Audio outputs: a PortAudio device chosen by name, or WAV files in a folder.
+
+The player opens one output per on-air session and writes float32 mono
+blocks to it. A blocking stream (no callback) keeps PortAudio's thread out
+of Python, and writes return as the device consumes them, so the player can
+stop within one block.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+import wave
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from loaxa.errors import AudioError
+
+log = logging.getLogger(__name__)
+
+
+class Output(Protocol):
+    """One on-air session: `write` blocks until the samples are accepted."""
+
+    def write(self, samples: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    """Something that can open outputs; `describe` names it for `state`."""
+
+    def open(self, sample_rate: int, label: str) -> Output: ...
+
+    def describe(self) -> str: ...
+
+
+def build_sink(spec: str, latency_s: float = 0.03) -> Sink:
+    """`default`, a PortAudio device name, or `wav:DIR`."""
+    if spec.startswith("wav:"):
+        return WavDirSink(Path(spec[4:] or "."))
+    return DeviceSink(spec, latency_s)
+
+
+def _to_int16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+class WavDirSink:
+    """Each on-air session becomes one 16-bit mono WAV file in `folder`.
+
+    The file is written as `.part` and renamed when the session closes, so a
+    reader never sees half a session.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        return f"wav:{self.folder}"
+
+    def open(self, sample_rate: int, label: str) -> Output:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AudioError(f"cannot create {self.folder}: {exc}") from None
+        with self._lock:
+            self._count += 1
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            safe = re.sub(r"[^A-Za-z0-9._-]", "_", label)[:64] or "session"
+            path = self.folder / f"{stamp}-{os.getpid()}-{self._count:04d}-{safe}.wav"
+        return _WavOutput(path, sample_rate)
+
+
+class _WavOutput:
+    def __init__(self, path: Path, sample_rate: int) -> None:
+        self.path = path
+        self._part = path.with_name(path.name + ".part")
+        try:
+            self._wav = wave.open(str(self._part), "wb")
+        except OSError as exc:
+            raise AudioError(f"cannot write {self._part}: {exc}") from None
+        self._wav.setnchannels(1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(sample_rate)
+
+    def write(self, samples: np.ndarray) -> None:
+        self._wav.writeframes(_to_int16(samples))
+
+    def close(self) -> None:
+        self._wav.close()
+        os.replace(self._part, self.path)
+
+
+class DeviceSink:
+    """A PortAudio output device found by (part of) its name, every time.
+
+    Indices change when devices come and go, and PortAudio sees a re-plugged
+    device only after it is re-initialised, so a failed open re-initialises
+    PortAudio before the next attempt.
+    """
+
+    def __init__(self, name: str, latency_s: float) -> None:
+        self.name = name
+        self.latency_s = latency_s
+        self._stale = False
+
+    def describe(self) -> str:
+        return self.name
+
+    def find(self) -> int | None:
+        import sounddevice as sd
+
+        if self._stale:
+            sd._terminate()
+            sd._initialize()
+            self._stale = False
+        if self.name == "default":
+            return None
+        wanted = self.name.lower()
+        for index, dev in enumerate(sd.query_devices()):
+            if dev["max_output_channels"] > 0 and wanted in dev["name"].lower():
+                return index
+        raise AudioError(f"no audio output device named {self.name!r}")
+
+    def open(self, sample_rate: int, label: str) -> Output:
+        import sounddevice as sd
+
+        try:
+            device = self.find()
+            stream = sd.OutputStream(
+                samplerate=sample_rate, channels=1, dtype="float32", device=device, latency=self.latency_s
+            )
+            stream.start()
+        except (sd.PortAudioError, OSError, ValueError) as exc:
+            self._stale = True
+            raise AudioError(f"cannot open audio output {self.name!r}: {exc}") from None
+        except AudioError:
+            self._stale = True
+            raise
+        return _DeviceOutput(stream, self)
+
+
+class _DeviceOutput:
+    def __init__(self, stream: object, sink: DeviceSink) -> None:
+        self._stream = stream
+        self._sink = sink
+
+    def write(self, samples: np.ndarray) -> None:
+        import sounddevice as sd
+
+        try:
+            self._stream.write(np.ascontiguousarray(samples, dtype=np.float32).reshape(-1, 1))
+        except (sd.PortAudioError, OSError) as exc:
+            self._sink._stale = True
+            raise AudioError(f"audio output {self._sink.name!r} failed: {exc}") from None
+
+    def close(self) -> None:
+        import sounddevice as sd
+
+        try:
+            self._stream.stop()  # drains what was written
+            self._stream.close()
+        except (sd.PortAudioError, OSError) as exc:
+            log.warning("closing audio output: %s", exc)

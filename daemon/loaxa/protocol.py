@@ -1,0 +1,216 @@
+"""Station protocol v1: topics, commands and events (see docs/protocol.md).
+
+`parse_command` is the only way network bytes become a command: it checks
+every rule of the protocol and raises `CommandError` with a reason an
+operator can read; nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from loaxa.errors import CommandError
+
+VERSION = "v1"
+MAX_TEXT = 20_000
+MAX_PAYLOAD = 64 * 1024
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+PRIORITIES = ("emergency", "high", "normal", "low")
+EVENTS = (
+    "received", "rejected", "duplicate", "scheduled", "started", "finished", "interrupted",
+    "resumed", "failed", "missed", "expired", "cancelled", "superseded", "pong",
+)  # fmt: skip
+
+
+class Topics:
+    """The topics one station subscribes to and publishes on."""
+
+    def __init__(self, prefix: str, province: str, commune: str, station: str, groups: tuple[str, ...] = ()):
+        self.prefix = prefix
+        base = f"{prefix}/{province}/{commune}/{station}"
+        self.state = f"{base}/state"
+        self.event = f"{base}/event"
+        self.commands = (
+            f"{prefix}/{province}/cmd",
+            f"{prefix}/{province}/{commune}/cmd",
+            f"{base}/cmd",
+            *(f"{prefix}/{province}/group/{g}/cmd" for g in groups),
+        )
+
+
+def station_topics(prefix: str, path: str) -> tuple[str, str, str]:
+    """`(cmd, state, event)` topics of a station named `province/commune/station`."""
+    base = f"{prefix}/{path}"
+    return f"{base}/cmd", f"{base}/state", f"{base}/event"
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 time that carries an offset."""
+    try:
+        when = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset (e.g. 2026-05-01T05:30:00+07:00)")
+    return when
+
+
+def _time_field(value: Any) -> Any:
+    if value is not None:
+        if not isinstance(value, str):
+            raise ValueError("must be an ISO 8601 time string")
+        parse_time(value)
+    return value
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ID_PATTERN)
+    issued: str | None = None
+    kid: str | None = Field(default=None, min_length=1, max_length=64)
+    sig: str | None = Field(default=None, min_length=1, max_length=200)
+
+    _issued = field_validator("issued")(_time_field)
+
+    @property
+    def issued_at(self) -> datetime | None:
+        return parse_time(self.issued) if self.issued else None
+
+
+class Bulletin(_Command):
+    """A bulletin to read (`text`), play (`audio`) or relay (`stream`)."""
+
+    type: Literal["bulletin"]
+    rev: int = Field(default=1, ge=1, le=2**53)
+    priority: Literal["emergency", "high", "normal", "low"] = "normal"
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    audio: dict[str, Any] | None = None
+    stream: dict[str, Any] | None = None
+    schedule: dict[str, Any] | None = None
+    repeat: int = Field(default=1, ge=1, le=10)
+    gap_s: float = Field(default=3.0, ge=0.0, le=600.0)
+    expires: str | None = None
+    chime: bool = True
+    volume: float | None = Field(default=None, ge=0.0, le=1.0)
+    voice: str | None = Field(default=None, min_length=1, max_length=200)
+    rate: float | None = Field(default=None, ge=0.5, le=2.0)
+
+    _expires = field_validator("expires")(_time_field)
+
+    @field_validator("text")
+    @classmethod
+    def _speakable(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _one_content(self) -> Bulletin:
+        given = [name for name in ("text", "audio", "stream") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"exactly one of text, audio, stream is required (got {', '.join(given) or 'none'})")
+        from loaxa.content import check_content  # the audio/stream/schedule rules
+
+        check_content(self)
+        return self
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return parse_time(self.expires) if self.expires else None
+
+    @property
+    def kind(self) -> str:
+        return "text" if self.text is not None else "audio" if self.audio is not None else "stream"
+
+
+class Cancel(_Command):
+    type: Literal["cancel"]
+
+
+class Ping(_Command):
+    type: Literal["ping"]
+
+
+Command = Annotated[Union[Bulletin, Cancel, Ping], Field(discriminator="type")]
+
+
+def parse_command(payload: bytes) -> Bulletin | Cancel | Ping:
+    """Decode and validate one command; `CommandError` says what is wrong."""
+    return validate_command(decode_payload(payload))
+
+
+def decode_payload(payload: bytes) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD:
+        raise CommandError(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte limit")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"payload is not UTF-8 (byte {exc.start})") from None
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise CommandError(f"payload is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CommandError("payload must be a JSON object")
+    return data
+
+
+def validate_command(data: dict[str, Any]) -> Bulletin | Cancel | Ping:
+    kind = data.get("type")
+    model = {"bulletin": Bulletin, "cancel": Cancel, "ping": Ping}.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        known = "bulletin, cancel, ping"
+        raise CommandError(f"unknown command type {kind!r} (expected one of {known})" if kind is not None else "missing field: type")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise CommandError("; ".join(_describe(e) for e in exc.errors()[:5])) from None
+    except RecursionError:
+        raise CommandError("command is nested too deeply") from None
+
+
+def _describe(err: Any) -> str:
+    field = ".".join(str(p) for p in err["loc"]) or "command"
+    kind = err["type"]
+    if kind == "missing":
+        return f"missing field: {field}"
+    if kind == "extra_forbidden":
+        return f"unknown field: {field}"
+    message = err["msg"].removeprefix("Value error, ")
+    if kind == "string_too_long" and field == "text":
+        return f"text: {len(err['input'])} characters is over the {MAX_TEXT}-character limit"
+    if kind == "string_pattern_mismatch" and field == "id":
+        return "id: must be 1-64 of A-Z a-z 0-9 . _ : -"
+    return f"{field}: {message}" if field != "command" else message
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+
+
+def event(
+    kind: str,
+    station: str,
+    id: str | None,
+    rev: int | None = None,
+    detail: str | None = None,
+    occurrence: str | None = None,
+    at: str | None = None,
+) -> dict[str, Any]:
+    """One receipt as the protocol writes it."""
+    assert kind in EVENTS, kind
+    body: dict[str, Any] = {"id": id, "rev": rev, "event": kind, "at": at or now_iso(), "station": station}
+    if occurrence is not None:
+        body["occurrence"] = occurrence
+    if detail is not None:
+        body["detail"] = detail
+    return body

@@ -1,0 +1,106 @@
+"""Reports to the province: receipts from the outbox, and the retained state.
+
+Events are written to the store in the same transaction as the change they
+report, then sent here in order. One is marked sent only after the broker
+acknowledged it (QoS 1), so a broker outage or a restart delays receipts and
+never loses them; a receipt may arrive twice, and its `seq` tells.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from loaxa.link import Link, dumps
+from loaxa.protocol import event
+from loaxa.store import Store
+
+log = logging.getLogger(__name__)
+
+BATCH = 20
+STATE_EVERY_S = 60.0
+
+
+class Receipts:
+    """Adds protocol events to the outbox."""
+
+    def __init__(self, store: Store, station: str) -> None:
+        self.store = store
+        self.station = station
+
+    def add(self, db: sqlite3.Connection, kind: str, id: str | None, rev: int | None = None, **extra: Any) -> None:
+        """Inside the caller's transaction."""
+        self.store.add_event(db, event(kind, self.station, id, rev, **extra))
+
+    def emit(self, kind: str, id: str | None, rev: int | None = None, **extra: Any) -> None:
+        with self.store.tx() as db:
+            self.add(db, kind, id, rev, **extra)
+
+
+class Reporter(threading.Thread):
+    """Sends the outbox in order and keeps the retained state fresh."""
+
+    def __init__(self, store: Store, link: Link, event_topic: str, state_topic: str, state: Callable[[], dict]) -> None:
+        super().__init__(name="reporter", daemon=True)
+        self.store = store
+        self.link = link
+        self.event_topic = event_topic
+        self.state_topic = state_topic
+        self.state = state
+        self.wake = store.listen()
+        self.stopping = threading.Event()
+        self.state_changed = threading.Event()
+        self.heartbeat = time.monotonic()
+        link.on_connected.append(self._on_connect)
+
+    def _on_connect(self) -> None:
+        self.state_changed.set()
+        self.wake.set()
+
+    def run(self) -> None:
+        last_state = 0.0
+        while not self.stopping.is_set():
+            self.heartbeat = time.monotonic()
+            self.wake.wait(1.0)
+            self.wake.clear()
+            if not self.link.connected.is_set():
+                continue
+            try:
+                if self.state_changed.is_set() or time.monotonic() - last_state >= STATE_EVERY_S:
+                    self.state_changed.clear()
+                    self.link.publish(self.state_topic, dumps(self.state()), retain=True)
+                    last_state = time.monotonic()
+                while self._send_batch():
+                    self.heartbeat = time.monotonic()
+            except Exception:  # the reporter must outlive any one bad moment
+                log.exception("reporter error; will retry")
+
+    def _send_batch(self) -> bool:
+        batch = self.store.unsent_events(BATCH)
+        if not batch:
+            return False
+        sent: list[int] = []
+        pending = []
+        for seq, payload in batch:
+            info = self.link.publish(self.event_topic, payload.encode())
+            if info is None:
+                break
+            pending.append((seq, info))
+        for seq, info in pending:
+            try:
+                info.wait_for_publish(timeout=10)
+            except (RuntimeError, ValueError):
+                break
+            if not info.is_published():
+                break
+            sent.append(seq)
+        self.store.mark_sent(sent)
+        return len(sent) == len(batch)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
