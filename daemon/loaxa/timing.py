@@ -1,0 +1,234 @@
+"""When things may sound: bulletin schedules, quiet hours and late starts.
+
+Pure functions over aware datetimes; the scheduler and the queue call them.
+Daily slots are wall-clock times in the station's zone: a slot that does not
+exist on a day (the hour skipped when DST starts) plays just after the gap,
+and a slot that happens twice (when DST ends) plays once, the first time.
+
+Instants come back at the station's UTC offset of that moment, as a fixed
+offset: ZoneInfo datetimes compare by wall time within one zone and never
+compare equal across zones when ambiguous (PEP 495), which would make the
+hour a clock goes back a trap for every caller.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from loaxa.errors import CommandError
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_DAILY_SLOTS = 24
+_ALL_DAYS = frozenset(range(7))
+_ONCE_KEYS = {"at"}
+_DAILY_KEYS = {"daily", "days", "from", "until"}
+_HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+Lateness = Literal["play", "missed", "expired"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Either once (`at`) or daily slots on some weekdays between two dates."""
+
+    at: datetime | None = None
+    daily: tuple[time, ...] = ()  # sorted, unique wall-clock times
+    days: frozenset[int] = _ALL_DAYS  # 0 = Monday, as date.weekday()
+    start: date | None = None  # "from", inclusive
+    until: date | None = None  # inclusive
+
+    @property
+    def once(self) -> bool:
+        return self.at is not None
+
+    def allows(self, day: date) -> bool:
+        """Whether slots fire on this local date."""
+        return (
+            day.weekday() in self.days
+            and (self.start is None or day >= self.start)
+            and (self.until is None or day <= self.until)
+        )
+
+
+def parse_schedule(obj: Any) -> Schedule | None:
+    """The protocol's `schedule` object; None (absent) means as soon as possible."""
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        raise CommandError("schedule: expected an object with 'at' or 'daily'")
+    keys = set(obj)
+    unknown = sorted(k for k in keys if k not in _ONCE_KEYS | _DAILY_KEYS)
+    if unknown:
+        raise CommandError(f"schedule: unknown key {unknown[0]!r} (allowed: at, daily, days, from, until)")
+    if "at" in keys:
+        if keys - _ONCE_KEYS:
+            extra = sorted(keys - _ONCE_KEYS)
+            raise CommandError(f"schedule: 'at' cannot be combined with {', '.join(extra)}")
+        return Schedule(at=parse_instant(obj["at"], "schedule.at"))
+    if "daily" not in keys:
+        raise CommandError("schedule: needs 'at' (once) or 'daily' (recurring)")
+    schedule = Schedule(
+        daily=_parse_slots(obj["daily"]),
+        days=_parse_days(obj["days"]) if "days" in obj else _ALL_DAYS,
+        start=_parse_date(obj["from"], "schedule.from") if "from" in obj else None,
+        until=_parse_date(obj["until"], "schedule.until") if "until" in obj else None,
+    )
+    if schedule.start and schedule.until and schedule.until < schedule.start:
+        raise CommandError(f"schedule: until {schedule.until} is before from {schedule.start}")
+    return schedule
+
+
+def parse_instant(value: Any, what: str) -> datetime:
+    """An ISO 8601 time with an offset (protocol type T), as an aware datetime."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise CommandError(f"{what}: expected an ISO 8601 time with offset, e.g. 2025-03-01T05:30:00+07:00")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"{what}: {value!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise CommandError(f"{what}: {value!r} has no UTC offset; add one, e.g. +07:00")
+    return parsed
+
+
+def _parse_slots(value: Any) -> tuple[time, ...]:
+    if not isinstance(value, list) or not value:
+        raise CommandError('schedule.daily: expected a list of times "HH:MM", e.g. ["05:30", "17:00"]')
+    if len(value) > MAX_DAILY_SLOTS:
+        raise CommandError(f"schedule.daily: {len(value)} times; at most {MAX_DAILY_SLOTS} a day")
+    slots = set()
+    for item in value:
+        match = _HHMM.match(item) if isinstance(item, str) else None
+        if not match:
+            raise CommandError(f'schedule.daily: {item!r} is not a time "HH:MM"')
+        hour, minute = int(match[1]), int(match[2])
+        if hour > 23 or minute > 59:
+            raise CommandError(f"schedule.daily: {item!r} is not a time of day (00:00 to 23:59)")
+        slots.add(time(hour, minute))
+    return tuple(sorted(slots))
+
+
+def _parse_days(value: Any) -> frozenset[int]:
+    if not isinstance(value, list) or not value:
+        raise CommandError(f"schedule.days: expected a non-empty list of {', '.join(DAY_NAMES)}")
+    days = set()
+    for item in value:
+        name = item.strip().lower() if isinstance(item, str) else None
+        if name not in DAY_NAMES:
+            raise CommandError(f"schedule.days: {item!r} is not a day; use {', '.join(DAY_NAMES)}")
+        days.add(DAY_NAMES.index(name))
+    return frozenset(days)
+
+
+def _parse_date(value: Any, what: str) -> date:
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise CommandError(f"{what}: expected a date YYYY-MM-DD, got {value!r}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"{what}: {value!r} is not a calendar date") from None
+
+
+def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """The instant a wall-clock time happens on a day in a zone.
+
+    Ambiguous times take the first (fold=0); times skipped by a DST gap move
+    forward by the gap, as the round trip through UTC does.
+    """
+    naive = datetime.combine(day, at.replace(tzinfo=None, fold=0))
+    return in_zone(naive.replace(tzinfo=tz).astimezone(timezone.utc), tz)
+
+
+def in_zone(instant: datetime, tz: ZoneInfo) -> datetime:
+    """The same instant at the zone's offset of that moment, as a fixed offset."""
+    local = instant.astimezone(tz)
+    return local.replace(tzinfo=timezone(local.utcoffset() or timedelta(0)))
+
+
+def _require_aware(*values: datetime) -> None:
+    for value in values:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}; pass an aware one")
+
+
+def _daily_between(schedule: Schedule, tz: ZoneInfo, first: date, last: date) -> list[datetime]:
+    if schedule.start is not None:
+        first = max(first, schedule.start)
+    if schedule.until is not None:
+        last = min(last, schedule.until)
+    found: set[datetime] = set()
+    day = first
+    while day <= last:
+        if schedule.allows(day):
+            found.update(local_instant(day, slot, tz) for slot in schedule.daily)
+        day += timedelta(days=1)
+    return sorted(found)
+
+
+def occurrences(schedule: Schedule, tz: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    """Every occurrence in [start, end), sorted, each at the station's offset."""
+    _require_aware(start, end)
+    if end <= start:
+        return []
+    if schedule.at is not None:
+        return [in_zone(schedule.at, tz)] if start <= schedule.at < end else []
+    # A day either side: a DST shift can move a slot across local midnight.
+    first = start.astimezone(tz).date() - timedelta(days=1)
+    last = end.astimezone(tz).date() + timedelta(days=1)
+    return [t for t in _daily_between(schedule, tz, first, last) if start <= t < end]
+
+
+def next_occurrence(schedule: Schedule, tz: ZoneInfo, after: datetime) -> datetime | None:
+    """The first occurrence strictly after `after`, or None when there is none left."""
+    _require_aware(after)
+    if schedule.at is not None:
+        return in_zone(schedule.at, tz) if schedule.at > after else None
+    first = after.astimezone(tz).date() - timedelta(days=1)
+    if schedule.start is not None:
+        first = max(first, schedule.start - timedelta(days=1))
+    # Any non-empty weekday set recurs within a week; two days spare for DST.
+    candidates = _daily_between(schedule, tz, first, first + timedelta(days=9))
+    return next((t for t in candidates if t > after), None)
+
+
+def in_quiet_hours(now: datetime, tz: ZoneInfo, start: time, end: time) -> bool:
+    """Whether the station's wall clock is inside [start, end); may wrap midnight."""
+    _require_aware(now)
+    start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+    if start == end:
+        return False
+    wall = now.astimezone(tz).time()
+    if start < end:
+        return start <= wall < end
+    return wall >= start or wall < end
+
+
+def quiet_hours_end(now: datetime, tz: ZoneInfo, start: time, end: time) -> datetime:
+    """When held items may start: `now` outside quiet hours, else the next `end`."""
+    if not in_quiet_hours(now, tz, start, end):
+        return now
+    today = now.astimezone(tz).date()
+    for day in (today, today + timedelta(days=1)):
+        candidate = local_instant(day, end, tz)
+        if candidate > now:
+            return candidate
+    return local_instant(today + timedelta(days=2), end, tz)  # unreachable for real zones
+
+
+def classify_late(slot: datetime, now: datetime, grace_s: float, expires: datetime | None) -> Lateness:
+    """What to do with an occurrence due at `slot` when the station gets to it at `now`.
+
+    `expired` wins over `missed`: past `expires` the bulletin never starts.
+    An occurrence not yet due is `play`.
+    """
+    _require_aware(slot, now)
+    if expires is not None and now > expires:
+        return "expired"
+    if (now - slot).total_seconds() > grace_s:
+        return "missed"
+    return "play"
