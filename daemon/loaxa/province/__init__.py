@@ -1,0 +1,1 @@
+"""Provincial side: tools that turn outside sources into station commands."""
