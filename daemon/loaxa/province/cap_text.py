@@ -75,10 +75,14 @@ def assemble(
 
 
 def _cut(text: str, limit: int) -> str:
-    """Cut at the last sentence end that fits, or at a space, or hard."""
+    """Cut at the last sentence end that fits, or at a space, or hard.
+
+    A sentence end in the first half would throw away too much; a word
+    boundary near the limit keeps more of what the issuer wrote.
+    """
     window = text[: limit + 1]
     ends = [m.start() for m in _SENTENCE_END.finditer(window) if m.start() <= limit]
-    if ends:
+    if ends and ends[-1] >= limit // 2:
         return text[: ends[-1]]
     space = window.rfind(" ", 0, limit)
     cut = text[: space if space > 0 else limit - 1].rstrip()
