@@ -206,6 +206,16 @@ def test_priority_table(urgency, severity, expected):
     assert command["priority"] == expected
 
 
+def test_documented_table_is_the_one_tested():
+    lines = (Path(__file__).parents[1] / "docs" / "cap.md").read_text(encoding="utf-8").splitlines()
+    rows = {}
+    for line in lines:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and cells[0] in PRIORITY_TABLE and len(cells) == 6:
+            rows[cells[0]] = tuple(cells[1:])
+    assert rows == PRIORITY_TABLE
+
+
 def test_sample_priorities():
     assert commands("storm_alert.xml")[0]["priority"] == "emergency"
     assert commands("flood_alert.xml")[0]["priority"] == "high"
