@@ -1,0 +1,243 @@
+"""Recorded bulletins: fetch `audio: {url, sha256}`, check it, decode it once.
+
+Downloads land in a content-addressed cache (`cache_dir/<sha256>`) only
+after their hash matched, so a file in the cache is always the file the
+issuer signed for. Decoded samples sit next to it as raw float32
+(`<sha256>.<rate>.f32`) and come back memory-mapped: a two-hour recording
+costs disk pages, not 600 MB of RAM on a 1 GB board.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import re
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loaxa import __version__
+from loaxa.errors import CommandError
+from loaxa.sources._common import SourceError, check_keys, check_url, find_ffmpeg, host_of, stderr_tail
+
+log = logging.getLogger(__name__)
+
+SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+CHUNK_BYTES = 64 * 1024
+MAX_REDIRECTS = 5
+MAX_DURATION_S = 2 * 3600.0
+# Demuxers ffmpeg may pick for a downloaded file. Without this list a
+# file that is really an HLS playlist would make ffmpeg open other URLs.
+DEMUXERS = "wav,mp3,ogg,flac"
+
+
+def validate_audio_spec(obj: Any) -> None:
+    """Check a bulletin's `audio` object; raise CommandError saying what is wrong.
+
+    Exactly `url` (http/https, ASCII, at most 2048 characters, no user name
+    or password) and `sha256` (64 hex digits, either case).
+    """
+    spec = check_keys(obj, "audio", ("url", "sha256"))
+    check_url(spec["url"], "audio.url")
+    if not isinstance(spec["sha256"], str) or not SHA256_RE.match(spec["sha256"]):
+        raise CommandError("audio.sha256 must be 64 hexadecimal characters")
+
+
+def fetch_audio(url: str, sha256: str, cache_dir: Path, max_bytes: int, timeout_s: float) -> Path:
+    """The file at `url` whose SHA-256 is `sha256`, from the cache or the network.
+
+    `max_bytes` caps the download, `timeout_s` the whole transfer (connect,
+    headers, body). Raises SourceError with an operator-readable reason;
+    nothing is left in the cache after a failure.
+    """
+    try:
+        validate_audio_spec({"url": url, "sha256": sha256})
+    except CommandError as exc:
+        raise SourceError(str(exc)) from None
+    expected = sha256.lower()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / expected
+    if target.exists():
+        if _file_sha256(target) == expected:
+            log.debug("audio %s found in cache", expected[:12])
+            return target
+        log.warning("cached audio %s is corrupt; fetching it again", expected[:12])
+        target.unlink(missing_ok=True)
+
+    fd, part_name = tempfile.mkstemp(prefix=".part-", dir=cache_dir)
+    part = Path(part_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            got = _download(url, out, max_bytes, timeout_s)
+            out.flush()
+            os.fsync(out.fileno())  # the rename below must not publish a half-written file
+        if got != expected:
+            raise SourceError(f"sha256 mismatch: expected {expected}, got {got}")
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    log.info("fetched audio %s from %s (%d bytes)", expected[:12], host_of(url), target.stat().st_size)
+    return target
+
+
+def decode_audio(
+    path: Path,
+    sample_rate: int,
+    *,
+    max_duration_s: float = MAX_DURATION_S,
+    ffmpeg: str = "ffmpeg",
+    timeout_s: float = 600.0,
+) -> np.ndarray:
+    """Float32 mono samples of a WAV/MP3/OGG/FLAC file at `sample_rate`.
+
+    Decoded once by ffmpeg into `<path>.<rate>.f32`; later calls map that
+    file read-only. Raises SourceError for a file ffmpeg cannot decode, one
+    without sound, or one longer than `max_duration_s`.
+    """
+    decoded = path.with_name(f"{path.name}.{sample_rate}.f32")
+    if not (decoded.exists() and decoded.stat().st_size > 0 and decoded.stat().st_size % 4 == 0):
+        _decode_to(path, decoded, sample_rate, max_duration_s, ffmpeg, timeout_s)
+    return np.memmap(decoded, dtype=np.float32, mode="r")
+
+
+def _decode_to(path: Path, decoded: Path, rate: int, max_duration_s: float, ffmpeg: str, timeout_s: float) -> None:
+    if not path.is_file():
+        raise SourceError(f"audio file {path} is missing")
+    binary = find_ffmpeg(ffmpeg)
+    fd, part_name = tempfile.mkstemp(prefix=".part-", suffix=".f32", dir=path.parent)
+    os.close(fd)
+    part = Path(part_name)
+    # One second past the cap tells "too long" apart from "exactly at the cap".
+    cmd = [
+        binary, "-nostdin", "-hide_banner", "-loglevel", "error",
+        "-protocol_whitelist", "file", "-format_whitelist", DEMUXERS,
+        "-i", str(path), "-vn", "-t", f"{max_duration_s + 1:g}",
+        "-ac", "1", "-ar", str(rate), "-f", "f32le", "-y", str(part),
+    ]  # fmt: skip
+    started = time.monotonic()
+    try:
+        try:
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise SourceError(f"decoding took longer than {timeout_s:g} s") from None
+        if proc.returncode != 0:
+            reason = stderr_tail(proc.stderr)
+            raise SourceError("not an audio file ffmpeg can decode" + (f" ({reason})" if reason else ""))
+        size = part.stat().st_size
+        if size < 4:
+            raise SourceError("the file decodes to no audio")
+        duration_s = size / 4 / rate
+        if duration_s > max_duration_s:
+            raise SourceError(f"recording longer than {max_duration_s / 60:g} minutes")
+        os.replace(part, decoded)
+    finally:
+        part.unlink(missing_ok=True)
+    log.info("decoded %s: %.1f s of audio in %.2f s", path.name[:12], duration_s, time.monotonic() - started)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str, out: Any, max_bytes: int, timeout_s: float) -> str:
+    """Stream `url` into `out`; return the hex SHA-256 of what was written."""
+    host = host_of(url)
+    deadline = time.monotonic() + timeout_s
+    sockets: list[socket.socket] = []
+    too_big = f"download larger than {max_bytes / 1e6:g} MB"
+    timed_out = f"timed out after {timeout_s:g} s"
+    request = urllib.request.Request(url, headers={"User-Agent": f"loaxa/{__version__}"})
+    try:
+        with _opener(sockets).open(request, timeout=timeout_s) as response:
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise SourceError(too_big)
+            digest = hashlib.sha256()
+            total = 0
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SourceError(timed_out)
+                if sockets:
+                    # Each read may block only for what is left of the whole budget.
+                    sockets[-1].settimeout(remaining)
+                block = response.read1(CHUNK_BYTES)
+                if not block:
+                    break
+                total += len(block)
+                if total > max_bytes:
+                    raise SourceError(too_big)
+                digest.update(block)
+                out.write(block)
+            return digest.hexdigest()
+    except urllib.error.HTTPError as exc:
+        raise SourceError(f"HTTP {exc.code} from {host}") from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, (socket.timeout, TimeoutError)):
+            raise SourceError(timed_out) from None
+        raise SourceError(f"cannot reach {host}: {_reason(exc.reason)}") from None
+    except (socket.timeout, TimeoutError):
+        raise SourceError(timed_out) from None
+    except ssl.SSLError as exc:
+        raise SourceError(f"TLS error with {host}: {exc.reason or exc}") from None
+    except (http.client.HTTPException, OSError) as exc:
+        raise SourceError(f"download from {host} failed: {_reason(exc)}") from None
+
+
+def _reason(exc: object) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    max_redirections = MAX_REDIRECTS
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        target = urllib.parse.urljoin(req.full_url, newurl)
+        if urllib.parse.urlsplit(target).scheme.lower() not in ("http", "https"):
+            raise SourceError(f"{host_of(req.full_url)} redirected to a non-HTTP address")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener(sockets: list[socket.socket]) -> urllib.request.OpenerDirector:
+    """An http/https-only opener that records each socket it connects."""
+
+    def recording(base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+        class Connection(base):  # type: ignore[valid-type, misc]
+            def connect(self) -> None:
+                super().connect()
+                sockets.append(self.sock)
+
+        return Connection
+
+    class Http(urllib.request.HTTPHandler):
+        def http_open(self, req):  # type: ignore[no-untyped-def]
+            return self.do_open(recording(http.client.HTTPConnection), req)
+
+    class Https(urllib.request.HTTPSHandler):
+        def https_open(self, req):  # type: ignore[no-untyped-def]
+            return self.do_open(recording(http.client.HTTPSConnection), req, context=self._context)
+
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        Http(), Https(), _RedirectHandler(),
+        urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor(),
+    ):  # fmt: skip
+        opener.add_handler(handler)
+    return opener

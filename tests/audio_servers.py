@@ -1,0 +1,185 @@
+"""Local HTTP servers and test tones for the recorded-audio and stream tests.
+
+Everything binds to a free loopback port and stops cleanly; any test that
+needs a file download or an Icecast-like stream can reuse them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import wave
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+RATE = 22050
+
+
+def tone(seconds: float, freq: float = 440.0, rate: int = RATE, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def tone_file(folder: Path, fmt: str, seconds: float = 1.0, freq: float = 440.0, rate: int = 44100) -> Path:
+    """A tone as `wav`, `mp3` or `ogg`, written by numpy + wave, encoded by ffmpeg."""
+    wav = write_wav(folder / f"tone-{seconds:g}s-{rate}.wav", tone(seconds, freq, rate), rate)
+    if fmt == "wav":
+        return wav
+    codec = {"mp3": ["-c:a", "libmp3lame", "-b:a", "64k", "-write_xing", "0", "-id3v2_version", "0"],
+             "ogg": ["-c:a", "libvorbis"]}[fmt]  # fmt: skip
+    out = folder / f"tone-{seconds:g}s-{rate}.{fmt}"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(wav), *codec, str(out)], check=True)
+    return out
+
+
+def dominant_hz(samples: np.ndarray, rate: int = RATE) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.argmax(spectrum) * rate / len(samples))
+
+
+def ffmpeg_children() -> list[int]:
+    """Pids of this process's ffmpeg children, zombies included."""
+    pids = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "ffmpeg":
+                    pids.append(int(pid))
+            except FileNotFoundError:
+                pass
+    return pids
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.closing = threading.Event()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self) -> None:  # noqa: N802
+                owner.requests += 1
+                try:
+                    owner.handle(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def handle(self, req: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{path.lstrip('/')}"
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.closing.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class FileServer(_Server):
+    """Serves `files` by name, with misbehaving variants for the failure paths.
+
+    `/NAME` plain; `/slow/NAME` waits `slow_s` before answering;
+    `/nolength/NAME` omits Content-Length; `/lying/NAME` claims a huge
+    Content-Length; `/redirect/NAME` answers 302 to `/NAME`; anything else 404.
+    """
+
+    def __init__(self, files: dict[str, bytes], slow_s: float = 5.0) -> None:
+        super().__init__()
+        self.files = files
+        self.slow_s = slow_s
+
+    def handle(self, req: BaseHTTPRequestHandler) -> None:
+        mode, _, name = req.path.lstrip("/").rpartition("/")
+        body = self.files.get(name)
+        if body is None:
+            req.send_error(404)
+            return
+        if mode == "redirect":
+            req.send_response(302)
+            req.send_header("Location", f"/{name}")
+            req.end_headers()
+            return
+        if mode == "slow":
+            self.closing.wait(self.slow_s)
+        req.send_response(200)
+        req.send_header("Content-Type", "application/octet-stream")
+        if mode == "lying":
+            req.send_header("Content-Length", str(10**12))
+        elif mode != "nolength":
+            req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
+
+class StreamServer(_Server):
+    """An Icecast-like endless MP3 stream at `/live`, paced in real time.
+
+    `clip` is an MP3 without Xing/ID3 headers, looped frame-exact. Each
+    connection drops after `drop_after_s` seconds of audio (None: never);
+    with `stall` it then holds the connection open silently instead.
+    """
+
+    def __init__(self, clip: bytes, clip_s: float, drop_after_s: float | None = None, stall: bool = False) -> None:
+        super().__init__()
+        self.clip = clip
+        self.bytes_per_s = len(clip) / clip_s
+        self.drop_after_s = drop_after_s
+        self.stall = stall
+
+    def handle(self, req: BaseHTTPRequestHandler) -> None:
+        if req.path != "/live":
+            req.send_error(404)
+            return
+        req.send_response(200)
+        req.send_header("Content-Type", "audio/mpeg")
+        req.send_header("icy-name", "loaxa test stream")
+        req.end_headers()
+        burst_s, step_s = 0.5, 0.05
+        sent = 0
+        start = time.monotonic()
+        limit = None if self.drop_after_s is None else int(self.drop_after_s * self.bytes_per_s)
+        while not self.closing.is_set():
+            due = int((time.monotonic() - start + burst_s) * self.bytes_per_s)
+            if limit is not None:
+                due = min(due, limit)
+                if sent >= limit:
+                    if self.stall:
+                        self.closing.wait()
+                    return
+            while sent < due:
+                offset = sent % len(self.clip)
+                piece = self.clip[offset : offset + (due - sent)]
+                req.wfile.write(piece)
+                sent += len(piece)
+            req.wfile.flush()
+            self.closing.wait(step_s)
