@@ -59,19 +59,16 @@ def assemble(
     desc = sentences(description)
     tail = sentences(instruction)
 
-    def joined() -> str:
-        return " ".join(head + desc + tail)
-
-    text = joined()
-    if len(text) <= limit:
-        return text
-    log.warning("CAP text is %s characters; shortening to %s", len(text), limit)
-    while desc and len(joined()) > limit:
-        desc.pop()
-    text = joined()
-    if len(text) <= limit:
-        return text
-    return _cut(text, limit)
+    parts = head + desc + tail
+    length = sum(map(len, parts)) + len(parts) - 1
+    if length > limit:
+        log.warning("CAP text is %s characters; shortening to %s", length, limit)
+        # Count rather than re-join: a 1 MB description has ~40,000 sentences.
+        while desc and length > limit:
+            length -= len(desc.pop()) + 1
+        parts = head + desc + tail
+    text = " ".join(parts)
+    return text if len(text) <= limit else _cut(text, limit)
 
 
 def _cut(text: str, limit: int) -> str:
