@@ -110,7 +110,8 @@ class FileServer(_Server):
 
     `/NAME` plain; `/slow/NAME` waits `slow_s` before answering;
     `/nolength/NAME` omits Content-Length; `/lying/NAME` claims a huge
-    Content-Length; `/redirect/NAME` answers 302 to `/NAME`; anything else 404.
+    Content-Length; `/trickle/NAME` sends 100 bytes every 0.1 s;
+    `/redirect/NAME` answers 302 to `/NAME`; anything else 404.
     """
 
     def __init__(self, files: dict[str, bytes], slow_s: float = 5.0) -> None:
@@ -138,6 +139,13 @@ class FileServer(_Server):
         elif mode != "nolength":
             req.send_header("Content-Length", str(len(body)))
         req.end_headers()
+        if mode == "trickle":
+            for start in range(0, len(body), 100):
+                if self.closing.wait(0.1):
+                    return
+                req.wfile.write(body[start : start + 100])
+                req.wfile.flush()
+            return
         req.wfile.write(body)
 
 
