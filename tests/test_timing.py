@@ -245,11 +245,43 @@ def test_after_midnight_quiet_hours_end_the_same_morning() -> None:
     assert quiet_hours_end(now, VN, *NIGHT) == datetime(2025, 3, 3, 5, 0, tzinfo=VN)
 
 
+UTC = timezone.utc
+
+
+def test_quiet_hours_ending_inside_the_skipped_hour_end_at_the_jump() -> None:
+    # Berlin 2024-03-31: 02:00 CET jumps to 03:00 CEST (01:00 UTC); 02:30 never shows.
+    now = datetime(2024, 3, 31, 0, 59, tzinfo=UTC)  # 01:59 CET
+    assert quiet_hours_end(now, BERLIN, time(22, 0), time(2, 30)) == datetime(2024, 3, 31, 1, 0, tzinfo=UTC)
+
+
+def test_quiet_hours_in_the_hour_a_clock_goes_back() -> None:
+    # Berlin 2024-10-27: 03:00 CEST (01:00 UTC) goes back to 02:00 CET; 02:10 shows twice.
+    night = (time(22, 0), time(2, 30))
+    first, second = datetime(2024, 10, 27, 0, 10, tzinfo=UTC), datetime(2024, 10, 27, 1, 10, tzinfo=UTC)
+    assert quiet_hours_end(first, BERLIN, *night) == datetime(2024, 10, 27, 0, 30, tzinfo=UTC)
+    assert quiet_hours_end(second, BERLIN, *night) == datetime(2024, 10, 27, 1, 30, tzinfo=UTC)
+    # Quiet from 02:30: going back to 02:00 leaves the window at the jump itself.
+    now = datetime(2024, 10, 27, 0, 45, tzinfo=UTC)  # 02:45 CEST
+    assert quiet_hours_end(now, BERLIN, time(2, 30), time(5, 0)) == datetime(2024, 10, 27, 1, 0, tzinfo=UTC)
+
+
 wall_times = st.times().map(lambda t: t.replace(microsecond=0))
+# Instants in the day or so around real DST changes, where the traps are.
+DST_CHANGES = [
+    datetime(2024, 3, 31, 1, 0, tzinfo=UTC),  # Berlin forward
+    datetime(2024, 10, 27, 1, 0, tzinfo=UTC),  # Berlin back
+    datetime(2024, 3, 10, 7, 0, tzinfo=UTC),  # New York forward
+    datetime(2024, 11, 3, 6, 0, tzinfo=UTC),  # New York back
+    datetime(2024, 4, 6, 15, 0, tzinfo=UTC),  # Lord Howe back by 30 minutes
+    datetime(2024, 9, 8, 4, 0, tzinfo=UTC),  # Santiago forward at midnight
+]
+near_dst = st.builds(
+    lambda t, d: t + d, st.sampled_from(DST_CHANGES), st.timedeltas(timedelta(hours=-26), timedelta(hours=3))
+)
 
 
-@settings(max_examples=300, deadline=None)
-@given(wall_times, wall_times, instants, st.sampled_from(ZONES))
+@settings(max_examples=400, deadline=None)
+@given(wall_times, wall_times, st.one_of(instants, near_dst), st.sampled_from(ZONES))
 def test_quiet_hours_properties(start, end, now, tz) -> None:
     quiet = in_quiet_hours(now, tz, start, end)
     if start != end:
@@ -262,9 +294,10 @@ def test_quiet_hours_properties(start, end, now, tz) -> None:
     assert now < resume <= now + timedelta(hours=26)
     assert not in_quiet_hours(resume, tz, start, end)
     # Quiet all the way until then.
-    step = (resume - now) / 7
-    for k in range(7):
+    step = (resume - now) / 50
+    for k in range(50):
         assert in_quiet_hours(now + step * k, tz, start, end)
+    assert in_quiet_hours(resume - timedelta(seconds=1), tz, start, end)
 
 
 # --- misfire -----------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Pure functions over aware datetimes; the scheduler and the queue call them.
 Daily slots are wall-clock times in the station's zone: a slot that does not
-exist on a day (the hour skipped when DST starts) plays just after the gap,
-and a slot that happens twice (when DST ends) plays once, the first time.
+exist on a day (in the hour skipped when DST starts) moves forward by the
+length of the gap (02:30 becomes 03:30), and a slot that happens twice (when
+DST ends) plays once, the first time.
 
 Instants come back at the station's UTC offset of that moment, as a fixed
 offset: ZoneInfo datetimes compare by wall time within one zone and never
@@ -138,7 +139,7 @@ def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
     """The instant a wall-clock time happens on a day in a zone.
 
     Ambiguous times take the first (fold=0); times skipped by a DST gap move
-    forward by the gap, as the round trip through UTC does.
+    forward by the length of the gap, as the round trip through UTC does.
     """
     naive = datetime.combine(day, at.replace(tzinfo=None, fold=0))
     return in_zone(naive.replace(tzinfo=tz).astimezone(timezone.utc), tz)
@@ -209,15 +210,50 @@ def in_quiet_hours(now: datetime, tz: ZoneInfo, start: time, end: time) -> bool:
 
 
 def quiet_hours_end(now: datetime, tz: ZoneInfo, start: time, end: time) -> datetime:
-    """When held items may start: `now` outside quiet hours, else the next `end`."""
+    """When held items may start: `now` outside quiet hours, else the first instant after.
+
+    Quiet hours end when the wall clock reaches `end`, or when a DST change
+    makes it jump out of the window (an `end` inside the skipped hour, or a
+    clock going back to before `start`).
+    """
     if not in_quiet_hours(now, tz, start, end):
         return now
     today = now.astimezone(tz).date()
-    for day in (today, today + timedelta(days=1)):
-        candidate = local_instant(day, end, tz)
-        if candidate > now:
-            return candidate
-    return local_instant(today + timedelta(days=2), end, tz)  # unreachable for real zones
+    candidates = [t for d in range(-1, 3) for t in _wall_reaches(today + timedelta(days=d), end, tz)]
+    candidates += _offset_changes(tz, now, now + timedelta(days=3))
+    resume = min(t for t in candidates if t > now and not in_quiet_hours(t, tz, start, end))
+    return in_zone(resume, tz)
+
+
+def _wall_reaches(day: date, at: time, tz: ZoneInfo) -> list[datetime]:
+    """The instants (none, one, or two when the clock goes back) showing `at` on `day`."""
+    naive = datetime.combine(day, at.replace(tzinfo=None))
+    found = []
+    for fold in (0, 1):
+        instant = naive.replace(tzinfo=tz, fold=fold).astimezone(timezone.utc)
+        if instant.astimezone(tz).replace(tzinfo=None) == naive:
+            found.append(instant)
+    return found
+
+
+def _offset_changes(tz: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    """The instants in [start, end] at which the zone's UTC offset changes."""
+
+    def offset(ts: int) -> timedelta | None:
+        return datetime.fromtimestamp(ts, tz).utcoffset()
+
+    changes = []
+    ts, last = int(start.timestamp()), int(end.timestamp())
+    while ts < last:
+        # Offsets change at whole seconds and never twice within an hour.
+        lo, hi = ts, min(ts + 3600, last)
+        if offset(lo) != offset(hi):
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if offset(mid) == offset(lo) else (lo, mid)
+            changes.append(datetime.fromtimestamp(hi, timezone.utc))
+        ts += 3600
+    return changes
 
 
 def classify_late(slot: datetime, now: datetime, grace_s: float, expires: datetime | None) -> Lateness:
