@@ -116,6 +116,21 @@ def test_a_failing_relay_never_stops_the_broadcast() -> None:
     control.shutdown()
 
 
+def test_a_backend_that_raises_still_gets_switched_off() -> None:
+    class Buggy(RecordingAmplifier):
+        def on(self) -> bool:
+            super().on()
+            raise RuntimeError("driver bug")
+
+    amp = Buggy()
+    control = AmplifierControl(amp, warmup_s=0, hold_s=0.05)
+    control.ensure_on()  # does not raise into the player
+    control.release()
+    assert amp.wait_for(2)
+    assert names(amp) == ["on", "off"]
+    control.shutdown()
+
+
 def test_build_control_starts_from_off_and_skips_warm_up_without_a_relay() -> None:
     amp = RecordingAmplifier()
     control = build_control(AmplifierSettings(backend="none", warmup_s=2.0, hold_s=5.0), amp)

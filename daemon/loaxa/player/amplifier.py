@@ -192,16 +192,12 @@ class GpioAmplifier:
         return self._switch(False)
 
     def close(self) -> None:
-        line, self._line = self._line, None
-        if line is not None:
+        if self._line is not None:
             try:
-                self._set(line, False)
-            except Exception:
-                pass
-            try:
-                line.release() if self._driver == "gpiod" else line.close()
+                self._set(self._line, False)
             except Exception as exc:
-                log.warning("amplifier %s: release failed: %s", self.name, exc)
+                log.warning("amplifier %s: off at close failed: %s", self.name, exc)
+        self._drop()
         self.is_on = False
 
     def _switch(self, on: bool) -> bool:
@@ -209,10 +205,10 @@ class GpioAmplifier:
             if self._line is None:
                 self._line = self._open()
             self._set(self._line, on)
-        except Exception as exc:
+        except Exception as exc:  # a vanished chip raises OSError; drivers vary
             self.fault = f"{'on' if on else 'off'} failed: {exc}"
             log.error("amplifier %s: %s", self.name, self.fault)
-            self._drop()
+            self._drop()  # re-requested at the next switch
             return False
         self.fault = None
         self.is_on = on
@@ -220,11 +216,15 @@ class GpioAmplifier:
 
     def _drop(self) -> None:
         line, self._line = self._line, None
+        if line is None:
+            return
         try:
-            if line is not None:
-                line.release() if self._driver == "gpiod" else line.close()
-        except Exception:
-            pass
+            if self._driver == "gpiod":
+                line.release()
+            else:
+                line.close()
+        except Exception as exc:
+            log.debug("amplifier %s: release failed: %s", self.name, exc)
 
     def _open(self) -> Any:
         if self._driver == "gpiod":
@@ -242,8 +242,10 @@ class GpioAmplifier:
             from gpiod.line import Value
 
             line.set_value(self.pin, Value.ACTIVE if on else Value.INACTIVE)
+        elif on:
+            line.on()
         else:
-            line.on() if on else line.off()
+            line.off()
 
 
 def _gpio_driver() -> str:
@@ -273,7 +275,8 @@ def build_amplifier(settings: AmplifierSettings) -> Amplifier:
             raise AudioError("amplifier backend 'gpio' needs amplifier.gpio_pin")
         return GpioAmplifier(settings.gpio_chip, settings.gpio_pin, getattr(settings, "gpio_active_low", False))
     if settings.backend == "command":
-        return CommandAmplifier(settings.on_command, settings.off_command, getattr(settings, "command_timeout_s", COMMAND_TIMEOUT_S))
+        timeout_s = getattr(settings, "command_timeout_s", COMMAND_TIMEOUT_S)
+        return CommandAmplifier(settings.on_command, settings.off_command, timeout_s)
     return NoAmplifier()
 
 
@@ -311,7 +314,7 @@ class AmplifierControl:
                 return 0.0
             if self.amp.is_on:
                 return 0.0
-            if self.amp.on():
+            if self._safely(self.amp.on):
                 log.info("amplifier %s on", self.amp.name)
         # Waited even when the relay failed: the amplifier may be on regardless.
         self._sleep(self.warmup_s)
@@ -354,8 +357,17 @@ class AmplifierControl:
         self._cond.notify_all()
 
     def _switch_off(self) -> None:
-        if self.amp.off():
+        if self._safely(self.amp.off):
             log.info("amplifier %s off", self.amp.name)
+
+    def _safely(self, switch: Callable[[], bool]) -> bool:
+        # Backends report rather than raise; a bug that raises must still not
+        # kill the hold thread (the relay would stay on) or the player.
+        try:
+            return switch()
+        except Exception:
+            log.exception("amplifier %s: switch raised", self.amp.name)
+            return False
 
 
 def build_control(settings: AmplifierSettings, amp: Amplifier | None = None) -> AmplifierControl:
@@ -365,6 +377,7 @@ def build_control(settings: AmplifierSettings, amp: Amplifier | None = None) -> 
     when there is no relay to wait for.
     """
     amp = amp if amp is not None else build_amplifier(settings)
-    amp.off()
+    if not amp.off():
+        log.warning("amplifier %s: could not switch off at start: %s", amp.name, amp.fault)
     warmup_s = 0.0 if settings.backend == "none" else settings.warmup_s
     return AmplifierControl(amp, warmup_s, settings.hold_s)
