@@ -83,6 +83,27 @@ def test_signed_command_verifies_and_names_its_issuer() -> None:
     assert verifier().check(over_the_wire(signed), NOW) == "hn"
 
 
+def test_known_vector_for_other_implementations() -> None:
+    """The test vector published in docs/security.md."""
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    command = {
+        "type": "bulletin",
+        "id": "hn-2025-0412",
+        "priority": "high",
+        "text": "Bão số 3 đổ bộ chiều nay.",
+        "issued": "2025-09-06T07:30:00+07:00",
+    }
+    signed = sign(command, key, "hn-2025")
+    assert public_key_b64(key) == "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
+    assert canonical_json(signed) == (
+        '{"id":"hn-2025-0412","issued":"2025-09-06T07:30:00+07:00","kid":"hn-2025",'
+        '"priority":"high","text":"Bão số 3 đổ bộ chiều nay.","type":"bulletin"}'
+    ).encode()
+    assert signed["sig"] == (
+        "xf2pEZMil7HUlD/+n7SThTzHammE+iqGOGUshyZ0LqzBoppaag2w81th0oPBgLeQe16x6ko1TwwVaeUb6+I4Dg=="
+    )
+
+
 def test_sign_can_stamp_issued() -> None:
     signed = sign({"type": "cancel", "id": "b-1"}, KEY, "hn", issued=NOW)
     assert signed["issued"] == "2025-06-01T08:00:00+00:00"
