@@ -198,6 +198,12 @@ def test_replay_window_holds_on_both_sides(sign_of_offset: int) -> None:
         check(sign(outside, KEY, "hn"), NOW)
 
 
+@pytest.mark.parametrize("issued", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:59"])
+def test_issued_at_the_ends_of_the_calendar_rejected(issued: str) -> None:
+    with pytest.raises(CommandError, match="issued"):
+        verifier().check(sign(bulletin(issued=issued), KEY, "hn"), NOW)
+
+
 def test_issued_in_another_time_zone_compares_as_the_same_instant() -> None:
     hanoi = NOW.astimezone(datetime.fromisoformat("2025-01-01T00:00:00+07:00").tzinfo)
     assert verifier(window_s=1).check(sign(bulletin(issued=hanoi.isoformat()), KEY, "hn"), NOW) == "hn"
@@ -252,6 +258,24 @@ def test_any_single_field_change_breaks_the_signature(command: dict[str, Any], d
     signed[field] = new_value
     with pytest.raises(CommandError):
         verifier().check(signed, NOW)
+
+
+junk = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=100), st.lists(st.integers(), max_size=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(["kid", "sig", "issued", "id", "type"]), junk, max_size=5),
+    st.sampled_from(["hn", None]),
+    st.booleans(),
+)
+def test_any_junk_is_rejected_with_a_reason_never_a_crash(command: dict[str, Any], signer: str | None, require: bool) -> None:
+    if signer:  # a valid signature over junk, so the checks after it run too
+        command = sign(command, KEY, signer)
+    try:
+        verifier(require=require).check(command, NOW)
+    except CommandError as exc:
+        assert str(exc)
 
 
 # --- key files and the CLI ----------------------------------------------------------------

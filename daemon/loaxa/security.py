@@ -213,6 +213,8 @@ def parse_issued(value: object) -> datetime:
 
 def _describe(delta: timedelta) -> str:
     seconds = int(abs(delta.total_seconds()))
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -276,7 +278,10 @@ class Verifier:
             ) from None
         # Only after the signature holds is `issued` worth believing.
         issued = parse_issued(command.get("issued"))
-        delta = issued - now
+        try:
+            delta = issued - now
+        except OverflowError:  # year 1 with a positive offset, and the like
+            raise CommandError(f"'issued' is out of range: {command['issued']!r}") from None
         if abs(delta) > self.replay_window:
             when = "in the future" if delta > timedelta(0) else "old"
             raise CommandError(
