@@ -80,6 +80,7 @@ class Play:
     state: str
     sentence: int
     played: int
+    started_at: float | None
     body: dict[str, Any]
 
     @property
@@ -214,6 +215,7 @@ def _play(row: sqlite3.Row) -> Play:
         state=row["state"],
         sentence=row["sentence"],
         played=row["played"],
+        started_at=row["started_at"],
         body=json.loads(row["body"]),
     )
 

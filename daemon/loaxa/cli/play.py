@@ -1,0 +1,39 @@
+"""`loaxa play`: play a WAV/MP3/OGG file now through the amplifier."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from loaxa.cli._common import add_config_arg, settings_or_defaults
+from loaxa.cli.say import _through_daemon_or_here
+from loaxa.errors import LoaxaError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("play", help="play an audio file (WAV, MP3, OGG) now")
+    add_config_arg(p)
+    p.add_argument("file", type=Path)
+    p.add_argument("--no-chime", action="store_true", help="leave out the opening and closing chime")
+    p.set_defaults(func=play)
+
+
+def play(args: argparse.Namespace) -> int:
+    if not args.file.is_file():
+        raise LoaxaError(f"{args.file}: no such file")
+    settings = settings_or_defaults(args)
+    request = {"cmd": "play", "file": str(args.file.resolve()), "chime": not args.no_chime}
+    return _through_daemon_or_here(settings, request, lambda: _play_here(settings, args))
+
+
+def _play_here(settings, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    import tempfile
+
+    from loaxa.cli._local import air_here
+    from loaxa.content import Sources
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = Sources(Path(tmp), max_bytes=2**31)
+        sha = sources.admit(args.file)
+        body = {"audio": {"url": f"http://localhost/{sha}", "sha256": sha}}
+        air_here(settings, sources.blocks(body, settings.audio.sample_rate_hz, stop=None), chime=not args.no_chime)  # type: ignore[arg-type]

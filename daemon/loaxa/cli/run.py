@@ -1,0 +1,20 @@
+"""`loaxa run`: the station daemon."""
+
+from __future__ import annotations
+
+import argparse
+
+from loaxa.cli._common import add_config_arg, settings_from
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the station daemon")
+    add_config_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from loaxa.daemon import Station
+
+    settings = settings_from(args)
+    return Station(settings).run()

@@ -1,0 +1,70 @@
+"""`loaxa say`: speak text now through the amplifier, or into a WAV file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from loaxa.cli._common import add_config_arg, settings_or_defaults
+from loaxa.errors import ControlError, LoaxaError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("say", help="speak Vietnamese text now (or write it to a WAV file)")
+    add_config_arg(p)
+    p.add_argument("words", nargs="*", help="the text (or use --text, or stdin)")
+    p.add_argument("--text", help="the text to speak")
+    p.add_argument("-o", "--output", help="write a 16-bit mono WAV file instead of playing")
+    p.add_argument("--rate", type=float, help="speaking rate, 0.5-2 (default: tts.rate)")
+    p.add_argument("--silence-duration", type=float, help="seconds of silence between sentences")
+    p.add_argument("--no-chime", action="store_true", help="leave out the opening and closing chime")
+    p.set_defaults(func=say)
+
+
+def say(args: argparse.Namespace) -> int:
+    text = args.text or " ".join(args.words) or (sys.stdin.read() if not sys.stdin.isatty() else "")
+    if not text.strip():
+        raise LoaxaError("nothing to say: give the text as arguments, --text or on stdin")
+    if args.rate is not None and not 0.5 <= args.rate <= 2.0:
+        raise LoaxaError("--rate must be between 0.5 and 2")
+    settings = settings_or_defaults(args)
+    if args.output:
+        from loaxa.speech.pipeline import build_speaker, synthesize_to_wav
+
+        speaker = build_speaker(settings.tts, settings.text, settings.audio.sample_rate_hz)
+        try:
+            seconds = synthesize_to_wav(speaker, text, args.output, rate=args.rate, silence_s=args.silence_duration)
+        finally:
+            speaker.close()
+        print(f"wrote {args.output}: {seconds:.1f} s, voice {speaker.status()['name']}")
+        return 0
+    request = {"cmd": "say", "text": text, "rate": args.rate, "chime": not args.no_chime}
+    return _through_daemon_or_here(settings, request, lambda: _say_here(settings, text, args))
+
+
+def _say_here(settings, text: str, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    from loaxa.cli._local import air_here
+    from loaxa.speech.pipeline import build_speaker
+
+    speaker = build_speaker(settings.tts, settings.text, settings.audio.sample_rate_hz)
+    try:
+        sentences = speaker.sentences(text, pause_s=args.silence_duration)
+        air_here(settings, (c for c in speaker.chunks(sentences, rate=args.rate)), chime=not args.no_chime)
+    finally:
+        speaker.close()
+
+
+def _through_daemon_or_here(settings, request: dict, here) -> int:  # type: ignore[no-untyped-def]
+    """A running daemon owns the audio device: ask it; otherwise play here."""
+    from loaxa.control import request as ask
+
+    try:
+        reply = ask(settings.control_socket, {**request, "timeout_s": 600}, timeout_s=660)
+    except ControlError as exc:
+        if "no loaxa daemon" not in str(exc):
+            raise
+        here()
+        print("played here (no daemon running)")
+        return 0
+    print(f"played by the daemon: {reply.get('detail') or reply.get('state')}")
+    return 0

@@ -1,0 +1,193 @@
+"""Occurrences: scheduled bulletins become plays at their slots.
+
+The store is the truth: each bulletin remembers up to when its occurrences
+were accounted for (`fired_until`), and `catch_up` turns every slot since
+then into a play, a late play within the grace, or a `missed` receipt. It is
+idempotent (a play per slot at most), so it can run at start, when the
+clock becomes trustworthy, periodically, and from APScheduler, which wakes
+it at each slot. APScheduler's jobs are rebuilt from the store at start,
+with fixed ids and `replace_existing`; its misfire grace is the station's
+grace and nothing is silently coalesced away, because catch_up decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+from loaxa.protocol import Bulletin, parse_time
+from loaxa.reports import Receipts
+from loaxa.store import Store
+from loaxa.timing import DAY_NAMES, Schedule, classify_late, next_occurrence, occurrences, parse_schedule
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_EVERY_S = 30
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        receipts: Receipts,
+        tz: ZoneInfo,
+        grace_s: float,
+        clock_ok: Callable[[], bool],
+        on_due: Callable[[], None],
+        prepare: Callable[[dict[str, Any]], None] = lambda body: None,
+    ) -> None:
+        self.store = store
+        self.receipts = receipts
+        self.tz = tz
+        self.grace_s = grace_s
+        self.clock_ok = clock_ok
+        self.on_due = on_due
+        self.prepare = prepare
+        self.heartbeat_ok = True
+        self._lock = threading.Lock()
+        self._aps = BackgroundScheduler(
+            timezone=tz,
+            job_defaults={"misfire_grace_time": max(1, int(grace_s)), "coalesce": False, "max_instances": 1},
+        )
+
+    # -- inside the inbox's transaction ----------------------------------------
+    def plan(self, db: sqlite3.Connection, issuer: str, bulletin: Bulletin, now: datetime) -> None:
+        """Queue a new bulletin: now, or at its slots."""
+        if bulletin.schedule is None:
+            self.store.add_play(db, issuer, bulletin.id, bulletin.rev, None, now.timestamp(), bulletin.priority)
+            return
+        schedule = parse_schedule(bulletin.schedule)
+        assert schedule is not None
+        first = next_occurrence(schedule, self.tz, now - timedelta(seconds=self.grace_s))
+        if first is None:
+            self.receipts.add(db, "missed", bulletin.id, bulletin.rev, detail="the schedule has no occurrence left")
+            db.execute("UPDATE bulletins SET state = 'done' WHERE issuer = ? AND id = ?", (issuer, bulletin.id))
+            return
+        self.receipts.add(db, "scheduled", bulletin.id, bulletin.rev, occurrence=first.isoformat())
+
+    def added(self, issuer: str, bulletin: Bulletin) -> None:
+        """After the commit: arm the jobs and voice the text ahead."""
+        if bulletin.schedule is None:
+            return
+        self._arm(issuer, bulletin.id, parse_schedule(bulletin.schedule))
+        self.prepare(bulletin.model_dump(exclude_none=True))
+        self.catch_up()
+
+    def removed(self, issuer: str, id: str) -> None:
+        prefix = f"{issuer}/{id}/"
+        for job in self._aps.get_jobs():
+            if job.id.startswith(prefix):
+                job.remove()
+
+    # -- the clock side ----------------------------------------------------------
+    def start(self) -> None:
+        for row in self._active():
+            body = _body(row)
+            self._arm(row["issuer"], row["id"], parse_schedule(body["schedule"]))
+            self.prepare(body)
+        self._aps.add_job(self.catch_up, "interval", seconds=CATCH_UP_EVERY_S, id="catch-up", replace_existing=True)
+        self._aps.start()
+        self.catch_up()
+
+    def stop(self) -> None:
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
+
+    def alive(self) -> bool:
+        return bool(self._aps.running)
+
+    def next_slots(self, limit: int = 20) -> list[tuple[str, str]]:
+        """`(id, occurrence)` of upcoming slots, soonest first."""
+        now = datetime.now(timezone.utc)
+        upcoming = []
+        for row in self._active():
+            nxt = next_occurrence(parse_schedule(_body(row)["schedule"]), self.tz, now)
+            if nxt is not None:
+                upcoming.append((nxt, row["id"]))
+        return [(id, when.isoformat()) for when, id in sorted(upcoming)[:limit]]
+
+    def catch_up(self) -> None:
+        """Turn every slot up to now into a play, a missed receipt, or expiry."""
+        if not self.clock_ok():
+            return  # a stale clock would fire the wrong slots
+        with self._lock:
+            now = datetime.now(timezone.utc)
+            due = False
+            with self.store.tx() as db:
+                for row in db.execute(
+                    "SELECT * FROM bulletins WHERE state = 'active' AND json_extract(body, '$.schedule') IS NOT NULL"
+                ).fetchall():
+                    due |= self._catch_up_one(db, row, now)
+        if due:
+            self.on_due()
+
+    def _catch_up_one(self, db: sqlite3.Connection, row: sqlite3.Row, now: datetime) -> bool:
+        body = _body(row)
+        schedule: Schedule = parse_schedule(body["schedule"])  # type: ignore[assignment]
+        expires = parse_time(body["expires"]) if body.get("expires") else None
+        since = datetime.fromtimestamp(row["fired_until"] or row["received_at"], timezone.utc)
+        if row["fired_until"] is None:
+            since -= timedelta(seconds=self.grace_s)  # a slot just before arrival still plays
+        due = False
+        for slot in occurrences(schedule, self.tz, since, now + timedelta(milliseconds=1)):
+            verdict = classify_late(slot, now, self.grace_s, expires)
+            occurrence = slot.isoformat()
+            if verdict == "play":
+                due |= self.store.add_play(db, row["issuer"], row["id"], row["rev"], occurrence, slot.timestamp(), row["priority"])
+            elif verdict == "missed":
+                if self.store.add_play(db, row["issuer"], row["id"], row["rev"], occurrence, slot.timestamp(), row["priority"]):
+                    db.execute(
+                        "UPDATE plays SET state = 'missed', detail = 'station was off' WHERE issuer = ? AND id = ? AND rev = ? AND occurrence = ?",
+                        (row["issuer"], row["id"], row["rev"], occurrence),
+                    )
+                    late = int((now - slot).total_seconds())
+                    self.receipts.add(db, "missed", row["id"], row["rev"], occurrence=occurrence,
+                                      detail=f"{late} s late, beyond the {self.grace_s:g} s grace")  # fmt: skip
+        db.execute("UPDATE bulletins SET fired_until = ? WHERE issuer = ? AND id = ?", (now.timestamp(), row["issuer"], row["id"]))
+        if expires is not None and now > expires:
+            db.execute("UPDATE bulletins SET state = 'expired' WHERE issuer = ? AND id = ?", (row["issuer"], row["id"]))
+            self.receipts.add(db, "expired", row["id"], row["rev"], detail="past its expiry time")
+            self.removed(row["issuer"], row["id"])
+        elif next_occurrence(schedule, self.tz, now) is None:
+            db.execute("UPDATE bulletins SET state = 'done' WHERE issuer = ? AND id = ?", (row["issuer"], row["id"]))
+        return due
+
+    def _active(self) -> list[sqlite3.Row]:
+        return self.store.query(
+            "SELECT * FROM bulletins WHERE state = 'active' AND json_extract(body, '$.schedule') IS NOT NULL"
+        )
+
+    def _arm(self, issuer: str, id: str, schedule: Schedule | None) -> None:
+        if schedule is None:
+            return
+        self.removed(issuer, id)
+        base = f"{issuer}/{id}/"
+        if schedule.at is not None:
+            self._aps.add_job(self.catch_up, DateTrigger(run_date=schedule.at), id=base + "at", replace_existing=True)
+            return
+        days = ",".join(DAY_NAMES[d] for d in sorted(schedule.days))
+        for slot in schedule.daily:
+            trigger = CronTrigger(
+                day_of_week=days,
+                hour=slot.hour,
+                minute=slot.minute,
+                start_date=schedule.start,
+                end_date=(schedule.until + timedelta(days=1)) if schedule.until else None,
+                timezone=self.tz,
+            )
+            self._aps.add_job(self.catch_up, trigger, id=base + slot.strftime("%H:%M"), replace_existing=True)
+
+
+def _body(row: sqlite3.Row) -> dict[str, Any]:
+    import json
+
+    return json.loads(row["body"])
