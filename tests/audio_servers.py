@@ -33,12 +33,14 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
     return path
 
 
-def tone_file(folder: Path, fmt: str, seconds: float = 1.0, freq: float = 440.0, rate: int = 44100) -> Path:
+def tone_file(
+    folder: Path, fmt: str, seconds: float = 1.0, freq: float = 440.0, rate: int = 44100, bitrate: str = "64k"
+) -> Path:
     """A tone as `wav`, `mp3` or `ogg`, written by numpy + wave, encoded by ffmpeg."""
     wav = write_wav(folder / f"tone-{seconds:g}s-{rate}.wav", tone(seconds, freq, rate), rate)
     if fmt == "wav":
         return wav
-    codec = {"mp3": ["-c:a", "libmp3lame", "-b:a", "64k", "-write_xing", "0", "-id3v2_version", "0"],
+    codec = {"mp3": ["-c:a", "libmp3lame", "-b:a", bitrate, "-write_xing", "0", "-id3v2_version", "0"],
              "ogg": ["-c:a", "libvorbis"]}[fmt]  # fmt: skip
     out = folder / f"tone-{seconds:g}s-{rate}.{fmt}"
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(wav), *codec, str(out)], check=True)
@@ -155,14 +157,18 @@ class StreamServer(_Server):
     `clip` is an MP3 without Xing/ID3 headers, looped frame-exact. Each
     connection drops after `drop_after_s` seconds of audio (None: never);
     with `stall` it then holds the connection open silently instead.
+    Like Icecast, it sends `burst_s` of audio at once on connect.
     """
 
-    def __init__(self, clip: bytes, clip_s: float, drop_after_s: float | None = None, stall: bool = False) -> None:
+    def __init__(
+        self, clip: bytes, clip_s: float, drop_after_s: float | None = None, stall: bool = False, burst_s: float = 2.0
+    ) -> None:
         super().__init__()
         self.clip = clip
         self.bytes_per_s = len(clip) / clip_s
         self.drop_after_s = drop_after_s
         self.stall = stall
+        self.burst_s = burst_s
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
         if req.path != "/live":
@@ -172,7 +178,7 @@ class StreamServer(_Server):
         req.send_header("Content-Type", "audio/mpeg")
         req.send_header("icy-name", "loaxa test stream")
         req.end_headers()
-        burst_s, step_s = 0.5, 0.05
+        burst_s, step_s = self.burst_s, 0.05
         sent = 0
         start = time.monotonic()
         limit = None if self.drop_after_s is None else int(self.drop_after_s * self.bytes_per_s)

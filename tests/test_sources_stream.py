@@ -1,0 +1,139 @@
+"""Live stream relay against a real local Icecast-like server and a real ffmpeg."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from audio_servers import FileServer, StreamServer, dominant_hz, ffmpeg_children, tone_file
+from loaxa.errors import CommandError
+from loaxa.sources import SourceError, StreamRelay, validate_stream_spec
+
+RATE = 22050
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return tone_file(tmp_path_factory.mktemp("clip"), "mp3", seconds=1.0, rate=RATE).read_bytes()
+
+
+def play(relay: StreamRelay) -> Iterator[np.ndarray]:
+    """Consume blocks at the pace of a sound card, as the player does."""
+    start = time.monotonic()
+    played_s = 0.0
+    for block in relay:
+        yield block
+        played_s += len(block) / RATE
+        time.sleep(max(0.0, start + played_s - 0.05 - time.monotonic()))
+
+
+def loud(block: np.ndarray) -> bool:
+    return float(np.sqrt(np.mean(block**2))) > 0.1
+
+
+def test_relay_gives_the_stream_as_float32_blocks_and_ends_on_time(clip):
+    with StreamServer(clip, 1.0) as server:
+        relay = StreamRelay(server.url("live"), 2.0, RATE, block_s=0.1)
+        blocks = list(play(relay))
+    assert all(b.dtype == np.float32 and b.shape == (2205,) for b in blocks)
+    audio = np.concatenate([b for b in blocks if loud(b)])
+    assert len(audio) / RATE >= 1.0
+    assert dominant_hz(audio, RATE) == pytest.approx(440, abs=5)
+    assert relay.reconnects == 0
+    assert relay.audio_s == pytest.approx(len(audio) / RATE, abs=0.01)
+    assert ffmpeg_children() == []
+
+
+def test_dropped_connection_is_reconnected_and_audio_continues(clip):
+    with StreamServer(clip, 1.0, drop_after_s=0.6) as server:
+        relay = StreamRelay(server.url("live"), 3.0, RATE, reconnect_s=0.2)
+        after_reconnect = [b for b in play(relay) if relay.reconnects >= 1]
+        connections = server.requests
+    assert relay.reconnects >= 1 and connections == relay.reconnects + 1
+    assert any(loud(b) for b in after_reconnect)
+    assert ffmpeg_children() == []
+
+
+def test_stalled_stream_gives_silence_then_reconnects(clip):
+    # Each connection sends 1.5 s at once, then nothing: the relay has 1.5 s
+    # buffered, and the stall (2 s) plus the reconnect outlast it.
+    with StreamServer(clip, 1.0, drop_after_s=1.5, stall=True) as server:
+        relay = StreamRelay(server.url("live"), 4.0, RATE, reconnect_s=0.2, stall_s=2.0, prebuffer_s=0.1)
+        kinds = ["audio" if loud(b) else "silence" for b in play(relay)]
+    assert relay.reconnects >= 1
+    assert relay.silence_s > 0
+    assert "no data for 2 s" in relay.last_error
+    first_silence = kinds.index("silence", kinds.index("audio"))
+    assert "audio" in kinds[first_silence:]  # sound came back after the stall
+    assert ffmpeg_children() == []
+
+
+def test_stop_ends_the_relay_at_once_and_kills_ffmpeg(clip):
+    with StreamServer(clip, 1.0) as server:
+        relay = StreamRelay(server.url("live"), 600.0, RATE)
+        seen_ffmpeg: list[int] = []
+
+        def interrupt() -> None:
+            seen_ffmpeg.extend(ffmpeg_children())
+            relay.stop()
+
+        timer = threading.Timer(1.0, interrupt)
+        timer.start()
+        blocks = list(play(relay))
+        timer.join()
+    assert seen_ffmpeg  # the check below can fail
+    assert ffmpeg_children() == []
+    assert len(blocks) < 100  # far from the 600 s asked for
+    assert list(relay) == []
+
+
+def test_stream_that_never_answers_gives_silence_and_a_reason(clip):
+    with FileServer({}) as server:
+        relay = StreamRelay(server.url("missing.mp3"), 1.5, RATE, reconnect_s=0.2)
+        blocks = list(play(relay))
+    assert blocks and not any(b.any() for b in blocks)
+    assert relay.audio_s == 0 and relay.reconnects >= 1
+    assert "404" in relay.last_error
+    assert "stream gave no audio" in relay.summary()
+    assert ffmpeg_children() == []
+
+
+def test_context_manager_cleans_up_when_the_player_gives_up_early(clip):
+    with StreamServer(clip, 1.0) as server:
+        with StreamRelay(server.url("live"), 600.0, RATE) as relay:
+            for _, _block in zip(range(5), relay):
+                pass
+    assert ffmpeg_children() == []
+
+
+def test_missing_ffmpeg_is_a_source_error():
+    with pytest.raises(SourceError, match="not found"):
+        StreamRelay("http://127.0.0.1/live", 10, RATE, ffmpeg="no-such-ffmpeg-binary")
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        (None, "must be an object"),
+        ({"url": "http://x.vn/live"}, "missing 'duration_s'"),
+        ({"url": "http://x.vn/live", "duration_s": 60, "volume": 1}, "unknown key 'volume'"),
+        ({"url": "rtsp://x.vn/live", "duration_s": 60}, "http:// or https://"),
+        ({"url": "http://x.vn/live", "duration_s": 0.5}, "between 1 and 86400"),
+        ({"url": "http://x.vn/live", "duration_s": 86401}, "between 1 and 86400"),
+        ({"url": "http://x.vn/live", "duration_s": "60"}, "must be a number"),
+        ({"url": "http://x.vn/live", "duration_s": True}, "must be a number"),
+        ({"url": "http://x.vn/live", "duration_s": float("nan")}, "must be a number"),
+    ],
+)
+def test_malformed_stream_spec_is_rejected_with_reason(spec, reason):
+    with pytest.raises(CommandError, match=reason):
+        validate_stream_spec(spec)
+
+
+def test_wellformed_stream_spec_passes():
+    validate_stream_spec({"url": "https://radio.example.vn:8000/vov1", "duration_s": 1800})
+    validate_stream_spec({"url": "http://10.1.2.3/live.mp3", "duration_s": 1.5})
