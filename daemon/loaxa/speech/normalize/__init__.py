@@ -1,7 +1,75 @@
-"""Vietnamese text normalisation (placeholder: passes text through)."""
+"""Vietnamese text normalisation: bulletin text in, the words an announcer says out.
+
+`normalize()` runs a fixed sequence of passes over each line; each pass turns
+what it recognises into words and parks them (see `text.Context`) so later
+passes cannot misread them:
+
+    web addresses → document numbers → phone numbers → lexicon → Roman
+    numerals → dates and times → quantities → letter-digit codes → upper-case
+    tokens → remaining symbols
+
+Sentence punctuation (. , ; : ! ?) is kept for the splitter and the voice.
+The conventions are written down in docs/normalization.md.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 
-def normalize(text: str, dialect: str = "north", lexicon: object | None = None) -> str:
-    return " ".join(text.split())
+from loaxa.speech.normalize.codes import alnum_pass, doc_pass, phone_pass
+from loaxa.speech.normalize.dates import date_pass
+from loaxa.speech.normalize.letters import UPPER, read_caps
+from loaxa.speech.normalize.lexicon import Lexicon, builtin
+from loaxa.speech.normalize.measures import quantity_pass, roman_pass
+from loaxa.speech.normalize.numbers import DIALECTS
+from loaxa.speech.normalize.text import Context, prepare, speak_symbols, tidy
+from loaxa.speech.normalize.web import web_pass
+
+__all__ = ["DIALECTS", "Lexicon", "normalize"]
+
+log = logging.getLogger(__name__)
+
+_DIGIT = re.compile(r"\d")
+_CAPS = re.compile(rf"(?<!\w)[{UPPER}]+(?!\w)")
+_HAS_UPPER = re.compile(f"[{UPPER}]")
+
+
+def _caps_pass(line: str, ctx: Context) -> str:
+    """Upper-case tokens the lexicon does not know: shouted words or spelled letters."""
+    if not _HAS_UPPER.search(line):
+        return line
+    return _CAPS.sub(lambda m: read_caps(m.group(0)), line)
+
+
+def _line(line: str, ctx: Context) -> str:
+    line = prepare(line)
+    if not line.strip():
+        return ""
+    line = web_pass(line, ctx)
+    has_digit = _DIGIT.search(line) is not None
+    if has_digit:
+        line = doc_pass(line, ctx)
+        line = phone_pass(line, ctx)
+    line = ctx.lexicon.sub(line)
+    line = roman_pass(line, ctx)
+    if has_digit:
+        line = date_pass(line, ctx)
+        line = quantity_pass(line, ctx)
+        line = alnum_pass(line, ctx)
+    line = _caps_pass(line, ctx)
+    line = speak_symbols(line)
+    return tidy(ctx.restore(line))
+
+
+def normalize(text: str, dialect: str = "north", lexicon: Lexicon | None = None) -> str:
+    """The spoken form of `text`, line by line (line breaks are kept).
+
+    `dialect` is "north" (nghìn, linh) or "south" (ngàn, lẻ); `lexicon`
+    defaults to the built-in one. Never raises on odd input: what it cannot
+    read it leaves as written.
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}, not {dialect!r}")
+    ctx = Context(dialect=dialect, lexicon=lexicon if lexicon is not None else builtin())
+    return "\n".join(_line(line, ctx) for line in text.splitlines())

@@ -1,0 +1,133 @@
+"""Numbers that are not quantities: legal document numbers, phone numbers, codes.
+
+Conventions:
+- a document number is said by its serial, then "năm" and the year if it has
+  one; the issuer code is not said: "16/CT-TTg" -> "mười sáu",
+  "49/2024/NĐ-CP" -> "bốn mươi chín năm hai nghìn không trăm hai mươi tư";
+- a phone number (0 or +84 and 9 to 11 digits, grouped by dots, spaces or
+  hyphens) is said digit by digit with a short pause between the written
+  groups; so is a 1800/1900 number, and any number of three or more digits
+  right after "gọi", "tổng đài", "đường dây nóng", "hotline", "điện thoại"...
+  (115, 1022);
+- a token mixing letters and digits (1A, 3B, F0, H5N1, QL1A) is said piece by
+  piece: letters as a lexicon entry or by their Vietnamese names, up to three
+  digits as a number, longer runs digit by digit.
+"""
+
+from __future__ import annotations
+
+import re
+
+from loaxa.speech.normalize.letters import read_caps
+from loaxa.speech.normalize.numbers import read_digits, read_int
+from loaxa.speech.normalize.text import Context
+
+_DOC = re.compile(
+    r"(?<![\w/.,])(\d{1,5})(?:/((?:19|20)\d{2}))?"
+    r"(?:/[A-ZĐ][\wĐđ]*(?:[-–&.][\wĐđ]+)*|-[A-ZĐ]+(?:/[A-ZĐ][\wĐđ]*)+)(?![\w/])"
+)
+
+
+def _doc(m: re.Match[str], ctx: Context) -> str:
+    spoken = read_int(int(m.group(1)), ctx.dialect)
+    if m.group(2):
+        spoken += " năm " + read_int(int(m.group(2)), ctx.dialect)
+    return ctx.keep(spoken)
+
+
+def doc_pass(line: str, ctx: Context) -> str:
+    """Chỉ thị 16/CT-TTg, Quyết định số 1234/QĐ-UBND, Nghị quyết 09-NQ/TW."""
+    if "/" not in line and "-" not in line:
+        return line
+    return _DOC.sub(lambda m: _doc(m, ctx), line)
+
+
+_PHONE = re.compile(r"(?<![\w.,/+])(?:\+84[ .]?|0)\d+(?:[. -]\d+)*(?![\w])")
+_FREEPHONE = re.compile(r"(?<![\w.,/])(?:1800|1900)(?:[. -]?\d{2,4}){1,3}(?![\w])")
+_KEYWORD = re.compile(
+    r"(?<!\w)(?i:(?<!kêu )gọi(?: ngay| điện)?|tổng đài|đường dây nóng|hotline|điện thoại|"
+    r"số máy|sđt|đt|fax|nhắn tin(?: đến| tới)?|quay số|bấm số|đầu số|liên hệ(?: qua)? số)"
+    r"(?:\s+(?:số|là|theo số|đến số|tới số))?\s*:?\s*"
+    r"(\d{3,}(?:[. -]\d+)*)(?![\w])"
+)
+_GROUP_SPLIT = re.compile(r"[. -]")
+
+
+def _say_groups(groups: list[str]) -> str:
+    return ", ".join(read_digits(g) for g in groups if g)
+
+
+def _fit(groups: list[str], limit: int = 11) -> list[str]:
+    """The leading written groups that still fit one phone number."""
+    kept: list[str] = []
+    count = 0
+    for g in groups:
+        if count + len(g) > limit:
+            break
+        kept.append(g)
+        count += len(g)
+    return kept
+
+
+def _digits_then_rest(ctx: Context, groups: list[str], kept: list[str], prefix: str = "") -> str:
+    spoken = ", ".join(filter(None, [prefix, _say_groups(kept)]))
+    rest = groups[len(kept) :]
+    return ctx.keep(spoken) + (" " + " ".join(rest) if rest else "")
+
+
+def _phone(m: re.Match[str], ctx: Context) -> str:
+    text = m.group(0)
+    prefix = ""
+    if text.startswith("+84"):
+        prefix, text = "cộng tám bốn", text[3:].strip(" .")
+    groups = _GROUP_SPLIT.split(text)
+    kept = _fit(groups, 10 if prefix else 11)
+    count = sum(map(len, kept)) + (1 if prefix else 0)
+    if not 9 <= count <= 11:
+        return m.group(0)
+    return _digits_then_rest(ctx, groups, kept, prefix)
+
+
+def _freephone(m: re.Match[str], ctx: Context) -> str:
+    groups = _GROUP_SPLIT.split(m.group(0))
+    if sum(map(len, groups)) not in (8, 10):
+        return m.group(0)
+    return ctx.keep(_say_groups(groups))
+
+
+def _hotline(m: re.Match[str], ctx: Context) -> str:
+    groups = _GROUP_SPLIT.split(m.group(1))
+    kept = _fit(groups) or groups[:1]
+    return m.group(0)[: m.start(1) - m.start(0)] + _digits_then_rest(ctx, groups, kept)
+
+
+def phone_pass(line: str, ctx: Context) -> str:
+    """Phone numbers, free-phone numbers and hotlines, digit by digit."""
+    line = _PHONE.sub(lambda m: _phone(m, ctx), line)
+    line = _FREEPHONE.sub(lambda m: _freephone(m, ctx), line)
+    return _KEYWORD.sub(lambda m: _hotline(m, ctx), line)
+
+
+_ALNUM = re.compile(r"(?<![\w\-])(?=[^\W_]*\d)(?=[^\W_]*[^\W\d_])[^\W_]+(?![\w])")
+_RUN = re.compile(r"\d+|[^\W\d_]+")
+
+
+def _alnum(m: re.Match[str], ctx: Context) -> str:
+    token = m.group(0)
+    spoken = ctx.lexicon.lookup(token)
+    if spoken is None:
+        words = []
+        for run in _RUN.findall(token):
+            if run.isdigit():
+                short = len(run) <= 3 and not (len(run) > 1 and run.startswith("0"))
+                words.append(read_int(int(run), ctx.dialect) if short else read_digits(run))
+            else:
+                known = ctx.lexicon.lookup(run)
+                words.append(known if known is not None else read_caps(run) if run.isupper() else run)
+        spoken = " ".join(words)
+    return ctx.keep(spoken)
+
+
+def alnum_pass(line: str, ctx: Context) -> str:
+    """1A, 3B, F0, H5N1: letters and digits in one token."""
+    return _ALNUM.sub(lambda m: _alnum(m, ctx), line)

@@ -1,0 +1,144 @@
+"""Quantities: numbers with their units, money, percentages, ranges; Roman numerals.
+
+Conventions:
+- "3-5 ngày" and "25-30°C" are ranges: "ba đến năm ngày", "hai mươi lăm đến
+  ba mươi độ xê" ("từ" is not added);
+- a slash after a quantity means "per" and is said "một": "km/h" -> "ki lô
+  mét một giờ", "500.000 đồng/người" -> "... đồng một người";
+- "-5°C" (a minus sign right before a number) is "âm năm độ xê";
+- "thứ 4" is "thứ tư", "thứ 1" "thứ nhất"; "tháng 4" is "tháng tư";
+- a number of three or more digits starting with 0 is said digit by digit;
+- Roman numerals are read as numbers after a word that counts them
+  (khóa XV, lần thứ III, thế kỷ XXI, quý II, chương IV, Đại hội XIII), and
+  II, III, IV, XV... also without one; never VI or XI without one (they are
+  Vietnamese words: "VI PHẠM", "XI MĂNG"), never mixed case (Vi, Di).
+"""
+
+from __future__ import annotations
+
+import re
+
+from loaxa.speech.normalize.numbers import read_digits, read_int, read_month, read_number, read_ordinal, roman_value
+from loaxa.speech.normalize.text import Context, word_before
+
+UNITS = {
+    "%": "phần trăm",
+    "°C": "độ xê",
+    "ºC": "độ xê",
+    "° C": "độ xê",
+    "oC": "độ xê",
+    "°F": "độ ép",
+    "°": "độ",
+    "km²": "ki lô mét vuông",
+    "km2": "ki lô mét vuông",
+    "km": "ki lô mét",
+    "Km": "ki lô mét",
+    "KM": "ki lô mét",
+    "m²": "mét vuông",
+    "m2": "mét vuông",
+    "m³": "mét khối",
+    "m3": "mét khối",
+    "m": "mét",
+    "cm": "xen ti mét",
+    "mm": "mi li mét",
+    "ha": "héc ta",
+    "kg": "ki lô gam",
+    "Kg": "ki lô gam",
+    "KG": "ki lô gam",
+    "g": "gam",
+    "mg": "mi li gam",
+    "ml": "mi li lít",
+    "l": "lít",
+    "kW": "ki lô oát",
+    "kWh": "ki lô oát giờ",
+    "MW": "mê ga oát",
+    "kV": "ki lô vôn",
+    "đ": "đồng",
+    "đồng": "đồng",
+    "VNĐ": "đồng",
+    "VND": "đồng",
+    "vnđ": "đồng",
+    "USD": "đô la mỹ",
+    "tr": "triệu",
+    "k": "nghìn",
+}
+# Units that only make sense after "/": km/h, m/s.
+PER_UNITS = {**UNITS, "h": "giờ", "s": "giây", "giờ": "giờ"}
+_MULTIPLIERS = ("nghìn", "ngàn", "triệu", "tỷ", "tỉ")
+
+_NUM = r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d{1,3}(?:,\d{3}){2,}|\d+(?:[.,]\d+)?"
+_END_NUM = r"(?![.,]?\d)"
+_UNIT = "|".join(re.escape(u) for u in sorted(UNITS, key=len, reverse=True))
+_QUANTITY = re.compile(
+    rf"(?:(?P<neg>(?<![^\s(])-)|(?<![\w.,/:\-]))(?P<a>{_NUM}){_END_NUM}"
+    rf"(?:\s?(?P<ua>{_UNIT})(?![\w]))?"
+    rf"(?:\s*-\s*(?P<b>{_NUM}){_END_NUM})?"
+    rf"(?:\s(?P<mult>{'|'.join(_MULTIPLIERS)}))?"
+    rf"(?:\s?(?P<unit>{_UNIT}))?"
+    rf"(?:/(?P<per>[^\W\d_]+))?"
+    r"(?![\w])"
+)
+
+
+def _say(number: str, ctx: Context, before: str, alone: bool) -> str:
+    if number.isdigit():
+        if alone and before == "thứ":
+            return read_ordinal(int(number), ctx.dialect)
+        if alone and before == "tháng" and 1 <= int(number) <= 12:
+            return read_month(int(number), ctx.dialect)
+        if len(number) >= 3 and number.startswith("0"):
+            return read_digits(number)
+    return read_number(number, ctx.dialect)
+
+
+def _quantity(m: re.Match[str], ctx: Context) -> str:
+    before = word_before(m.string, m.start())
+    alone = not (m.group("b") or m.group("unit") or m.group("ua"))
+    words = ["âm"] if m.group("neg") else []
+    words.append(_say(m.group("a"), ctx, before, alone))
+    if m.group("ua"):
+        words.append(UNITS[m.group("ua")])
+    if m.group("b"):
+        words += ["đến", _say(m.group("b"), ctx, "", False)]
+    if m.group("mult"):
+        words.append(m.group("mult"))
+    if m.group("unit"):
+        words.append(UNITS[m.group("unit")])
+    per = m.group("per")
+    if per:
+        words += ["một", PER_UNITS.get(per, per)]
+    return ctx.keep(" ".join(words))
+
+
+def quantity_pass(line: str, ctx: Context) -> str:
+    """Every number still written in digits, with what measures it."""
+    return _QUANTITY.sub(lambda m: _quantity(m, ctx), line)
+
+
+_ROMAN_TOKEN = re.compile(r"(?<![\w\-])([IVXLCDM]+)(?:/(\d{4}))?(?![\w\-])")
+_ROMAN_CONTEXT = {
+    "khóa", "khoá", "thứ", "kỷ", "kỉ", "quý", "chương", "phần", "mục", "đợt", "kỳ", "kì", "tập",
+    "hạng", "loại", "nhóm", "vùng", "khu", "hội", "lục", "cấp", "độ", "đoạn", "bậc", "lần", "phiên",
+}  # fmt: skip
+_ROMAN_ALONE = re.compile(r"[IVX]{2,}")
+_ROMAN_WORDS = {"VI", "XI"}
+
+
+def _roman(m: re.Match[str], ctx: Context) -> str:
+    token = m.group(1)
+    value = roman_value(token)
+    if value is None:
+        return m.group(0)
+    before = word_before(m.string, m.start())
+    in_context = before in _ROMAN_CONTEXT and (len(token) > 1 or token in "IVX")
+    if not in_context and not (_ROMAN_ALONE.fullmatch(token) and token not in _ROMAN_WORDS):
+        return m.group(0)
+    spoken = read_ordinal(value, ctx.dialect) if before == "thứ" else read_int(value, ctx.dialect)
+    if m.group(2):
+        spoken += " năm " + read_int(int(m.group(2)), ctx.dialect)
+    return ctx.keep(spoken)
+
+
+def roman_pass(line: str, ctx: Context) -> str:
+    """Roman numerals where a Vietnamese reader says a number."""
+    return _ROMAN_TOKEN.sub(lambda m: _roman(m, ctx), line)

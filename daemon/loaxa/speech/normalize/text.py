@@ -1,0 +1,137 @@
+"""Plumbing shared by the passes: held-out spoken pieces, context, clean-up.
+
+Each pass turns what it recognises into finished words and parks them behind
+an opaque token (private-use characters, never `\\w`, never a digit), so a
+later pass cannot read "mười bảy giờ" again as something else. The tokens are
+swapped back at the very end.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from loaxa.speech.normalize.lexicon import Lexicon
+
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_BASE = 0xE100
+_RADIX = 0x0F00
+_TOKEN = re.compile(f"{_OPEN}([\ue100-\uefff]+){_CLOSE}")
+
+
+@dataclass
+class Context:
+    """What every pass needs: the reading style and the parked spoken pieces."""
+
+    dialect: str
+    lexicon: Lexicon
+    _pieces: list[str] = field(default_factory=list)
+
+    def keep(self, words: str) -> str:
+        """Park finished words; returns the token that stands for them."""
+        index = len(self._pieces)
+        self._pieces.append(words)
+        digits = []
+        while True:
+            index, rest = divmod(index, _RADIX)
+            digits.append(chr(_BASE + rest))
+            if index == 0:
+                break
+        return f"{_OPEN}{''.join(digits)}{_CLOSE}"
+
+    def restore(self, text: str) -> str:
+        return _TOKEN.sub(self._piece, text)
+
+    def _piece(self, m: re.Match[str]) -> str:
+        index = 0
+        for ch in reversed(m.group(1)):
+            index = index * _RADIX + (ord(ch) - _BASE)
+        return f" {self._pieces[index]} "
+
+
+_PREV_WORD = re.compile(r"(\w+)[ \t]*$")
+
+
+def word_before(text: str, pos: int) -> str:
+    """The word just before `pos` (lower case), or "" if punctuation intervenes."""
+    m = _PREV_WORD.search(text, max(0, pos - 40), pos)
+    return m.group(1).lower() if m else ""
+
+
+# --- preparing raw text
+
+# Controls, format characters, private use (our own tokens) and lone surrogates.
+_DROP = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff"
+    "\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff]"
+)
+_SPACES = re.compile(r"[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+_DASHES = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
+_QUOTES = re.compile(r"[\"“”„‟«»‹›`´]|(?<!\w)['‘’]|['‘’](?!\w)")
+
+
+def prepare(line: str) -> str:
+    """NFC, plain spaces and hyphens, no control or private-use characters, no quotes."""
+    line = unicodedata.normalize("NFC", line)
+    line = _DROP.sub("", _SPACES.sub(" ", line))
+    line = _DASHES.sub("-", line)
+    return _QUOTES.sub("", line)
+
+
+# --- symbols left after the passes, and tidying
+
+_BULLET = re.compile(r"^\s*(?:[-+•*·▪►◦]|\d{1,2}[.)](?=\s))\s+")
+_CLAUSE_DASH = re.compile(r"\s+-+\s+|\s+-+$|^-+\s+")
+_SYMBOLS = {
+    "&": " và ",
+    "@": " a còng ",
+    "+": " cộng ",
+    "=": " bằng ",
+    "±": " cộng trừ ",
+    "≥": " lớn hơn hoặc bằng ",
+    "≤": " nhỏ hơn hoặc bằng ",
+    ">": " lớn hơn ",
+    "<": " nhỏ hơn ",
+    "×": " nhân ",
+    "~": " khoảng ",
+    "%": " phần trăm ",
+    "°": " độ ",
+    "(": ", ",
+    ")": ", ",
+    "[": ", ",
+    "]": ", ",
+    "{": ", ",
+    "}": ", ",
+}
+_SILENT = re.compile(r"[-/\\|_#*^$'‘’•·▪►◦]")
+_SYMBOL_RE = re.compile("[" + re.escape("".join(_SYMBOLS)) + "]")
+
+
+def speak_symbols(line: str) -> str:
+    """What remains of punctuation that is not a pause: words, or silence."""
+    line = _BULLET.sub("", line)
+    line = _CLAUSE_DASH.sub(", ", line)
+    line = _SYMBOL_RE.sub(lambda m: _SYMBOLS[m.group(0)], line)
+    return _SILENT.sub(" ", line)
+
+
+_MULTI_SPACE = re.compile(r" {2,}")
+_SPACE_BEFORE_PUNCT = re.compile(r" +([.,;:!?…])")
+_PUNCT_RUN = re.compile(r"([,;:])(?:\s*[,;:])+")
+_WEAK_BEFORE_STRONG = re.compile(r"[,;:]\s*([.!?…])")
+_NO_SPACE_AFTER = re.compile(r"([,;:!?])(?=[^\W\d_])")
+_LEADING = re.compile(r"^[\s,;:.!?]+")
+_TRAILING_WEAK = re.compile(r"[\s,;:]+$")
+
+
+def tidy(line: str) -> str:
+    """Single spaces, punctuation hugging its word, no empty clauses."""
+    line = _MULTI_SPACE.sub(" ", line)
+    line = _SPACE_BEFORE_PUNCT.sub(r"\1", line)
+    line = _PUNCT_RUN.sub(r"\1", line)
+    line = _WEAK_BEFORE_STRONG.sub(r"\1", line)
+    line = _NO_SPACE_AFTER.sub(r"\1 ", line)
+    line = _LEADING.sub("", line)
+    line = _TRAILING_WEAK.sub("", line)
+    return _MULTI_SPACE.sub(" ", line).strip()
