@@ -143,8 +143,10 @@ class AmplifierSettings(_Section):
     backend: Literal["none", "gpio", "command"] = "none"
     gpio_chip: str = "gpiochip0"
     gpio_pin: int | None = Field(default=None, ge=0)
+    gpio_active_low: bool = False  # many relay boards switch on a low level
     on_command: tuple[str, ...] = ()
     off_command: tuple[str, ...] = ()
+    command_timeout_s: float = Field(default=10.0, gt=0.0, le=120.0)  # per on/off command
     warmup_s: float = Field(default=1.5, ge=0.0, le=30.0)
     hold_s: float = Field(default=30.0, ge=0.0)
 
@@ -185,6 +187,15 @@ class Settings(_Section):
     security: SecuritySettings = SecuritySettings()
     control: ControlSettings = ControlSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _backend_needs_wiring(self) -> Settings:
+        amp = self.amplifier
+        if amp.backend == "gpio" and amp.gpio_pin is None:
+            raise ValueError("amplifier.backend is gpio but amplifier.gpio_pin is not set")
+        if amp.backend == "command" and not (amp.on_command and amp.off_command):
+            raise ValueError("amplifier.backend is command but on_command/off_command are empty")
+        return self
 
     @model_validator(mode="after")
     def _signature_needs_keys(self) -> Settings:

@@ -273,9 +273,9 @@ def build_amplifier(settings: AmplifierSettings) -> Amplifier:
     if settings.backend == "gpio":
         if settings.gpio_pin is None:
             raise AudioError("amplifier backend 'gpio' needs amplifier.gpio_pin")
-        return GpioAmplifier(settings.gpio_chip, settings.gpio_pin, getattr(settings, "gpio_active_low", False))
+        return GpioAmplifier(settings.gpio_chip, settings.gpio_pin, settings.gpio_active_low)
     if settings.backend == "command":
-        timeout_s = getattr(settings, "command_timeout_s", COMMAND_TIMEOUT_S)
+        timeout_s = settings.command_timeout_s
         return CommandAmplifier(settings.on_command, settings.off_command, timeout_s)
     return NoAmplifier()
 
