@@ -155,6 +155,7 @@ class Station:
             "online": online,
             "version": __version__,
             "station": self.settings.station.path,
+            "groups": list(self.settings.mqtt.groups),
             "voice": self.speaker.status(),
             "on_air": player.on_air_id if player else None,
             "queue": self.queue.waiting() if online else 0,

@@ -1,4 +1,4 @@
-"""Audio outputs: a PortAudio device chosen by name, or WAV files in a folder.
+"""Audio outputs: a PortAudio device chosen by name, WAV files in a folder, or nothing.
 
 The player opens one output per on-air session and writes float32 mono
 blocks to it. A blocking stream (no callback) keeps PortAudio's thread out
@@ -41,7 +41,9 @@ class Sink(Protocol):
 
 
 def build_sink(spec: str, latency_s: float = 0.03) -> Sink:
-    """`default`, a PortAudio device name, or `wav:DIR`."""
+    """`default`, a PortAudio device name, `wav:DIR`, or `null` (discards samples)."""
+    if spec == "null":
+        return NullSink()
     if spec.startswith("wav:"):
         return WavDirSink(Path(spec[4:] or "."))
     return DeviceSink(spec, latency_s)
@@ -49,6 +51,24 @@ def build_sink(spec: str, latency_s: float = 0.03) -> Sink:
 
 def _to_int16(samples: np.ndarray) -> bytes:
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+class NullSink:
+    """Accepts and discards samples at once: simulated stations, dry runs."""
+
+    def describe(self) -> str:
+        return "null"
+
+    def open(self, sample_rate: int, label: str) -> Output:
+        return _NullOutput()
+
+
+class _NullOutput:
+    def write(self, samples: np.ndarray) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class WavDirSink:
