@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 import wave
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 
 from audio_servers import FileServer, dominant_hz, tone_file
 from loaxa.errors import CommandError
-from loaxa.sources import SourceError, decode_audio, fetch_audio, validate_audio_spec
+from loaxa.sources import SourceError, decode_audio, fetch_audio, prune_cache, validate_audio_spec
 
 RATE = 22050
 MB = 1_000_000
@@ -187,6 +189,30 @@ def test_recording_longer_than_cap_is_refused(tones, tmp_path):
     with pytest.raises(SourceError, match="longer than 0.0166667 minutes"):
         decode_audio(path, RATE, max_duration_s=1.0)
     assert cache_entries(tmp_path) == ["long"]
+
+
+def test_prune_drops_least_recently_used_downloads_with_their_decodings(tmp_path):
+    for age_h, name in ((3, "old"), (2, "kept"), (1, "new")):
+        for suffix in ("", f".{RATE}.f32"):
+            path = tmp_path / (name * 16 + suffix)
+            path.write_bytes(b"x" * 1000)
+            stamp = time.time() - age_h * 3600
+            os.utime(path, (stamp, stamp))
+    (tmp_path / ".part-crashed").write_bytes(b"x" * 10)
+    os.utime(tmp_path / ".part-crashed", (time.time() - 7200, time.time() - 7200))
+    (tmp_path / ".part-downloading").write_bytes(b"x" * 10)
+
+    freed = prune_cache(tmp_path, max_bytes=2500, keep=frozenset({"kept" * 16}))
+    assert cache_entries(tmp_path) == sorted([".part-downloading", "kept" * 16, f"{'kept' * 16}.{RATE}.f32"])
+    assert freed == 4010
+
+
+def test_cache_hit_counts_as_recent_use_for_pruning(server, tones, tmp_path):
+    digest = sha(tones["wav"])
+    (tmp_path / digest).write_bytes(tones["wav"])
+    os.utime(tmp_path / digest, (0, 0))
+    fetch_audio(server.url("tone.wav"), digest, tmp_path, 50 * MB, 10)
+    assert (tmp_path / digest).stat().st_mtime > time.time() - 60
 
 
 GOOD_URL = "https://province.example.vn/bulletins/b1.mp3"

@@ -71,6 +71,7 @@ def fetch_audio(url: str, sha256: str, cache_dir: Path, max_bytes: int, timeout_
     if target.exists():
         if _file_sha256(target) == expected:
             log.debug("audio %s found in cache", expected[:12])
+            os.utime(target)  # recently used: prune_cache keeps it
             return target
         log.warning("cached audio %s is corrupt; fetching it again", expected[:12])
         target.unlink(missing_ok=True)
@@ -144,6 +145,41 @@ def _decode_to(path: Path, decoded: Path, rate: int, max_duration_s: float, ffmp
     finally:
         part.unlink(missing_ok=True)
     log.info("decoded %s: %.1f s of audio in %.2f s", path.name[:12], duration_s, time.monotonic() - started)
+
+
+def prune_cache(cache_dir: Path, max_bytes: int, keep: frozenset[str] = frozenset()) -> int:
+    """Delete least recently used downloads (and their decodings) past `max_bytes`.
+
+    Names in `keep` (sha256 of bulletins still scheduled) are never deleted;
+    temporary files left by a crash are removed once an hour old.
+    Returns the number of bytes freed.
+    """
+    if not cache_dir.is_dir():
+        return 0
+    now = time.time()
+    freed = 0
+    groups: dict[str, list[Path]] = {}
+    for entry in cache_dir.iterdir():
+        if entry.name.startswith(".part-"):
+            if now - entry.stat().st_mtime > 3600:
+                freed += entry.stat().st_size
+                entry.unlink(missing_ok=True)
+            continue
+        groups.setdefault(entry.name.split(".", 1)[0], []).append(entry)
+    total = sum(p.stat().st_size for files in groups.values() for p in files)
+    oldest_first = sorted(groups, key=lambda name: max(p.stat().st_mtime for p in groups[name]))
+    for name in oldest_first:
+        if total <= max_bytes:
+            break
+        if name in keep:
+            continue
+        for p in groups[name]:
+            size = p.stat().st_size
+            p.unlink(missing_ok=True)
+            total -= size
+            freed += size
+        log.info("pruned cached audio %s", name[:12])
+    return freed
 
 
 def _file_sha256(path: Path) -> str:

@@ -92,7 +92,7 @@ class StreamRelay:
 
     def start(self) -> None:
         """Connect now; the wall-clock duration counts from here."""
-        if self._thread is not None:
+        if self._thread is not None or self._stop.is_set():
             return
         self._deadline = time.monotonic() + self.duration_s
         self._thread = threading.Thread(target=self._run, name="stream-relay", daemon=True)
