@@ -113,7 +113,8 @@ class FileServer(_Server):
     `/NAME` plain; `/slow/NAME` waits `slow_s` before answering;
     `/nolength/NAME` omits Content-Length; `/lying/NAME` claims a huge
     Content-Length; `/trickle/NAME` sends 100 bytes every 0.1 s;
-    `/redirect/NAME` answers 302 to `/NAME`; anything else 404.
+    `/redirect/NAME` answers 302 to `/NAME`, `/escape/NAME` 302 to
+    `file:///etc/passwd`; anything else 404.
     """
 
     def __init__(self, files: dict[str, bytes], slow_s: float = 5.0) -> None:
@@ -127,9 +128,9 @@ class FileServer(_Server):
         if body is None:
             req.send_error(404)
             return
-        if mode == "redirect":
+        if mode in ("redirect", "escape"):
             req.send_response(302)
-            req.send_header("Location", f"/{name}")
+            req.send_header("Location", f"/{name}" if mode == "redirect" else "file:///etc/passwd")
             req.end_headers()
             return
         if mode == "slow":

@@ -58,6 +58,12 @@ def test_redirect_is_followed(server, tones, tmp_path):
     assert path.read_bytes() == tones["ogg"]
 
 
+def test_redirect_to_a_local_file_is_refused(server, tones, tmp_path):
+    with pytest.raises(SourceError, match="redirected to a non-HTTP address"):
+        fetch_audio(server.url("escape/tone.wav"), sha(tones["wav"]), tmp_path, 50 * MB, 10)
+    assert cache_entries(tmp_path) == []
+
+
 def test_hash_mismatch_is_refused_and_leaves_nothing_in_cache(server, tones, tmp_path):
     cache = tmp_path / "cache"
     with pytest.raises(SourceError, match=f"sha256 mismatch: expected {GOOD_HASH}, got {sha(tones['wav'])}"):

@@ -222,6 +222,8 @@ def _download(url: str, out: Any, max_bytes: int, timeout_s: float) -> str:
                 out.write(block)
             return digest.hexdigest()
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:  # urllib gave up following: a loop or too many hops
+            raise SourceError(f"too many redirects from {host}") from None
         raise SourceError(f"HTTP {exc.code} from {host}") from None
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, (socket.timeout, TimeoutError)):
@@ -244,11 +246,14 @@ def _reason(exc: object) -> str:
 class _RedirectHandler(urllib.request.HTTPRedirectHandler):
     max_redirections = MAX_REDIRECTS
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        target = urllib.parse.urljoin(req.full_url, newurl)
+    def http_error_302(self, req, fp, code, msg, headers):  # type: ignore[no-untyped-def]
+        target = urllib.parse.urljoin(req.full_url, headers.get("Location") or headers.get("URI") or "")
         if urllib.parse.urlsplit(target).scheme.lower() not in ("http", "https"):
+            fp.close()
             raise SourceError(f"{host_of(req.full_url)} redirected to a non-HTTP address")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
 
 def _opener(sockets: list[socket.socket]) -> urllib.request.OpenerDirector:
