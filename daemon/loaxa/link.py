@@ -108,7 +108,10 @@ class Link:
             "resumed" if getattr(flags, "session_present", False) else "new",
         )  # fmt: skip
         self.last_error = None
-        client.subscribe([(topic, mqtt.SubscribeOptions(qos=1)) for topic in self.subscriptions])
+        # retainAsPublished: otherwise the broker clears the retain flag on live delivery
+        # and a retained command published while connected would play.
+        options = mqtt.SubscribeOptions(qos=1, retainAsPublished=True)
+        client.subscribe([(topic, options) for topic in self.subscriptions])
         self.connected.set()
         for hook in self.on_connected:
             hook()
