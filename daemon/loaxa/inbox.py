@@ -145,14 +145,13 @@ class Inbox(threading.Thread):
     def _cancel(self, issuer: str, c: Cancel) -> None:
         with self.store.tx() as db:
             known = self.store.bulletin(db, issuer, c.id)
-            if known is None or known["state"] not in ("active",):
-                on_air = db.execute(
-                    "SELECT 1 FROM plays WHERE issuer = ? AND id = ? AND state = 'on_air'", (issuer, c.id)
-                ).fetchone()
-                if known is None or on_air is None:
-                    reason = "no such bulletin" if known is None else f"the bulletin is already {known['state']}"
-                    self.receipts.add(db, "rejected", c.id, detail=f"cannot cancel: {reason}")
-                    return
+            on_air = db.execute(
+                "SELECT 1 FROM plays WHERE issuer = ? AND id = ? AND state = 'on_air'", (issuer, c.id)
+            ).fetchone()
+            if known is None or (known["state"] != "active" and on_air is None):
+                reason = "no such bulletin" if known is None else f"the bulletin is already {known['state']}"
+                self.receipts.add(db, "rejected", c.id, detail=f"cannot cancel: {reason}")
+                return
             db.execute("UPDATE bulletins SET state = 'cancelled' WHERE issuer = ? AND id = ?", (issuer, c.id))
             db.execute("UPDATE plays SET state = 'cancelled' WHERE issuer = ? AND id = ? AND state = 'pending'", (issuer, c.id))
             self.receipts.add(db, "cancelled", c.id, known["rev"])

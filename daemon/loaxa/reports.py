@@ -62,7 +62,8 @@ class Reporter(threading.Thread):
         self.wake.set()
 
     def run(self) -> None:
-        last_state = 0.0
+        last_sent: dict | None = None
+        last_at = 0.0
         while not self.stopping.is_set():
             self.heartbeat = time.monotonic()
             self.wake.wait(1.0)
@@ -70,10 +71,13 @@ class Reporter(threading.Thread):
             if not self.link.connected.is_set():
                 continue
             try:
-                if self.state_changed.is_set() or time.monotonic() - last_state >= STATE_EVERY_S:
+                state = self.state()
+                changed = {k: v for k, v in state.items() if k != "uptime_s"} != last_sent
+                if changed or self.state_changed.is_set() or time.monotonic() - last_at >= STATE_EVERY_S:
                     self.state_changed.clear()
-                    self.link.publish(self.state_topic, dumps(self.state()), retain=True)
-                    last_state = time.monotonic()
+                    if self.link.publish(self.state_topic, dumps(state), retain=True) is not None:
+                        last_sent = {k: v for k, v in state.items() if k != "uptime_s"}
+                        last_at = time.monotonic()
                 while self._send_batch():
                     self.heartbeat = time.monotonic()
             except Exception:  # the reporter must outlive any one bad moment
