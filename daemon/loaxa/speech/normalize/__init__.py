@@ -5,8 +5,8 @@ what it recognises into words and parks them (see `text.Context`) so later
 passes cannot misread them:
 
     web addresses → document numbers → phone numbers → lexicon → Roman
-    numerals → dates and times → quantities → letter-digit codes → upper-case
-    tokens → remaining symbols
+    numerals → dates and times → quantities → letter-digit codes → any digits
+    left → upper-case tokens → remaining symbols
 
 Sentence punctuation (. , ; : ! ?) is kept for the splitter and the voice.
 The conventions are written down in docs/normalization.md.
@@ -21,7 +21,7 @@ from loaxa.speech.normalize.codes import alnum_pass, doc_pass, phone_pass
 from loaxa.speech.normalize.dates import date_pass
 from loaxa.speech.normalize.letters import UPPER, read_caps
 from loaxa.speech.normalize.lexicon import Lexicon, builtin
-from loaxa.speech.normalize.measures import quantity_pass, roman_pass
+from loaxa.speech.normalize.measures import leftover_pass, quantity_pass, roman_pass
 from loaxa.speech.normalize.numbers import DIALECTS
 from loaxa.speech.normalize.text import Context, prepare, speak_symbols, tidy
 from loaxa.speech.normalize.web import web_pass
@@ -57,6 +57,7 @@ def _line(line: str, ctx: Context) -> str:
         line = date_pass(line, ctx)
         line = quantity_pass(line, ctx)
         line = alnum_pass(line, ctx)
+        line = leftover_pass(line, ctx)
     line = _caps_pass(line, ctx)
     line = speak_symbols(line)
     return tidy(ctx.restore(line))

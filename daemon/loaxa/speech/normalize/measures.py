@@ -115,6 +115,14 @@ def quantity_pass(line: str, ctx: Context) -> str:
     return _QUANTITY.sub(lambda m: _quantity(m, ctx), line)
 
 
+_DIGIT_RUN = re.compile(r"\d+")
+
+
+def leftover_pass(line: str, ctx: Context) -> str:
+    """Digits no rule claimed (".5", odd punctuation): never left for the voice to guess."""
+    return _DIGIT_RUN.sub(lambda m: ctx.keep(_say(m.group(0), ctx, "", False)), line)
+
+
 _ROMAN_TOKEN = re.compile(r"(?<![\w\-])([IVXLCDM]+)(?:/(\d{4}))?(?![\w\-])")
 _ROMAN_CONTEXT = {
     "khóa", "khoá", "thứ", "kỷ", "kỉ", "quý", "chương", "phần", "mục", "đợt", "kỳ", "kì", "tập",

@@ -15,6 +15,8 @@ The rules an announcer follows (north / south differ only where noted):
 from __future__ import annotations
 
 import re
+import unicodedata
+from itertools import repeat
 
 DIGITS = ("không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín")
 DIALECTS = ("north", "south")
@@ -96,7 +98,7 @@ def read_int(n: int, dialect: str = "north") -> str:
 
 def read_digits(digits: str) -> str:
     """Digit by digit, as for phone numbers: "115" -> "một một năm"."""
-    return " ".join(DIGITS[int(c)] for c in digits if c.isdigit())
+    return " ".join(DIGITS[d] for d in map(unicodedata.decimal, digits, repeat(None)) if d is not None)
 
 
 def read_integer_string(digits: str, dialect: str = "north") -> str:
