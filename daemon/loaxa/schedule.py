@@ -44,6 +44,7 @@ class Scheduler:
         clock_ok: Callable[[], bool],
         on_due: Callable[[], None],
         prepare: Callable[[dict[str, Any]], None] = lambda body: None,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.store = store
         self.receipts = receipts
@@ -52,6 +53,7 @@ class Scheduler:
         self.clock_ok = clock_ok
         self.on_due = on_due
         self.prepare = prepare
+        self.now = now  # the wall clock; tests pass a controllable one
         self.heartbeat_ok = True
         self._lock = threading.Lock()
         self._aps = BackgroundScheduler(
@@ -107,7 +109,7 @@ class Scheduler:
 
     def next_slots(self, limit: int = 20) -> list[tuple[str, str]]:
         """`(id, occurrence)` of upcoming slots, soonest first."""
-        now = datetime.now(timezone.utc)
+        now = self.now()
         upcoming = []
         for row in self._active():
             nxt = next_occurrence(parse_schedule(_body(row)["schedule"]), self.tz, now)
@@ -120,7 +122,7 @@ class Scheduler:
         if not self.clock_ok():
             return  # a stale clock would fire the wrong slots
         with self._lock:
-            now = datetime.now(timezone.utc)
+            now = self.now()
             due = False
             with self.store.tx() as db:
                 for row in db.execute(

@@ -1,0 +1,211 @@
+"""Scheduling against a controllable clock: slots become plays, late ones `missed`.
+
+A real SQLite store and the real `Scheduler`; only the wall clock is ours,
+so a week of daily slots or a station that was off for an hour takes no
+time. APScheduler is not started: `catch_up` is what it would call.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from loaxa.protocol import validate_command
+from loaxa.reports import Receipts
+from loaxa.schedule import Scheduler
+from loaxa.store import Store
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+ISSUER = "province"
+START = datetime(2026, 3, 2, 6, 0, tzinfo=TZ)  # a Monday, 06:00 local
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.at = start.astimezone(timezone.utc)
+        self.synced = True
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+    def set(self, when: datetime) -> None:
+        self.at = when.astimezone(timezone.utc)
+
+
+class Rig:
+    def __init__(self, root: Path, grace_s: float = 60.0) -> None:
+        self.store = Store(root / "station.db")
+        self.receipts = Receipts(self.store, "hue/phu-vang/loa-1")
+        self.clock = Clock(START)
+        self.due = 0
+        self.prepared: list[dict[str, Any]] = []
+        self.scheduler = self.make_scheduler(grace_s)
+
+    def make_scheduler(self, grace_s: float) -> Scheduler:
+        def on_due() -> None:
+            self.due += 1
+
+        return Scheduler(
+            self.store, self.receipts, TZ, grace_s, lambda: self.clock.synced, on_due, self.prepared.append, now=self.clock
+        )
+
+    def receive(self, **command: Any) -> None:
+        """What the inbox does with a new bulletin, at the fake clock's time."""
+        bulletin = validate_command({"type": "bulletin", "text": "Thông báo.", **command})
+        now = self.clock()
+        with self.store.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO bulletins (issuer, id, rev, priority, body, state, received_at, fired_until) "
+                "VALUES (?, ?, ?, ?, ?, 'active', ?, NULL)",
+                (ISSUER, bulletin.id, bulletin.rev, bulletin.priority, bulletin.model_dump_json(exclude_none=True), now.timestamp()),
+            )
+            self.scheduler.plan(db, ISSUER, bulletin, now)
+        self.scheduler.added(ISSUER, bulletin)
+
+    def plays(self, id: str) -> list[tuple[str, str]]:
+        rows = self.store.query("SELECT occurrence, state FROM plays WHERE id = ? ORDER BY due_at", (id,))
+        return [(r["occurrence"], r["state"]) for r in rows]
+
+    def events(self, id: str) -> list[dict[str, Any]]:
+        rows = self.store.query("SELECT payload FROM events ORDER BY seq")
+        return [e for e in (json.loads(r["payload"]) for r in rows) if e["id"] == id]
+
+    def state(self, id: str) -> str:
+        return self.store.query("SELECT state FROM bulletins WHERE id = ?", (id,))[0]["state"]
+
+    def run_until(self, when: datetime, step_s: float = 60.0) -> None:
+        """Advance the clock in steps, catching up at each, as the periodic job would."""
+        while self.clock() < when:
+            self.clock.advance(min(step_s, (when - self.clock()).total_seconds()))
+            self.scheduler.catch_up()
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = Rig(tmp_path)
+    yield r
+    r.store.close()
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat()
+
+
+def test_a_one_off_slot_becomes_one_play_at_its_time_and_only_once(rig):
+    slot = START + timedelta(minutes=5)
+    rig.receive(id="once", schedule={"at": iso(slot)})
+    assert [e["event"] for e in rig.events("once")] == ["scheduled"]
+    assert rig.events("once")[0]["occurrence"] == slot.isoformat()
+    rig.run_until(slot - timedelta(seconds=1), step_s=30)
+    assert rig.plays("once") == []
+    rig.clock.set(slot)
+    rig.scheduler.catch_up()
+    rig.scheduler.catch_up()  # APScheduler and the periodic job may both fire
+    assert rig.plays("once") == [(slot.isoformat(), "pending")]
+    assert rig.due >= 1
+    assert rig.state("once") == "done"  # no occurrence left to account for
+    assert rig.prepared and rig.prepared[0]["id"] == "once"  # voiced ahead into the cache
+
+
+def test_a_slot_late_within_the_grace_still_plays(rig):
+    slot = START + timedelta(minutes=5)
+    rig.receive(id="late-ok", schedule={"at": iso(slot)})
+    rig.clock.set(slot + timedelta(seconds=59))  # grace is 60 s
+    rig.scheduler.catch_up()
+    assert rig.plays("late-ok") == [(slot.isoformat(), "pending")]
+    assert "missed" not in [e["event"] for e in rig.events("late-ok")]
+
+
+def test_a_slot_beyond_the_grace_is_reported_missed_and_never_queued(rig):
+    slot = START + timedelta(minutes=5)
+    rig.receive(id="off", schedule={"at": iso(slot)})
+    rig.clock.set(slot + timedelta(minutes=30))  # the station was off
+    rig.scheduler.catch_up()
+    assert rig.plays("off") == [(slot.isoformat(), "missed")]
+    [missed] = [e for e in rig.events("off") if e["event"] == "missed"]
+    assert missed["occurrence"] == slot.isoformat()
+    assert "beyond the 60 s grace" in missed["detail"]
+
+
+def test_a_slot_just_before_arrival_plays_but_one_past_the_grace_does_not(rig):
+    rig.receive(id="just", schedule={"at": iso(START - timedelta(seconds=20))})
+    assert rig.plays("just") == [((START - timedelta(seconds=20)).isoformat(), "pending")]
+    rig.receive(id="gone", schedule={"at": iso(START - timedelta(minutes=10))})
+    assert rig.plays("gone") == []
+    assert [e["event"] for e in rig.events("gone")] == ["missed"]
+    assert rig.state("gone") == "done"
+
+
+def test_daily_slots_fire_on_the_chosen_weekdays_inside_the_validity_window(rig):
+    # Mon 2026-03-02 .. Sun 2026-03-15; valid Tue 3rd to Thu 12th, Tue and Thu only.
+    rig.receive(
+        id="daily",
+        schedule={"daily": ["07:00", "17:30"], "days": ["tue", "thu"], "from": "2026-03-03", "until": "2026-03-12"},
+    )
+    rig.run_until(datetime(2026, 3, 16, 0, 0, tzinfo=TZ), step_s=3600)
+    slots = [datetime.fromisoformat(o) for o, state in rig.plays("daily")]
+    expected = [
+        datetime(2026, 3, day, hh, mm, tzinfo=TZ) for day in (3, 5, 10, 12) for hh, mm in ((7, 0), (17, 30))
+    ]
+    assert slots == expected
+    assert all(s.utcoffset() == timedelta(hours=7) for s in slots)
+    assert rig.state("daily") == "done"  # after `until`, nothing left
+
+
+def test_expires_ends_a_daily_schedule_with_an_expired_receipt(rig):
+    rig.receive(id="exp", schedule={"daily": ["07:00"]}, expires=iso(START + timedelta(days=1, hours=3)))
+    rig.run_until(START + timedelta(days=3), step_s=3600)
+    assert [o for o, _ in rig.plays("exp")] == [datetime(2026, 3, 2, 7, 0, tzinfo=TZ).isoformat(),
+                                                 datetime(2026, 3, 3, 7, 0, tzinfo=TZ).isoformat()]  # fmt: skip
+    assert rig.state("exp") == "expired"
+    assert [e["event"] for e in rig.events("exp")].count("expired") == 1
+
+
+def test_an_unsynchronised_clock_holds_slots_until_it_is_trusted(rig):
+    slot = START + timedelta(minutes=1)
+    rig.receive(id="held", schedule={"at": iso(slot)})
+    rig.clock.synced = False
+    rig.run_until(slot + timedelta(seconds=30), step_s=10)
+    assert rig.plays("held") == []
+    rig.clock.synced = True
+    rig.scheduler.catch_up()
+    assert rig.plays("held") == [(slot.isoformat(), "pending")]
+
+
+def test_a_clock_trusted_too_late_reports_the_slot_missed(rig):
+    slot = START + timedelta(minutes=1)
+    rig.receive(id="stale", schedule={"at": iso(slot)})
+    rig.clock.synced = False
+    rig.run_until(slot + timedelta(minutes=5), step_s=60)
+    rig.clock.synced = True
+    rig.scheduler.catch_up()
+    assert rig.plays("stale") == [(slot.isoformat(), "missed")]
+
+
+def test_a_restarted_scheduler_on_the_same_store_adds_no_second_play(rig):
+    rig.receive(id="daily2", schedule={"daily": ["06:30"]})
+    rig.run_until(START + timedelta(hours=1), step_s=600)
+    assert len(rig.plays("daily2")) == 1
+    again = rig.make_scheduler(60.0)  # the daemon came back up
+    again.catch_up()
+    assert len(rig.plays("daily2")) == 1
+    rig.clock.set(START + timedelta(days=1, minutes=31))
+    again.catch_up()
+    assert len(rig.plays("daily2")) == 2
+
+
+def test_next_slots_lists_upcoming_occurrences_soonest_first(rig):
+    rig.receive(id="b", schedule={"daily": ["18:00"]})
+    rig.receive(id="a", schedule={"at": iso(START + timedelta(hours=1))})
+    assert rig.scheduler.next_slots() == [
+        ("a", (START + timedelta(hours=1)).isoformat()),
+        ("b", datetime(2026, 3, 2, 18, 0, tzinfo=TZ).isoformat()),
+    ]
