@@ -106,6 +106,7 @@ class AudioSettings(_Section):
 
 class StorageSettings(_Section):
     dir: Path = Path("/var/lib/loaxa")
+    audio_cache_mb: int = Field(default=1024, ge=0)  # recorded bulletins kept on disk, least recently used go first
 
 
 class TtsSettings(_Section):

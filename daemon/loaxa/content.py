@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from loaxa.sources import SourceError, StreamRelay, decode_audio, fetch_audio, validate_audio_spec, validate_stream_spec
+from loaxa.sources import (
+    SourceError,
+    StreamRelay,
+    decode_audio,
+    fetch_audio,
+    prune_cache,
+    validate_audio_spec,
+    validate_stream_spec,
+)
 from loaxa.timing import parse_schedule
 
 if TYPE_CHECKING:
@@ -33,9 +41,10 @@ def check_content(bulletin: Bulletin) -> None:
 class Sources:
     """Recorded files (downloaded once, checked, decoded, cached) and live relays."""
 
-    def __init__(self, cache_dir: Path, max_bytes: int, timeout_s: float = 60.0) -> None:
+    def __init__(self, cache_dir: Path, max_bytes: int, cache_max_bytes: int = 2**62, timeout_s: float = 60.0) -> None:
         self.cache_dir = cache_dir
         self.max_bytes = max_bytes
+        self.cache_max_bytes = cache_max_bytes
         self.timeout_s = timeout_s
         self.last_relay: str | None = None
 
@@ -64,6 +73,7 @@ class Sources:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         path = fetch_audio(spec["url"], spec["sha256"], self.cache_dir, self.max_bytes, self.timeout_s)
         samples = decode_audio(path, rate)
+        prune_cache(self.cache_dir, self.cache_max_bytes, keep=frozenset({path.name}))
         step = int(BLOCK_S * rate)
         for start in range(0, len(samples), step):
             yield np.asarray(samples[start : start + step])

@@ -61,7 +61,9 @@ class Station:
         self.speaker = build_speaker(s.tts, s.text, s.audio.sample_rate_hz, cache_dir=s.storage.dir / "cache")
         self.amplifier = build_control(s.amplifier)
         self.queue = BroadcastQueue(self.store, tz, s.broadcast.quiet_hours, self.clock.ok)
-        self.sources = Sources(s.storage.dir / "audio", int(s.security.max_download_mb * 1024 * 1024))
+        self.sources = Sources(
+            s.storage.dir / "audio", int(s.security.max_download_mb * 1_000_000), s.storage.audio_cache_mb * 1_000_000
+        )
         self.player = Player(
             s, self.store, self.queue, self.receipts, self.speaker, build_sink(s.audio.output, s.audio.latency_s),
             self.amplifier, self.sources,

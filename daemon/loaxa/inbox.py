@@ -81,7 +81,7 @@ class Inbox(threading.Thread):
                 self.handle(*item)
             except Exception:  # a bug must not stop the station taking commands
                 log.exception("error handling a command")
-                self.receipts.emit("rejected", _id_of(item[0]), detail="internal error while handling the command")
+                self.receipts.emit("rejected", _receipt_ids(item[0])[0], detail="internal error while handling the command")
 
     def handle(self, payload: bytes, retained: bool, meta: dict[str, Any]) -> None:
         if retained:
@@ -97,7 +97,7 @@ class Inbox(threading.Thread):
                 raise CommandError(f"too many commands from issuer {issuer or '(unsigned)'}; try again in a minute")
         except CommandError as exc:
             log.info("rejected command: %s", exc)
-            self.receipts.emit("rejected", _id_of(payload), _rev_of(payload), detail=str(exc))
+            self.receipts.emit("rejected", *_receipt_ids(payload), detail=str(exc))
             return
         if isinstance(command, Ping):
             self.receipts.emit("pong", command.id)
@@ -159,20 +159,15 @@ class Inbox(threading.Thread):
         self.stop_play(issuer, c.id, "cancelled")
 
 
-def _id_of(payload: bytes) -> str | None:
-    """The command's id for a receipt, when one can be read safely."""
+def _receipt_ids(payload: bytes) -> tuple[str | None, int | None]:
+    """The command's id and rev for a receipt, when they can be read safely."""
     try:
         data = json.loads(payload)
     except (ValueError, RecursionError, UnicodeDecodeError):
-        return None
-    value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and re.match(ID_PATTERN, value) else None
-
-
-def _rev_of(payload: bytes) -> int | None:
-    try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError, UnicodeDecodeError):
-        return None
-    rev = data.get("rev") if isinstance(data, dict) else None
-    return rev if isinstance(rev, int) and not isinstance(rev, bool) and 1 <= rev <= 2**53 else None
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    id, rev = data.get("id"), data.get("rev")
+    id = id if isinstance(id, str) and re.match(ID_PATTERN, id) else None
+    rev = rev if isinstance(rev, int) and not isinstance(rev, bool) and 1 <= rev <= 2**53 else None
+    return id, rev

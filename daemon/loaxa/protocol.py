@@ -11,9 +11,10 @@ import json
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from loaxa.errors import CommandError
+from loaxa.timing import parse_instant
 
 VERSION = "v1"
 MAX_TEXT = 20_000
@@ -48,22 +49,14 @@ def station_topics(prefix: str, path: str) -> tuple[str, str, str]:
     return f"{base}/cmd", f"{base}/state", f"{base}/event"
 
 
-def parse_time(value: str) -> datetime:
-    """An ISO 8601 time that carries an offset."""
-    try:
-        when = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        raise ValueError(f"{value!r} has no UTC offset (e.g. 2026-05-01T05:30:00+07:00)")
-    return when
+def parse_time(value: str, what: str = "time") -> datetime:
+    """An ISO 8601 time that carries an offset; CommandError otherwise."""
+    return parse_instant(value, what)
 
 
-def _time_field(value: Any) -> Any:
+def _time_field(value: Any, info: ValidationInfo) -> Any:
     if value is not None:
-        if not isinstance(value, str):
-            raise ValueError("must be an ISO 8601 time string")
-        parse_time(value)
+        parse_instant(value, info.field_name or "time")
     return value
 
 

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from loaxa.config import SecuritySettings
 from loaxa.errors import CommandError, ConfigError
+from loaxa.timing import parse_instant
 
 log = logging.getLogger(__name__)
 
@@ -202,13 +203,7 @@ def parse_issued(value: object) -> datetime:
     """An ISO 8601 time with an offset ("Z" accepted), else CommandError."""
     if not isinstance(value, str):
         raise CommandError("signed command has no 'issued' time (needed to refuse replays)")
-    try:
-        issued = datetime.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"'issued' is not an ISO 8601 time: {value[:40]!r}") from None
-    if issued.tzinfo is None or issued.utcoffset() is None:
-        raise CommandError(f"'issued' has no UTC offset: {value[:40]!r}")
-    return issued
+    return parse_instant(value, "issued")
 
 
 def _describe(delta: timedelta) -> str:
