@@ -118,7 +118,7 @@ def _alnum(m: re.Match[str], ctx: Context) -> str:
     if spoken is None:
         words = []
         for run in _RUN.findall(token):
-            if run.isdigit():
+            if run[0].isdecimal():
                 short = len(run) <= 3 and not (len(run) > 1 and run.startswith("0"))
                 words.append(read_int(int(run), ctx.dialect) if short else read_digits(run))
             else:

@@ -81,7 +81,7 @@ _QUANTITY = re.compile(
 
 
 def _say(number: str, ctx: Context, before: str, alone: bool) -> str:
-    if number.isdigit():
+    if number.isdecimal():
         if alone and before == "thứ":
             return read_ordinal(int(number), ctx.dialect)
         if alone and before == "tháng" and 1 <= int(number) <= 12:

@@ -34,7 +34,7 @@ _SAY = {
 def _read_address(address: str) -> str:
     words = []
     for piece in _PIECE.findall(_SCHEME.sub("", address)):
-        if piece.isdigit():
+        if piece[0].isdecimal():
             words.append(read_digits(piece))
         elif piece in _SAY:
             words.append(_SAY[piece])
