@@ -1,119 +1,171 @@
-"""`loaxa publish`: send a bulletin to a station and watch its receipts."""
+"""`loaxa publish`: send a bulletin (or a cancel) to stations and follow the receipts.
+
+    loaxa publish --province hn --text "..." --priority high
+    loaxa publish --commune hn/ba-vi --daily 05:30,17:00 --days mon,wed,fri --file bulletin.json
+    loaxa publish --group hn/flood --audio-url https://… --sha256 … --expires +6h --key issuer.key
+    loaxa publish --province hn --cancel b-20250914-storm
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import queue
 import re
-import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import paho.mqtt.client as mqtt
+from loaxa.errors import LoaxaError
+from loaxa.protocol import ID_PATTERN, PRIORITIES
+from loaxa.province.send import add_send_args, add_target_args, deliver, finish, targets_from
 
-from loaxa.config import SLUG
-from loaxa.errors import CommandError, LinkError, LoaxaError
-from loaxa.protocol import station_topics, validate_command
-
-DONE = {"finished", "failed", "rejected", "duplicate", "missed", "expired", "cancelled", "superseded"}
+DURATION = re.compile(r"^\+?(\d+(?:\.\d+)?)\s*([smhd])$")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("publish", help="send a bulletin to a station and watch its receipts")
-    p.add_argument("--station", required=True, metavar="P/C/S", help="province/commune/station")
-    what = p.add_mutually_exclusive_group(required=True)
+    p = sub.add_parser(
+        "publish", help="send a bulletin to stations and follow their receipts",
+        description="Send a bulletin (or a cancel) to one station, a commune, a group or a province, "
+        "and show which stations received, started and finished it.",
+    )  # fmt: skip
+    add_target_args(p)
+    what = p.add_argument_group("content (exactly one)").add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help="Vietnamese text to read")
-    what.add_argument("--file", type=Path, help="a bulletin command as JSON")
-    p.add_argument("--id", help="bulletin id (default: generated)")
-    p.add_argument("--priority", choices=("emergency", "high", "normal", "low"), default="normal")
-    add_broker_args(p)
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for `finished` (default 120)")
+    what.add_argument("--file", type=Path, help="a bulletin command as JSON (options below override its fields)")
+    what.add_argument("--audio-url", help="a recorded file (WAV, MP3, OGG) to play; needs --sha256")
+    what.add_argument("--cancel", metavar="ID", help="cancel bulletin ID instead of sending one")
+    p.add_argument("--sha256", help="SHA-256 (hex) of the --audio-url file")
+    p.add_argument("--id", help="bulletin id (default: generated from the time)")
+    p.add_argument("--rev", type=int, help="revision; a higher rev of a known id replaces it")
+    p.add_argument("--priority", choices=PRIORITIES, help="default normal")
+    s = p.add_argument_group("when")
+    s.add_argument("--at", help="once, at this time: ISO 8601, or HH:MM (next one), in --tz without an offset")
+    s.add_argument("--daily", metavar="HH:MM,…", help="every day at these times, e.g. 05:30,17:00")
+    s.add_argument("--days", metavar="mon,…", help="with --daily: only these days")
+    s.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="with --daily: first day")
+    s.add_argument("--until", metavar="YYYY-MM-DD", help="with --daily: last day")
+    s.add_argument("--expires", help="never start after: ISO 8601 time or a duration from now (+90m, +6h, +2d)")
+    s.add_argument("--tz", default="Asia/Ho_Chi_Minh", help="time zone for times without an offset")
+    o = p.add_argument_group("how")
+    o.add_argument("--repeat", type=int, help="plays per occurrence (1-10)")
+    o.add_argument("--gap", type=float, help="seconds of silence between repeats")
+    o.add_argument("--volume", type=float, help="0-1, instead of the station volume")
+    o.add_argument("--rate", type=float, help="speaking rate 0.5-2")
+    o.add_argument("--voice", help="a voice installed on the stations")
+    o.add_argument("--no-chime", action="store_true", help="no chime before and after")
+    add_send_args(p)
     p.set_defaults(func=publish)
 
 
-def add_broker_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="localhost")
-    p.add_argument("--port", type=int, default=1883)
-    p.add_argument("--username")
-    p.add_argument("--password")
-    p.add_argument("--ca-file", help="CA certificate for TLS")
-    p.add_argument("--prefix", default="loaxa/v1")
+def publish(args: argparse.Namespace) -> int:
+    targets = targets_from(args)
+    command = finish(build_command(args), args.key)
+    return deliver(args, targets, command)
 
 
-def connect(args: argparse.Namespace, client_id: str = "") -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    if args.username:
-        client.username_pw_set(args.username, args.password)
-    if args.ca_file:
-        client.tls_set(ca_certs=args.ca_file)
-    try:
-        client.connect(args.host, args.port, keepalive=30)
-    except OSError as exc:
-        raise LinkError(f"cannot reach the broker at {args.host}:{args.port}: {exc}") from None
-    return client
-
-
-def build_command(args: argparse.Namespace) -> dict[str, Any]:
-    if args.file:
-        try:
-            command = json.loads(args.file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise LoaxaError(f"{args.file}: {exc}") from None
-    else:
-        command = {"type": "bulletin", "text": args.text, "priority": args.priority}
-    command.setdefault("id", args.id or datetime.now(timezone.utc).strftime("b-%Y%m%dT%H%M%S%f"))
-    command.setdefault("issued", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    try:
-        validate_command(command)
-    except CommandError as exc:
-        raise LoaxaError(f"the bulletin would be rejected: {exc}") from None
+def build_command(args: argparse.Namespace, now: datetime | None = None) -> dict[str, Any]:
+    """The command the options describe (unsigned, without `issued`)."""
+    now = now or datetime.now(timezone.utc)
+    tz = _zone(args.tz)
+    if args.cancel:
+        _check_id(args.cancel)
+        return {"type": "cancel", "id": args.cancel}
+    command: dict[str, Any] = _from_file(args.file) if args.file else {"type": "bulletin"}
+    if args.text is not None:
+        command["text"] = args.text
+    if args.audio_url:
+        if not args.sha256:
+            raise LoaxaError("--audio-url needs --sha256 (stations check the file they fetch)")
+        command["audio"] = {"url": args.audio_url, "sha256": args.sha256.lower()}
+    elif args.sha256:
+        raise LoaxaError("--sha256 goes with --audio-url")
+    if args.id:
+        _check_id(args.id)
+        command["id"] = args.id
+    command.setdefault("id", now.strftime("b-%Y%m%dT%H%M%S") + f"-{now.microsecond // 1000:03d}")
+    fields = {
+        "rev": args.rev, "priority": args.priority, "repeat": args.repeat, "gap_s": args.gap,
+        "volume": args.volume, "rate": args.rate, "voice": args.voice,
+    }  # fmt: skip
+    command.update({k: v for k, v in fields.items() if v is not None})
+    if args.no_chime:
+        command["chime"] = False
+    schedule = _schedule(args, tz, now)
+    if schedule:
+        command["schedule"] = schedule
+    if args.expires:
+        command["expires"] = parse_when(args.expires, tz, now, what="--expires").isoformat(timespec="seconds")
     return command
 
 
-def publish(args: argparse.Namespace) -> int:
-    if not re.match(r"^[a-z0-9-]{1,40}/[a-z0-9-]{1,40}/[a-z0-9-]{1,40}$", args.station):
-        raise LoaxaError(f"--station must be province/commune/station slugs ({SLUG}), got {args.station!r}")
-    command = build_command(args)
-    cmd_topic, _, event_topic = station_topics(args.prefix, args.station)
-    events: queue.Queue[dict[str, Any]] = queue.Queue()
-
-    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            events.put(json.loads(msg.payload))
-        except ValueError:
-            pass
-
-    client = connect(args)
-    client.on_message = on_message
-    client.subscribe(event_topic, qos=1)
-    client.loop_start()
+def _from_file(path: Path) -> dict[str, Any]:
     try:
-        time.sleep(0.2)  # let the subscription settle before the command can be answered
-        info = client.publish(cmd_topic, json.dumps(command, ensure_ascii=False).encode(), qos=1)
-        info.wait_for_publish(timeout=10)
-        print(f"published {command['id']} to {args.station}")
-        return _watch(events, command["id"], args.timeout)
-    finally:
-        client.loop_stop()
-        client.disconnect()
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LoaxaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise LoaxaError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise LoaxaError(f"{path} must hold one JSON object (a bulletin)")
+    if data.setdefault("type", "bulletin") != "bulletin":
+        raise LoaxaError(f"{path}: type is {data['type']!r}; --file takes a bulletin (use --cancel to cancel)")
+    for key in ("issued", "kid", "sig"):
+        data.pop(key, None)  # stamped and signed again when sent
+    return data
 
 
-def _watch(events: queue.Queue[dict[str, Any]], bid: str, timeout_s: float) -> int:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            ev = events.get(timeout=max(0.1, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        if ev.get("id") != bid:
-            continue
-        detail = f" ({ev['detail']})" if ev.get("detail") else ""
-        print(f"{ev.get('at', '')}  {ev.get('station', '')}  {ev.get('event')}{detail}", flush=True)
-        if ev.get("event") == "finished":
-            return 0
-        if ev.get("event") in DONE:
-            return 1
-    print(f"no `finished` within {timeout_s:g} s")
-    return 2
+def _schedule(args: argparse.Namespace, tz: ZoneInfo, now: datetime) -> dict[str, Any] | None:
+    if args.at and args.daily:
+        raise LoaxaError("--at and --daily do not go together (once, or every day)")
+    if (args.days or args.start or args.until) and not args.daily:
+        raise LoaxaError("--days, --from and --until go with --daily")
+    if args.at:
+        return {"at": parse_when(args.at, tz, now, what="--at", clock=True).isoformat(timespec="seconds")}
+    if not args.daily:
+        return None
+    schedule: dict[str, Any] = {"daily": [t.strip() for t in args.daily.split(",") if t.strip()]}
+    if args.days:
+        schedule["days"] = [d.strip().lower()[:3] for d in args.days.split(",") if d.strip()]
+    for key, value in (("from", args.start), ("until", args.until)):
+        if value:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise LoaxaError(f"--{key} {value!r} is not a date YYYY-MM-DD") from None
+            schedule[key] = value
+    return schedule
+
+
+def parse_when(value: str, tz: ZoneInfo, now: datetime, what: str, clock: bool = False) -> datetime:
+    """ISO 8601 (offset optional: `tz` then), `+90m`-style durations, and with `clock` HH:MM."""
+    value = value.strip()
+    m = DURATION.match(value)
+    if m:
+        return (now + timedelta(seconds=float(m.group(1)) * UNITS[m.group(2)])).astimezone(tz)
+    if clock and re.match(r"^\d{1,2}:\d{2}$", value):
+        hh, mm = (int(x) for x in value.split(":"))
+        if hh > 23 or mm > 59:
+            raise LoaxaError(f"{what} {value!r} is not a time of day")
+        local = now.astimezone(tz)
+        at = local.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        return at if at > local else (at + timedelta(days=1)).replace(hour=hh, minute=mm)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        hint = "2025-09-14T17:00+07:00, +6h" + (", 17:00" if clock else "")
+        raise LoaxaError(f"{what} {value!r} is not a time (e.g. {hint})") from None
+    return when if when.tzinfo else when.replace(tzinfo=tz)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise LoaxaError(f"--tz {name!r} is not a time zone (e.g. Asia/Ho_Chi_Minh)") from None
+
+
+def _check_id(value: str) -> None:
+    if not re.match(ID_PATTERN, value):
+        raise LoaxaError(f"id {value!r}: must be 1-64 of A-Z a-z 0-9 . _ : -")
