@@ -1,97 +1,301 @@
-"""Text to a stream of voiced sentences, with the fallback voice behind it."""
+"""Text to a stream of voiced chunks, with a cache and the fallback voice behind it.
+
+`Speaker.chunks` synthesises on a worker thread into a bounded queue, so
+sentence k+1 is being voiced while sentence k plays, and the first sound
+comes after the first short piece, not after the whole bulletin. Each chunk
+is levelled to one loudness. If the neural voice is missing, raises, or
+misses the deadline, the rest of that bulletin is spoken by the fallback
+voice and `status()` says why.
+"""
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import wave
 from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
 
 from loaxa.config import TextSettings, TtsSettings
 from loaxa.errors import VoiceError
+from loaxa.speech.cache import AudioCache, cache_key
 from loaxa.speech.engine import Chunk, Sentence, Voice, resample
 from loaxa.speech.normalize import normalize
 from loaxa.speech.split import split_sentences
 
 log = logging.getLogger(__name__)
 
+ENGINE_VERSION = "piper-ort-1"  # part of every cache key: bump when audio for the same text changes
+FIRST_PIECE_PHONEMES = 40  # the first piece of a bulletin is short so sound starts sooner
+QUEUE_CHUNKS = 3  # chunks synthesised ahead of the player
+TARGET_RMS = 0.1  # -20 dBFS over the voiced frames of every chunk
+KNEE = 0.85  # the soft limiter starts here; output never reaches 1.0
+MAX_GAIN = 30.0
+
+
+def level(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Scale to TARGET_RMS over the voiced 20 ms frames, then soft-limit peaks.
+
+    Piper scales every sentence to its own peak, so a sentence with one loud
+    plosive comes out quieter than its neighbours; an RMS over voiced frames
+    follows what the ear hears, and the limiter keeps peaks below full scale.
+    """
+    x = np.asarray(samples, dtype=np.float32)
+    frame = max(1, sample_rate // 50)
+    n = len(x) // frame
+    if n == 0:
+        rms = float(np.sqrt(np.mean(x**2))) if len(x) else 0.0
+    else:
+        frames = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1))
+        voiced = frames[frames > max(1e-4, frames.max() * 0.03)]  # within 30 dB of the loudest
+        rms = float(np.sqrt(np.mean(voiced**2))) if len(voiced) else 0.0
+    if rms < 1e-5:
+        return x.copy()
+    y = x * min(TARGET_RMS / rms, MAX_GAIN)
+    over = np.abs(y) > KNEE
+    if over.any():
+        room = 1.0 - KNEE
+        y[over] = np.sign(y[over]) * (KNEE + room * np.tanh((np.abs(y[over]) - KNEE) / room))
+    return y.astype(np.float32)
+
 
 class Speaker:
-    """Turns bulletin text into chunks at the output sample rate."""
+    """Turns bulletin text into levelled chunks at the output sample rate."""
 
     def __init__(
         self,
-        voice: Voice,
+        voice: Voice | None,
         fallback: Voice | None,
         tts: TtsSettings,
         text: TextSettings,
         sample_rate: int,
+        cache: AudioCache | None = None,
+        load_error: str | None = None,
     ) -> None:
+        if voice is None and fallback is None:
+            raise VoiceError("no voice at all: neither the neural voice nor the fallback could load")
         self.voice = voice
         self.fallback = fallback
         self.tts = tts
         self.text = text
         self.sample_rate = sample_rate
-        self.fallback_reason: str | None = None
+        self.cache = cache
+        self.load_error = load_error
+        self.fallback_reason: str | None = load_error
+        self._synth = threading.Lock()  # one model run at a time: prepare() and the player share it
+        self._state = threading.Lock()
 
-    def sentences(self, text: str) -> list[Sentence]:
+    # -- text -----------------------------------------------------------------
+    def sentences(self, text: str, pause_s: float | None = None) -> list[Sentence]:
         spoken = normalize(text, dialect=self.text.dialect)
-        return split_sentences(spoken, pause_s=self.tts.sentence_silence_s)
+        pause = self.tts.sentence_silence_s if pause_s is None else pause_s
+        return split_sentences(spoken, pause_s=pause)
 
+    # -- sound ----------------------------------------------------------------
     def chunks(self, sentences: list[Sentence], start: int = 0, rate: float | None = None) -> Iterator[Chunk]:
+        """Chunks from sentence `start` on; stop iterating (close) to cancel."""
         rate = rate or self.tts.rate
+        if self.voice is None:
+            yield from self._fallback_chunks(sentences, start, rate, self.load_error or "no neural voice")
+            return
+        items: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=QUEUE_CHUNKS)
+        stop = threading.Event()
+        worker = threading.Thread(target=self._produce, args=(sentences, start, rate, items, stop), name="speech-synth", daemon=True)
+        worker.start()
+        next_index = start  # first sentence not yet fully handed to the player
+        try:
+            while True:
+                try:
+                    kind, payload = items.get(timeout=self.tts.deadline_s)
+                except queue.Empty:
+                    self._abort(stop)
+                    reason = f"{self.voice.name} gave no audio within {self.tts.deadline_s:g} s"
+                    yield from self._fallback_chunks(sentences, next_index, rate, reason)
+                    return
+                if kind == "chunk":
+                    chunk, last = payload  # type: ignore[misc]
+                    if last:
+                        next_index = chunk.index + 1
+                    yield chunk
+                elif kind == "error":
+                    stop.set()
+                    yield from self._fallback_chunks(sentences, next_index, rate, str(payload))
+                    return
+                else:  # done
+                    with self._state:
+                        self.fallback_reason = self.load_error
+                    return
+        finally:
+            stop.set()
+
+    def _produce(self, sentences: list[Sentence], start: int, rate: float, items: queue.Queue, stop: threading.Event) -> None:
+        def put(item: tuple[str, object]) -> bool:
+            while not stop.is_set():
+                try:
+                    items.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            for index in range(start, len(sentences)):
+                sentence = sentences[index]
+                for samples, last in self._voiced(sentence.text, rate, first=index == start, stop=stop):
+                    chunk = self._chunk(index, sentence, samples, self.voice, last)
+                    if not put(("chunk", (chunk, last))):
+                        return
+            put(("done", None))
+        except VoiceError as exc:
+            put(("error", exc))
+        except Exception as exc:  # a bug in a voice must not silence the station
+            log.exception("neural voice crashed")
+            put(("error", VoiceError(f"{self.voice.name if self.voice else 'voice'} crashed: {exc}")))
+
+    def _voiced(self, text: str, rate: float, first: bool, stop: threading.Event | None = None) -> Iterator[tuple[np.ndarray, bool]]:
+        """Levelled samples of one sentence, piece by piece, through the cache."""
+        voice = self.voice
+        assert voice is not None
+        key = self._key(text, rate)
+        if self.cache is not None:
+            cached = self.cache.get(key)
+            if cached is not None:
+                yield cached, True
+                return
+        parts: list[np.ndarray] = []
+        pieces = _pieces(voice, text, FIRST_PIECE_PHONEMES if first else None)
+        for i, piece in enumerate(pieces):
+            if stop is not None and stop.is_set():
+                return
+            if not self._synth.acquire(timeout=self.tts.deadline_s):
+                raise VoiceError(f"{voice.name} is still busy with an earlier run")
+            try:
+                raw = piece(rate)
+            finally:
+                self._synth.release()
+            parts.append(level(raw, voice.sample_rate))
+            yield parts[-1], i == len(pieces) - 1
+        if self.cache is not None and parts:
+            self.cache.put(key, np.concatenate(parts))
+
+    def _key(self, text: str, rate: float) -> str:
+        # The identity changes with the voice files, so a replaced model never plays stale audio.
+        return cache_key(text, getattr(self.voice, "identity", getattr(self.voice, "name", "")), rate, ENGINE_VERSION)
+
+    def _chunk(self, index: int, sentence: Sentence, samples: np.ndarray, voice: Voice, last: bool) -> Chunk:
+        return Chunk(
+            index=index,
+            text=sentence.text,
+            samples=resample(samples, voice.sample_rate, self.sample_rate),
+            sample_rate=self.sample_rate,
+            pause_s=sentence.pause_s if last else 0.0,
+            voice=voice.name,
+        )
+
+    def _fallback_chunks(self, sentences: list[Sentence], start: int, rate: float, reason: str) -> Iterator[Chunk]:
+        fallback = self.fallback
+        if fallback is None:
+            raise VoiceError(f"{reason}; no fallback voice configured")
+        if start < len(sentences):
+            log.warning("speaking with %s: %s", fallback.name, reason)
+        with self._state:
+            self.fallback_reason = reason
         for index in range(start, len(sentences)):
             sentence = sentences[index]
-            voice = self.voice
-            try:
-                samples = voice.synthesize(sentence.text, rate)
-            except VoiceError as exc:
-                if self.fallback is None or self.fallback is voice:
-                    raise
-                log.warning("voice %s failed (%s); speaking with %s", voice.name, exc, self.fallback.name)
-                self.fallback_reason = str(exc)
-                voice = self.fallback
-                samples = voice.synthesize(sentence.text, rate)
-            yield Chunk(
-                index=index,
-                text=sentence.text,
-                samples=resample(samples, voice.sample_rate, self.sample_rate),
-                sample_rate=self.sample_rate,
-                pause_s=sentence.pause_s,
-                voice=voice.name,
-            )
+            samples = level(fallback.synthesize(sentence.text, rate), fallback.sample_rate)
+            yield self._chunk(index, sentence, samples, fallback, last=True)
 
+    def _abort(self, stop: threading.Event) -> None:
+        stop.set()
+        terminate = getattr(self.voice, "terminate", None)
+        if terminate is not None:
+            terminate()
+
+    # -- ahead of time --------------------------------------------------------
+    def prepare(self, text: str, rate: float | None = None) -> int:
+        """Synthesise a bulletin into the cache now; returns sentences newly voiced."""
+        if self.voice is None or self.cache is None or not self.cache.enabled:
+            return 0
+        rate = rate or self.tts.rate
+        made = 0
+        for sentence in self.sentences(text):
+            if self._key(sentence.text, rate) in self.cache:
+                continue
+            for _ in self._voiced(sentence.text, rate, first=False):
+                pass
+            made += 1
+        return made
+
+    # -- state ----------------------------------------------------------------
     def status(self) -> dict[str, object]:
         """What the station `state` reports as `voice`."""
-        return {
-            "engine": self.voice.name.split(":", 1)[0],
-            "name": self.voice.name,
-            "fallback": self.fallback_reason is not None,
-            "reason": self.fallback_reason,
-        }
+        with self._state:
+            reason = self.fallback_reason
+        active = self.fallback if (reason is not None or self.voice is None) else self.voice
+        name = active.name if active is not None else "none"
+        return {"engine": name.split(":", 1)[0], "name": name, "fallback": reason is not None, "reason": reason}
 
     def close(self) -> None:
-        self.voice.close()
-        if self.fallback is not None and self.fallback is not self.voice:
-            self.fallback.close()
+        for voice in (self.voice, self.fallback):
+            if voice is not None:
+                try:
+                    voice.close()
+                except Exception:  # closing must not stop the others from closing
+                    log.exception("closing %s failed", voice.name)
+
+
+def _pieces(voice: Voice, text: str, first_max: int | None) -> list:
+    """Callables rate -> raw samples: phoneme pieces for Piper, one call otherwise."""
+    if hasattr(voice, "pieces"):
+        limits = {"first_max": first_max} if first_max else {}
+        return [lambda rate, ids=voice.phonemes_to_ids(p): voice.ids_to_audio(ids, rate) for p in voice.pieces(text, **limits)]
+    return [lambda rate: voice.synthesize(text, rate)]
 
 
 def load_voice(spec: str, tts: TtsSettings) -> Voice:
-    """`espeak:VOICE` is the espeak-ng voice; anything else a Piper voice (not yet)."""
+    """`espeak:VOICE` is the espeak-ng voice; anything else a Piper voice name or path."""
     if spec.startswith("espeak:"):
         from loaxa.speech.espeak import EspeakVoice
 
-        return EspeakVoice(spec.split(":", 1)[1] or "vi", timeout_s=tts.deadline_s)
-    raise VoiceError(f"voice {spec!r} is not installed")
+        return EspeakVoice(spec.split(":", 1)[1] or "vi", timeout_s=min(tts.deadline_s, 15.0))
+    from loaxa.speech.piper import PiperVoice
+    from loaxa.speech.voices import find_voice
+
+    return PiperVoice.load(find_voice(spec, tts.voices_dir), threads=tts.threads, deadline_s=tts.deadline_s)
 
 
-def build_speaker(tts: TtsSettings, text: TextSettings, sample_rate: int) -> Speaker:
-    """The configured voice, or the fallback alone when it cannot load."""
-    fallback = load_voice(tts.fallback, tts)
+def build_speaker(tts: TtsSettings, text: TextSettings, sample_rate: int, cache_dir: Path | None = None) -> Speaker:
+    """The configured voice with the fallback behind it, or the fallback alone."""
+    fallback: Voice | None = None
+    if tts.fallback:
+        try:
+            fallback = load_voice(tts.fallback, tts)
+        except VoiceError as exc:
+            log.error("fallback voice %s unavailable: %s", tts.fallback, exc)
+    voice: Voice | None = None
+    reason = None
     try:
         voice = load_voice(tts.voice, tts)
-        reason = None
     except VoiceError as exc:
-        log.warning("voice %s unavailable (%s); using %s", tts.voice, exc, fallback.name)
-        voice, reason = fallback, str(exc)
-    speaker = Speaker(voice, fallback, tts, text, sample_rate)
-    speaker.fallback_reason = reason
-    return speaker
+        reason = f"voice {tts.voice} unavailable: {exc}"
+        log.warning("%s; using %s", reason, fallback.name if fallback else "nothing")
+    cache = AudioCache(cache_dir, tts.cache_max_mb * 1024 * 1024) if cache_dir is not None else None
+    return Speaker(voice, fallback, tts, text, sample_rate, cache=cache, load_error=reason)
+
+
+def synthesize_to_wav(speaker: Speaker, text: str, path: str | Path, rate: float | None = None, silence_s: float | None = None) -> float:
+    """Speak `text` into a 16-bit mono WAV (for `loaxa say --output`); returns seconds."""
+    total = 0
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(speaker.sample_rate)
+        for chunk in speaker.chunks(speaker.sentences(text, pause_s=silence_s), rate=rate):
+            gap = np.zeros(int(round(chunk.pause_s * speaker.sample_rate)), dtype=np.float32)
+            pcm = (np.clip(np.concatenate([chunk.samples, gap]), -1.0, 1.0) * 32767).astype("<i2")
+            wav.writeframes(pcm.tobytes())
+            total += len(pcm)
+    return total / speaker.sample_rate
