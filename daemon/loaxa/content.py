@@ -63,6 +63,13 @@ class Sources:
             os.replace(part, target)
         return sha
 
+    def ready(self, body: dict[str, Any], rate: int) -> None:
+        """Fetch, check and decode recorded audio before anything airs; SourceError says why not."""
+        if "audio" in body:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            spec = body["audio"]
+            decode_audio(fetch_audio(spec["url"], spec["sha256"], self.cache_dir, self.max_bytes, self.timeout_s), rate)
+
     def blocks(self, body: dict[str, Any], rate: int, stop: threading.Event) -> Iterator[np.ndarray]:
         if "audio" in body:
             yield from self._recorded(body["audio"], rate)

@@ -37,6 +37,8 @@ class AmpControl(Protocol):
 class ContentSource(Protocol):
     """Recorded audio and relayed streams, as float32 blocks at `rate`."""
 
+    def ready(self, body: dict[str, Any], rate: int) -> None: ...
+
     def blocks(self, body: dict[str, Any], rate: int, stop: threading.Event) -> Any: ...
 
 
@@ -131,6 +133,12 @@ class Player(threading.Thread):
         except LoaxaError as exc:
             self._close(play, "failed", "failed", detail=f"cannot prepare the text: {exc}")
             return
+        if "audio" in body and self.sources is not None:
+            try:  # a bad download fails here, before the amplifier and the chime
+                self.sources.ready(body, self.rate)
+            except LoaxaError as exc:
+                self._close(play, "failed", "failed", detail=str(exc))
+                return
         resumed = play.started_at is not None
         with self.store.tx() as db:
             db.execute(
