@@ -44,7 +44,7 @@ def _caps_pass(line: str, ctx: Context) -> str:
 
 def _line(line: str, ctx: Context) -> str:
     line = prepare(line)
-    if not line.strip():
+    if not line or line.isspace():
         return ""
     line = web_pass(line, ctx)
     has_digit = _DIGIT.search(line) is not None
@@ -58,9 +58,7 @@ def _line(line: str, ctx: Context) -> str:
         line = quantity_pass(line, ctx)
         line = alnum_pass(line, ctx)
         line = leftover_pass(line, ctx)
-    line = _caps_pass(line, ctx)
-    line = speak_symbols(line)
-    return tidy(ctx.restore(line))
+    return speak_symbols(line)
 
 
 def normalize(text: str, dialect: str = "north", lexicon: Lexicon | None = None) -> str:
@@ -73,4 +71,5 @@ def normalize(text: str, dialect: str = "north", lexicon: Lexicon | None = None)
     if dialect not in DIALECTS:
         raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}, not {dialect!r}")
     ctx = Context(dialect=dialect, lexicon=lexicon if lexicon is not None else builtin())
-    return "\n".join(_line(line, ctx) for line in text.splitlines())
+    lines = "\n".join(_line(line, ctx) for line in text.splitlines())
+    return tidy(ctx.restore(_caps_pass(lines, ctx)))

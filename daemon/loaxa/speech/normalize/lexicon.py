@@ -60,7 +60,12 @@ class Lexicon:
         """Every entry in `text` replaced by its spoken form (left for later passes to see)."""
         if self._pattern is None:
             return text
-        return self._pattern.sub(lambda m: self.lookup(m.group(0)) or m.group(0), text)
+        return self._pattern.sub(self._spoken, text)
+
+    def _spoken(self, m: re.Match[str]) -> str:
+        spoken = self.lookup(m.group(0)) or m.group(0)
+        # "Q.1": keep the number a separate word.
+        return spoken + " " if m.string[m.end() : m.end() + 1].isalnum() else spoken
 
     def merged(self, extra: Mapping[str, str]) -> Lexicon:
         """A new lexicon with `extra` on top (its entries win)."""
@@ -133,17 +138,31 @@ def _case_sensitive(key: str) -> bool:
 
 
 def _compile(entries: Mapping[str, str]) -> re.Pattern[str] | None:
-    if not entries:
-        return None
-    parts = []
-    for key in sorted(entries, key=len, reverse=True):
-        body = re.escape(key)
+    """One pattern for all keys, branching on the first character.
+
+    Each branch starts with a plain literal (both cases for a case-free key)
+    so the regex engine skips ahead to possible first letters and tries only
+    the keys that start there; "not after a word character" is checked just
+    after that first letter.
+    """
+    by_first: dict[str, list[tuple[int, str]]] = {}
+    for key in entries:
+        rest = key[1:]
         if key.endswith("."):
             # An abbreviation's dot, not a full stop: a name or a number follows.
-            parts.append(f"(?i:{body})(?=\\s*[{UPPER}0-9])")
+            tail = f"(?i:{re.escape(rest)})(?=\\s*[{UPPER}0-9])" if rest else f"(?=\\s*[{UPPER}0-9])"
         elif _case_sensitive(key):
-            parts.append(body + r"(?!\w)")
+            tail = re.escape(rest) + r"(?!\w)"
         else:
-            parts.append(f"(?i:{body})" + r"(?!\w)")
-    # Whole tokens only ("PC-Covid" still finds "Covid").
-    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + ")")
+            tail = (f"(?i:{re.escape(rest)})" if rest else "") + r"(?!\w)"
+        firsts = {key[0]} if _case_sensitive(key) else {key[0].lower(), key[0].upper()}
+        for first in firsts:
+            by_first.setdefault(first, []).append((len(key), tail))
+    if not by_first:
+        return None
+    branches = []
+    for first, tails in by_first.items():
+        ordered = "|".join(tail for _, tail in sorted(tails, key=lambda t: -t[0]))
+        # Whole tokens only ("PC-Covid" still finds "Covid").
+        branches.append(f"{re.escape(first)}(?<!\\w.)(?:{ordered})")
+    return re.compile("|".join(branches))

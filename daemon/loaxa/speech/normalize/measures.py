@@ -120,7 +120,7 @@ _DIGIT_RUN = re.compile(r"\d+")
 
 def leftover_pass(line: str, ctx: Context) -> str:
     """Digits no rule claimed (".5", odd punctuation): never left for the voice to guess."""
-    return _DIGIT_RUN.sub(lambda m: ctx.keep(_say(m.group(0), ctx, "", False)), line)
+    return _DIGIT_RUN.sub(lambda m: f" {ctx.keep(_say(m.group(0), ctx, '', False))} ", line)
 
 
 _ROMAN_TOKEN = re.compile(r"(?<![\w\-])([IVXLCDM]+)(?:/(\d{4}))?(?![\w\-])")

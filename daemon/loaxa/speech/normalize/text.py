@@ -47,7 +47,7 @@ class Context:
         index = 0
         for ch in reversed(m.group(1)):
             index = index * _RADIX + (ord(ch) - _BASE)
-        return f" {self._pieces[index]} "
+        return self._pieces[index]
 
 
 _PREV_WORD = re.compile(r"(\w+)[ \t]*$")
@@ -81,57 +81,54 @@ def prepare(line: str) -> str:
 
 # --- symbols left after the passes, and tidying
 
-_BULLET = re.compile(r"^\s*(?:[-+•*·▪►◦]|\d{1,2}[.)](?=\s))\s+")
-_CLAUSE_DASH = re.compile(r"\s+-+\s+|\s+-+$|^-+\s+")
-_SYMBOLS = {
-    "&": " và ",
-    "@": " a còng ",
-    "+": " cộng ",
-    "=": " bằng ",
-    "±": " cộng trừ ",
-    "≥": " lớn hơn hoặc bằng ",
-    "≤": " nhỏ hơn hoặc bằng ",
-    ">": " lớn hơn ",
-    "<": " nhỏ hơn ",
-    "×": " nhân ",
-    "~": " khoảng ",
-    "%": " phần trăm ",
-    "°": " độ ",
-    "(": ", ",
-    ")": ", ",
-    "[": ", ",
-    "]": ", ",
-    "{": ", ",
-    "}": ", ",
-}
-_SILENT = re.compile(r"[-/\\|_#*^$'‘’•·▪►◦]")
-_SYMBOL_RE = re.compile("[" + re.escape("".join(_SYMBOLS)) + "]")
+_BULLET = re.compile(r"^ *(?:[-+•*·▪►◦]|\d{1,2}[.)](?= )) +")
+_CLAUSE_DASH = re.compile(r" +-+ +| +-+$|^-+ +")
+_SYMBOLS = str.maketrans(
+    {
+        "&": " và ",
+        "@": " a còng ",
+        "+": " cộng ",
+        "=": " bằng ",
+        "±": " cộng trừ ",
+        "≥": " lớn hơn hoặc bằng ",
+        "≤": " nhỏ hơn hoặc bằng ",
+        ">": " lớn hơn ",
+        "<": " nhỏ hơn ",
+        "×": " nhân ",
+        "~": " khoảng ",
+        "%": " phần trăm ",
+        "°": " độ ",
+        **dict.fromkeys("([{", ", "),
+        **dict.fromkeys(")]}", ", "),
+        # Not said: joiners inside words, decoration, stray marks.
+        **dict.fromkeys("-/\\|_#*^$'‘’•·▪►◦", " "),
+    }
+)
 
 
 def speak_symbols(line: str) -> str:
     """What remains of punctuation that is not a pause: words, or silence."""
-    line = _BULLET.sub("", line)
-    line = _CLAUSE_DASH.sub(", ", line)
-    line = _SYMBOL_RE.sub(lambda m: _SYMBOLS[m.group(0)], line)
-    return _SILENT.sub(" ", line)
+    if line[:1] in "-+•*·▪►◦0123456789 ":
+        line = _BULLET.sub("", line)
+    if "-" in line:
+        line = _CLAUSE_DASH.sub(", ", line)
+    return line.translate(_SYMBOLS)
 
 
-_MULTI_SPACE = re.compile(r" {2,}")
 _SPACE_BEFORE_PUNCT = re.compile(r" +([.,;:!?…])")
-_PUNCT_RUN = re.compile(r"([,;:])(?:\s*[,;:])+")
-_WEAK_BEFORE_STRONG = re.compile(r"[,;:]\s*([.!?…])")
+_PUNCT_RUN = re.compile(r"([,;:])[ ,;:]*[,;:]")
+_WEAK_BEFORE_STRONG = re.compile(r"[,;:] *(?=[.!?…])")
 _NO_SPACE_AFTER = re.compile(r"([,;:!?])(?=[^\W\d_])")
-_LEADING = re.compile(r"^[\s,;:.!?]+")
-_TRAILING_WEAK = re.compile(r"[\s,;:]+$")
+_MULTI_SPACE = re.compile(r" {2,}")
+_EDGES = re.compile(r"^[ ,;:.!?]+|[ ,;:]+$", re.MULTILINE)
 
 
-def tidy(line: str) -> str:
-    """Single spaces, punctuation hugging its word, no empty clauses."""
-    line = _MULTI_SPACE.sub(" ", line)
-    line = _SPACE_BEFORE_PUNCT.sub(r"\1", line)
-    line = _PUNCT_RUN.sub(r"\1", line)
-    line = _WEAK_BEFORE_STRONG.sub(r"\1", line)
-    line = _NO_SPACE_AFTER.sub(r"\1 ", line)
-    line = _LEADING.sub("", line)
-    line = _TRAILING_WEAK.sub("", line)
-    return _MULTI_SPACE.sub(" ", line).strip()
+def tidy(text: str) -> str:
+    """Single spaces, punctuation hugging its word, no empty clauses (line breaks kept)."""
+    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+    if "," in text or ";" in text or ":" in text:
+        text = _PUNCT_RUN.sub(r"\1", text)
+        text = _WEAK_BEFORE_STRONG.sub("", text)
+    text = _NO_SPACE_AFTER.sub(r"\1 ", text)
+    text = _MULTI_SPACE.sub(" ", text)
+    return _EDGES.sub("", text)
