@@ -179,7 +179,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, load: bool = True) -> list[tuple[str, str | None]]:
+def verify(voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, load: bool = True, deadline_s: float = 20.0) -> list[tuple[str, str | None]]:
     """(name, problem or None) for each installed voice: config, pins, and a model load."""
     from loaxa.speech.piper import PiperVoice
 
@@ -195,7 +195,7 @@ def verify(voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, loa
                     break
         if problem is None and load:
             try:
-                PiperVoice.load(voice.onnx, threads=1).close()
+                PiperVoice.load(voice.onnx, threads=1, deadline_s=deadline_s).close()
             except VoiceError as exc:
                 problem = str(exc)
         results.append((voice.name, problem))

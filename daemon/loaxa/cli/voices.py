@@ -1,0 +1,91 @@
+"""`loaxa voices list | install NAME | verify`: the Piper voices on this station."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from loaxa.config import TtsSettings
+from loaxa.errors import ConfigError, VoiceError
+from loaxa.speech import voices
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("voices", help="list, install and verify Piper voices")
+    parser.add_argument("-c", "--config", help="configuration file (default: $LOAXA_CONFIG)")
+    parser.add_argument("--dir", type=Path, help="voices folder (default: tts.voices_dir from the configuration)")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.add_parser("list", help="installed voices, sample rate, size, which is active").set_defaults(func=_list)
+    install = sub.add_parser("install", help="download a voice, checking its pinned size and SHA-256")
+    install.add_argument("name", help=f"voice name, e.g. {next(iter(voices.CATALOG))}")
+    install.add_argument("--url", help=f"repository base URL (default: ${voices.URL_ENV} or the public Piper voices repository)")
+    install.set_defaults(func=_install)
+    sub.add_parser("verify", help="check every installed voice: config, pinned digests, model load").set_defaults(func=_verify)
+
+
+def _tts(args: argparse.Namespace) -> tuple[TtsSettings, Path]:
+    """Settings if a configuration is given or found; `--dir` alone works without one."""
+    tts = TtsSettings()
+    if args.config or os.environ.get("LOAXA_CONFIG"):
+        from loaxa.cli._common import settings_from
+
+        tts = settings_from(args).tts
+    elif args.dir is None:
+        raise ConfigError("no configuration file: pass --config FILE, set LOAXA_CONFIG, or name the folder with --dir")
+    return tts, args.dir or tts.voices_dir
+
+
+def _list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    tts, folder = _tts(args)
+    found = voices.list_voices(folder)
+    console = Console()
+    if not found:
+        console.print(f"no voices in {folder}; install one with `loaxa voices install {next(iter(voices.CATALOG))}`")
+        return 0
+    table = Table(title=f"Piper voices in {folder}")
+    for column in ("", "name", "language", "quality", "sample rate", "size", "status"):
+        table.add_column(column, justify="right" if column in ("sample rate", "size") else "left")
+    for v in found:
+        active = tts.voice in (v.name, str(v.onnx))
+        rate = f"{v.sample_rate:,} Hz" if v.sample_rate else "?"
+        table.add_row("*" if active else "", v.name, v.language, v.quality, rate, _size(v.size_bytes), v.problem or "ok")
+    console.print(table)
+    if not any(tts.voice in (v.name, str(v.onnx)) for v in found):
+        console.print(f"the configured voice {tts.voice!r} is not among them: the espeak fallback will speak")
+    return 0
+
+
+def _install(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    _, folder = _tts(args)
+    tasks: dict[str, int] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns) as bar:
+
+        def progress(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done)
+
+        path = voices.install(args.name, folder, url=args.url, progress=progress)
+    print(f"installed {args.name}: {path} (size and SHA-256 match the pinned values)")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    tts, folder = _tts(args)
+    results = voices.verify(folder, deadline_s=tts.deadline_s)
+    if not results:
+        raise VoiceError(f"no voices in {folder} to verify")
+    for name, problem in results:
+        print(f"{'ok  ' if problem is None else 'FAIL'} {name}{': ' + problem if problem else ''}")
+    return 0 if all(problem is None for _, problem in results) else 1
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
