@@ -23,7 +23,7 @@ from loaxa.speech.normalize.numbers import read_digits, read_int
 from loaxa.speech.normalize.text import Context
 
 _DOC = re.compile(
-    r"(?<![\w/.,])(\d{1,5})(?:/((?:19|20)\d{2}))?"
+    r"(\d(?<![\w/.,]\d)\d{0,4})(?:/((?:19|20)\d{2}))?"
     r"(?:/[A-ZĐ][\wĐđ]*(?:[-–&.][\wĐđ]+)*|-[A-ZĐ]+(?:/[A-ZĐ][\wĐđ]*)+)(?![\w/])"
 )
 
@@ -42,13 +42,14 @@ def doc_pass(line: str, ctx: Context) -> str:
     return _DOC.sub(lambda m: _doc(m, ctx), line)
 
 
-_PHONE = re.compile(r"(?<![\w.,/+])(?:\+84[ .]?|0)\d+(?:[. -]\d+)*(?![\w])")
-_FREEPHONE = re.compile(r"(?<![\w.,/])(?:1800|1900)(?:[. -]?\d{2,4}){1,3}(?![\w])")
-_KEYWORD = re.compile(
+# Each starts with a literal, then checks what precedes it (fast to scan for).
+_PHONE = re.compile(r"(?:\+(?<![\w.,/+]\+)84[ .]?|0(?<![\w.,/+]0))\d+(?:[. -]\d+)*(?![\w])")
+_FREEPHONE = re.compile(r"1(?<![\w.,/]1)[89]00(?:[. -]?\d{2,4}){1,3}(?![\w])")
+_SERVICE_NUMBER = re.compile(r"\d(?<![\w.,/]\d)\d{2,}(?:[. -]\d+)*(?![\w])")
+_KEYWORD_BEFORE = re.compile(
     r"(?<!\w)(?i:(?<!kêu )gọi(?: ngay| điện)?|tổng đài|đường dây nóng|hotline|điện thoại|"
     r"số máy|sđt|đt|fax|nhắn tin(?: đến| tới)?|quay số|bấm số|đầu số|liên hệ(?: qua)? số)"
-    r"(?:\s+(?:số|là|theo số|đến số|tới số))?\s*:?\s*"
-    r"(\d{3,}(?:[. -]\d+)*)(?![\w])"
+    r"(?:\s+(?:số|là|theo số|đến số|tới số))?\s*:?\s*$"
 )
 _GROUP_SPLIT = re.compile(r"[. -]")
 
@@ -96,19 +97,22 @@ def _freephone(m: re.Match[str], ctx: Context) -> str:
 
 
 def _hotline(m: re.Match[str], ctx: Context) -> str:
-    groups = _GROUP_SPLIT.split(m.group(1))
+    if not _KEYWORD_BEFORE.search(m.string, max(0, m.start() - 40), m.start()):
+        return m.group(0)
+    groups = _GROUP_SPLIT.split(m.group(0))
     kept = _fit(groups) or groups[:1]
-    return m.group(0)[: m.start(1) - m.start(0)] + _digits_then_rest(ctx, groups, kept)
+    return _digits_then_rest(ctx, groups, kept)
 
 
 def phone_pass(line: str, ctx: Context) -> str:
     """Phone numbers, free-phone numbers and hotlines, digit by digit."""
     line = _PHONE.sub(lambda m: _phone(m, ctx), line)
     line = _FREEPHONE.sub(lambda m: _freephone(m, ctx), line)
-    return _KEYWORD.sub(lambda m: _hotline(m, ctx), line)
+    return _SERVICE_NUMBER.sub(lambda m: _hotline(m, ctx), line)
 
 
 _ALNUM = re.compile(r"(?<![\w\-])(?=[^\W_]*\d)(?=[^\W_]*[^\W\d_])[^\W_]+(?![\w])")
+_ANY_DIGIT = re.compile(r"\d")
 _RUN = re.compile(r"\d+|[^\W\d_]+")
 
 
@@ -130,4 +134,6 @@ def _alnum(m: re.Match[str], ctx: Context) -> str:
 
 def alnum_pass(line: str, ctx: Context) -> str:
     """1A, 3B, F0, H5N1: letters and digits in one token."""
+    if not _ANY_DIGIT.search(line):
+        return line
     return _ALNUM.sub(lambda m: _alnum(m, ctx), line)

@@ -21,17 +21,23 @@ import re
 from loaxa.speech.normalize.numbers import read_int, read_month
 from loaxa.speech.normalize.text import Context, word_before
 
-_B = r"(?<![\w.,/:\-])"  # start of a number token
+# Every pattern starts with a digit and then looks behind it, so the regex
+# engine can skip straight to digits: "(?<!X\d)" after the first digit says
+# "no X before this number".
+_NOT_AFTER = r"(?<![\w.,/:\-]\d)"
 _E = r"(?![\w/]|[.,:]\d)"  # end of a number token
-_ONE = r"\d{1,2}(?P<sN>[/.\-])\d{1,2}(?P=sN)\d{4}|\d{1,2}/\d{1,2}"
-_ONE_A, _ONE_B = _ONE.replace("sN", "s1"), _ONE.replace("sN", "s2")
+_FULL = r"\d{1,2}(?P<sN>[/.\-])\d{1,2}(?P=sN)\d{4}|\d{1,2}/\d{1,2}"
+_TAIL = r"\d?(?P<sN>[/.\-])\d{1,2}(?P=sN)\d{4}|\d?/\d{1,2}"
 _DATES = re.compile(
-    rf"{_B}(?:(?P<d0>\d{{1,2}})\s*-\s*(?=\d{{1,2}}/))?(?P<a>{_ONE_A})"
-    rf"(?:\s*-\s*(?P<b>{_ONE_B}))?{_E}"
+    rf"(?P<x>\d){_NOT_AFTER}"
+    rf"(?:(?P<x2>\d?)\s*-\s*(?=\d{{1,2}}/)(?P<a>{_FULL.replace('sN', 's1')})|(?P<rest>{_TAIL.replace('sN', 's2')}))"
+    rf"(?:\s*-\s*(?P<b>{_FULL.replace('sN', 's3')}))?{_E}"
 )
-_MONTH_YEAR = re.compile(rf"{_B}(\d{{1,2}})/(\d{{4}}){_E}")
-_TIME_ONE = r"\d{1,2}(?:[hg]\d{2}|:\d{2}(?::\d{2})?|h)"
-_TIMES = re.compile(rf"{_B}(?P<a>{_TIME_ONE})(?:\s*-\s*(?P<b>{_TIME_ONE}))?(?![\w]|[.,:]\d)")
+_MONTH_YEAR = re.compile(rf"(\d{_NOT_AFTER}\d?)/(\d{{4}}){_E}")
+_TIMES = re.compile(
+    rf"(?P<a>\d{_NOT_AFTER}\d?(?:[hg]\d{{2}}|:\d{{2}}(?::\d{{2}})?|h))"
+    r"(?:\s*-\s*(?P<b>\d{1,2}(?:[hg]\d{2}|:\d{2}(?::\d{2})?|h)))?(?![\w]|[.,:]\d)"
+)
 _TIME_PARTS = re.compile(r"(\d{1,2})[hg:]?(\d{2})?(?::(\d{2}))?")
 
 _DAY_WORDS = {"ngày", "mồng", "mùng"}
@@ -65,16 +71,20 @@ def _slash_pair(m: re.Match[str], ctx: Context, day: int, month: int) -> str:
 
 
 def _dates(m: re.Match[str], ctx: Context) -> str:
-    day, month, year = _split_date(m.group("a"))
+    if m.group("a"):  # "25-27/12": a day, then the date that gives its month
+        d0: int | None = int(m.group("x") + m.group("x2"))
+        first = m.group("a")
+    else:
+        d0, first = None, m.group("x") + m.group("rest")
+    day, month, year = _split_date(first)
     second = _split_date(m.group("b")) if m.group("b") else None
-    d0 = int(m.group("d0")) if m.group("d0") else None
     if not _valid(day, month) or (second and not _valid(*second[:2])) or (d0 is not None and not 1 <= d0 <= 31):
         if d0 is None and second is None and year is None:
             return _slash_pair(m, ctx, day, month)
         return m.group(0)
     if d0 is None and second is None and year is None:
         if (day, month) == (24, 7) or (
-            word_before(m.string, m.start()) in _FRACTION_WORDS and m.group("a").count("/") == 1 and day < month
+            word_before(m.string, m.start()) in _FRACTION_WORDS and day < month
         ):
             return _slash_pair(m, ctx, day, month)
     lead = "" if word_before(m.string, m.start()) in _DAY_WORDS else "ngày "

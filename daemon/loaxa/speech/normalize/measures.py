@@ -66,18 +66,23 @@ UNITS = {
 PER_UNITS = {**UNITS, "h": "giờ", "s": "giây", "giờ": "giờ"}
 _MULTIPLIERS = ("nghìn", "ngàn", "triệu", "tỷ", "tỉ")
 
-_NUM = r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d{1,3}(?:,\d{3}){2,}|\d+(?:[.,]\d+)?"
+# The first digit comes first and is then checked for what precedes it, so
+# the regex engine can skip straight to digits.
+_NUM = r"\d(?<![\w.,/:\-]\d)(?:\d{0,2}(?:\.\d{3})+(?:,\d+)?|\d{0,2}(?:,\d{3}){2,}|\d*(?:[.,]\d+)?)"
+_NUM_B = r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d{1,3}(?:,\d{3}){2,}|\d+(?:[.,]\d+)?"
 _END_NUM = r"(?![.,]?\d)"
 _UNIT = "|".join(re.escape(u) for u in sorted(UNITS, key=len, reverse=True))
 _QUANTITY = re.compile(
-    rf"(?:(?P<neg>(?<![^\s(])-)|(?<![\w.,/:\-]))(?P<a>{_NUM}){_END_NUM}"
+    rf"(?P<a>{_NUM}){_END_NUM}"
     rf"(?:\s?(?P<ua>{_UNIT})(?![\w]))?"
-    rf"(?:\s*-\s*(?P<b>{_NUM}){_END_NUM})?"
+    rf"(?:\s*-\s*(?P<b>{_NUM_B}){_END_NUM})?"
     rf"(?:\s(?P<mult>{'|'.join(_MULTIPLIERS)}))?"
     rf"(?:\s?(?P<unit>{_UNIT}))?"
     rf"(?:/(?P<per>[^\W\d_]+))?"
     r"(?![\w])"
 )
+# A minus sign right before a number, after a space or bracket (not a range).
+_MINUS = re.compile(r"-(?<![^\s(]-)(?=\d)")
 
 
 def _say(number: str, ctx: Context, before: str, alone: bool) -> str:
@@ -94,8 +99,7 @@ def _say(number: str, ctx: Context, before: str, alone: bool) -> str:
 def _quantity(m: re.Match[str], ctx: Context) -> str:
     before = word_before(m.string, m.start())
     alone = not (m.group("b") or m.group("unit") or m.group("ua"))
-    words = ["âm"] if m.group("neg") else []
-    words.append(_say(m.group("a"), ctx, before, alone))
+    words = [_say(m.group("a"), ctx, before, alone)]
     if m.group("ua"):
         words.append(UNITS[m.group("ua")])
     if m.group("b"):
@@ -112,6 +116,8 @@ def _quantity(m: re.Match[str], ctx: Context) -> str:
 
 def quantity_pass(line: str, ctx: Context) -> str:
     """Every number still written in digits, with what measures it."""
+    if "-" in line:
+        line = _MINUS.sub("âm ", line)
     return _QUANTITY.sub(lambda m: _quantity(m, ctx), line)
 
 
@@ -123,7 +129,7 @@ def leftover_pass(line: str, ctx: Context) -> str:
     return _DIGIT_RUN.sub(lambda m: f" {ctx.keep(_say(m.group(0), ctx, '', False))} ", line)
 
 
-_ROMAN_TOKEN = re.compile(r"(?<![\w\-])([IVXLCDM]+)(?:/(\d{4}))?(?![\w\-])")
+_ROMAN_TOKEN = re.compile(r"([IVXLCDM](?<![\w\-][IVXLCDM])[IVXLCDM]*)(?:/(\d{4}))?(?![\w\-])")
 _ROMAN_CONTEXT = {
     "khóa", "khoá", "thứ", "kỷ", "kỉ", "quý", "chương", "phần", "mục", "đợt", "kỳ", "kì", "tập",
     "hạng", "loại", "nhóm", "vùng", "khu", "hội", "lục", "cấp", "độ", "đoạn", "bậc", "lần", "phiên",

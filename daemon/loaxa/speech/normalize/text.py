@@ -67,16 +67,24 @@ _DROP = re.compile(
     "\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff]"
 )
 _SPACES = re.compile(r"[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
-_DASHES = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
-_QUOTES = re.compile(r"[\"“”„‟«»‹›`´]|(?<!\w)['‘’]|['‘’](?!\w)")
+_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d", "-"))
+_QUOTE_CHARS = str.maketrans(dict.fromkeys("\"“”„‟«»‹›`´"))
+# An apostrophe inside a word (Đắk R'Lấp) stays; a quoting one goes.
+_APOSTROPHE = re.compile(r"(?<!\w)['‘’]|['‘’](?!\w)")
 
 
 def prepare(line: str) -> str:
     """NFC, plain spaces and hyphens, no control or private-use characters, no quotes."""
-    line = unicodedata.normalize("NFC", line)
-    line = _DROP.sub("", _SPACES.sub(" ", line))
-    line = _DASHES.sub("-", line)
-    return _QUOTES.sub("", line)
+    if not line.isascii():
+        if not unicodedata.is_normalized("NFC", line):
+            line = unicodedata.normalize("NFC", line)
+        line = line.translate(_DASHES)
+    if not line.isprintable():
+        line = _DROP.sub("", _SPACES.sub(" ", line))
+    line = line.translate(_QUOTE_CHARS)
+    if "'" in line or "‘" in line or "’" in line:
+        line = _APOSTROPHE.sub("", line)
+    return line
 
 
 # --- symbols left after the passes, and tidying
@@ -115,20 +123,19 @@ def speak_symbols(line: str) -> str:
     return line.translate(_SYMBOLS)
 
 
-_SPACE_BEFORE_PUNCT = re.compile(r" +([.,;:!?…])")
+_SPACE_BEFORE_PUNCT = re.compile(r" ([.,;:!?…])")
 _PUNCT_RUN = re.compile(r"([,;:])[ ,;:]*[,;:]")
 _WEAK_BEFORE_STRONG = re.compile(r"[,;:] *(?=[.!?…])")
 _NO_SPACE_AFTER = re.compile(r"([,;:!?])(?=[^\W\d_])")
 _MULTI_SPACE = re.compile(r" {2,}")
-_EDGES = re.compile(r"^[ ,;:.!?]+|[ ,;:]+$", re.MULTILINE)
 
 
 def tidy(text: str) -> str:
     """Single spaces, punctuation hugging its word, no empty clauses (line breaks kept)."""
+    text = _MULTI_SPACE.sub(" ", text)
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     if "," in text or ";" in text or ":" in text:
         text = _PUNCT_RUN.sub(r"\1", text)
         text = _WEAK_BEFORE_STRONG.sub("", text)
     text = _NO_SPACE_AFTER.sub(r"\1 ", text)
-    text = _MULTI_SPACE.sub(" ", text)
-    return _EDGES.sub("", text)
+    return "\n".join(line.lstrip(" ,;:.!?").rstrip(" ,;:") for line in text.split("\n"))

@@ -19,6 +19,7 @@ _HOST = rf"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+{_TLD}(?![\w-])"
 _PATH = r"(?:/(?:[^\s]*[^\s.,;:!?)\]])?)?"
 _URL = re.compile(rf"(?<![\w@.\-/])(?:(?:https?|ftp)://)?{_HOST}(?::\d+)?{_PATH}", re.IGNORECASE)
 _EMAIL = re.compile(rf"(?<![\w.\-])[\w.+\-]+@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{{2,}}(?![\w-])", re.IGNORECASE)
+_TLD_HINT = re.compile(rf"\.{_TLD}\b", re.IGNORECASE)
 _SCHEME = re.compile(r"^[a-z]+://", re.IGNORECASE)
 _PIECE = re.compile(r"[^\W\d_]+|\d+|[./@_\-:?=&#]")
 _SAY = {
@@ -47,6 +48,6 @@ def web_pass(line: str, ctx: Context) -> str:
     """E-mail and web addresses become words before anything reads their dots."""
     if "@" in line:
         line = _EMAIL.sub(lambda m: ctx.keep(_read_address(m.group(0))), line)
-    if "." in line:
+    if "." in line and _TLD_HINT.search(line):
         line = _URL.sub(lambda m: ctx.keep(_read_address(m.group(0))), line)
     return line
