@@ -198,3 +198,19 @@ def test_south_dialect_switch() -> None:
 def test_unknown_dialect_is_refused() -> None:
     with pytest.raises(ValueError, match="dialect"):
         normalize("1", dialect="central")
+
+
+def test_unit_before_a_full_stop_is_not_an_abbreviation() -> None:
+    # "h." before a capital must stay the end of "km/h", not become "huyện".
+    assert say("tốc độ 15-20 km/h. Vùng gần tâm bão") == (
+        "tốc độ mười lăm đến hai mươi ki lô mét một giờ vùng gần tâm bão"
+    )
+    assert say("xã Thạch Kim, H. Lộc Hà") == "xã thạch kim huyện lộc hà"
+
+
+def test_hyphenated_codes_are_spelled_with_long_digit_runs_one_by_one() -> None:
+    assert say("tàu cá NA-90123-TS") == "tàu cá en nờ a chín không một hai ba tê ét xì"
+
+
+def test_stray_digits_are_still_read() -> None:
+    assert say(".5 và ,7") == "năm và bảy"

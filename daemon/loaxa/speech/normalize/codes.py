@@ -9,16 +9,16 @@ Conventions:
   groups; so is a 1800/1900 number, and any number of three or more digits
   right after "gọi", "tổng đài", "đường dây nóng", "hotline", "điện thoại"...
   (115, 1022);
-- a token mixing letters and digits (1A, 3B, F0, H5N1, QL1A) is said piece by
-  piece: letters as a lexicon entry or by their Vietnamese names, up to three
-  digits as a number, longer runs digit by digit.
+- a token mixing letters and digits (1A, 3B, F0, H5N1, QL1A, NA-90123-TS) is
+  said piece by piece: letters as a lexicon entry or by their Vietnamese
+  names, up to three digits as a number, longer runs digit by digit.
 """
 
 from __future__ import annotations
 
 import re
 
-from loaxa.speech.normalize.letters import read_caps
+from loaxa.speech.normalize.letters import spell
 from loaxa.speech.normalize.numbers import read_digits, read_int
 from loaxa.speech.normalize.text import Context
 
@@ -111,7 +111,8 @@ def phone_pass(line: str, ctx: Context) -> str:
     return _SERVICE_NUMBER.sub(lambda m: _hotline(m, ctx), line)
 
 
-_ALNUM = re.compile(r"(?<![\w\-])(?=[^\W_]*\d)(?=[^\W_]*[^\W\d_])[^\W_]+(?![\w])")
+# A token of letters and digits, or of such parts joined by hyphens (NA-90123-TS).
+_ALNUM = re.compile(r"(?<![\w\-])(?=[\w\-]*\d)(?=[\w\-]*[^\W\d_])[^\W_]+(?:-[^\W_]+)*(?![\w\-])")
 _ANY_DIGIT = re.compile(r"\d")
 _RUN = re.compile(r"\d+|[^\W\d_]+")
 
@@ -127,7 +128,7 @@ def _alnum(m: re.Match[str], ctx: Context) -> str:
                 words.append(read_int(int(run), ctx.dialect) if short else read_digits(run))
             else:
                 known = ctx.lexicon.lookup(run)
-                words.append(known if known is not None else read_caps(run) if run.isupper() else run)
+                words.append(known if known is not None else spell(run) if run.isupper() else run)
         spoken = " ".join(words)
     return ctx.keep(spoken)
 

@@ -6,8 +6,8 @@ same shape, loaded at start. Matching rules:
 
 - a key written wholly in upper case ("UBND") matches only in upper case;
 - any other key ("Covid", "Tp", "SARS-CoV-2") matches in any case;
-- a key ending in "." ("TP.", "Q.") matches in any case, and only before a
-  capitalised word or a number, so a sentence-final "P." is left alone;
+- a key ending in "." ("TP.", "Q.") matches only before a capitalised word
+  or a number, so a sentence-final "P." is left alone;
 - the longest key wins; keys match whole tokens, never inside a word.
 """
 
@@ -134,7 +134,7 @@ def parse_entries(text: str, source: str) -> dict[str, str]:
 
 
 def _case_sensitive(key: str) -> bool:
-    return not key.endswith(".") and key == key.upper() and any(c.isalpha() for c in key)
+    return key == key.upper() and any(c.isalpha() for c in key)
 
 
 def _compile(entries: Mapping[str, str]) -> re.Pattern[str] | None:
@@ -150,7 +150,8 @@ def _compile(entries: Mapping[str, str]) -> re.Pattern[str] | None:
         rest = key[1:]
         if key.endswith("."):
             # An abbreviation's dot, not a full stop: a name or a number follows.
-            tail = f"(?i:{re.escape(rest)})(?=\\s*[{UPPER}0-9])" if rest else f"(?=\\s*[{UPPER}0-9])"
+            body = re.escape(rest) if _case_sensitive(key) else f"(?i:{re.escape(rest)})"
+            tail = f"{body}(?=\\s*[{UPPER}0-9])"
         elif _case_sensitive(key):
             tail = re.escape(rest) + r"(?!\w)"
         else:
