@@ -214,3 +214,17 @@ def test_hyphenated_codes_are_spelled_with_long_digit_runs_one_by_one() -> None:
 
 def test_stray_digits_are_still_read() -> None:
     assert say(".5 và ,7") == "năm và bảy"
+
+
+def test_numbers_listed_after_a_hotline_are_hotlines_too() -> None:
+    assert say("gọi 113, 114 hoặc 115") == "gọi một một ba một một bốn hoặc một một năm"
+    assert say("liên hệ 0912.345.678 hoặc 1022") == (
+        "liên hệ không chín một hai ba bốn năm sáu bảy tám hoặc một không hai hai"
+    )
+    assert say("ngày 5/6 và 115 hộ") == "ngày năm tháng sáu và một trăm mười lăm hộ"
+
+
+def test_heading_numbers_and_bullets() -> None:
+    assert normalize("1. Thời gian: 7h30") == "một, Thời gian: bảy giờ ba mươi phút"
+    assert normalize("II. NHIỆM VỤ TRỌNG TÂM") == "hai, nhiệm vụ trọng tâm"
+    assert normalize("- Các hộ chủ động phòng tránh.") == "Các hộ chủ động phòng tránh."

@@ -22,7 +22,7 @@ from loaxa.speech.normalize.dates import date_pass
 from loaxa.speech.normalize.letters import UPPER, read_caps
 from loaxa.speech.normalize.lexicon import Lexicon, builtin
 from loaxa.speech.normalize.measures import leftover_pass, quantity_pass, roman_pass
-from loaxa.speech.normalize.numbers import DIALECTS
+from loaxa.speech.normalize.numbers import DIALECTS, read_int, roman_value
 from loaxa.speech.normalize.text import Context, prepare, speak_symbols, tidy
 from loaxa.speech.normalize.web import web_pass
 
@@ -42,10 +42,21 @@ def _caps_pass(line: str, ctx: Context) -> str:
     return _CAPS.sub(lambda m: read_caps(m.group(0)), line)
 
 
+# "1. Thời gian", "II. NHIỆM VỤ": the heading number, then a short pause.
+_ENUMERATION = re.compile(r"^\s*(\d{1,2}|[IVX]{1,4})[.)]\s+")
+
+
+def _enumeration(m: re.Match[str], ctx: Context) -> str:
+    label = m.group(1)
+    value = int(label) if label.isdecimal() else roman_value(label)
+    return m.group(0) if value is None else f"{ctx.keep(read_int(value, ctx.dialect))}, "
+
+
 def _line(line: str, ctx: Context) -> str:
     line = prepare(line)
     if not line or line.isspace():
         return ""
+    line = _ENUMERATION.sub(lambda m: _enumeration(m, ctx), line, count=1)
     line = web_pass(line, ctx)
     has_digit = _DIGIT.search(line) is not None
     if has_digit:

@@ -51,6 +51,8 @@ _KEYWORD_BEFORE = re.compile(
     r"số máy|sđt|đt|fax|nhắn tin(?: đến| tới)?|quay số|bấm số|đầu số|liên hệ(?: qua)? số)"
     r"(?:\s+(?:số|là|theo số|đến số|tới số))?\s*:?\s*$"
 )
+_LISTED_AFTER = re.compile(r"(\ue000[^\ue001]*\ue001)\s*(?:,|hoặc|và|/|-)\s*$")
+_LIST_JOIN = re.compile(r"\s*(?:,|hoặc|và|/|-)\s*")
 _GROUP_SPLIT = re.compile(r"[. -]")
 
 
@@ -70,10 +72,16 @@ def _fit(groups: list[str], limit: int = 11) -> list[str]:
     return kept
 
 
+def _keep_phone(ctx: Context, spoken: str) -> str:
+    token = ctx.keep(spoken)
+    ctx.phones.add(token)
+    return token
+
+
 def _digits_then_rest(ctx: Context, groups: list[str], kept: list[str], prefix: str = "") -> str:
     spoken = ", ".join(filter(None, [prefix, _say_groups(kept)]))
     rest = groups[len(kept) :]
-    return ctx.keep(spoken) + (" " + " ".join(rest) if rest else "")
+    return _keep_phone(ctx, spoken) + (" " + " ".join(rest) if rest else "")
 
 
 def _phone(m: re.Match[str], ctx: Context) -> str:
@@ -93,25 +101,35 @@ def _freephone(m: re.Match[str], ctx: Context) -> str:
     groups = _GROUP_SPLIT.split(m.group(0))
     if sum(map(len, groups)) not in (8, 10):
         return m.group(0)
-    return ctx.keep(_say_groups(groups))
+    return _keep_phone(ctx, _say_groups(groups))
 
 
-def _hotline(m: re.Match[str], ctx: Context) -> str:
-    if not _KEYWORD_BEFORE.search(m.string, max(0, m.start() - 40), m.start()):
-        return m.group(0)
-    groups = _GROUP_SPLIT.split(m.group(0))
-    kept = _fit(groups) or groups[:1]
-    return _digits_then_rest(ctx, groups, kept)
+def _listed_after_phone(m: re.Match[str], ctx: Context, last_end: int) -> bool:
+    """ "gọi 113, 114 hoặc 115": a number listed right after a phone number is one too."""
+    if last_end >= 0 and _LIST_JOIN.fullmatch(m.string, last_end, m.start()):
+        return True
+    listed = _LISTED_AFTER.search(m.string, max(0, m.start() - 20), m.start())
+    return listed is not None and listed.group(1) in ctx.phones
 
 
 def phone_pass(line: str, ctx: Context) -> str:
     """Phone numbers, free-phone numbers and hotlines, digit by digit."""
     line = _PHONE.sub(lambda m: _phone(m, ctx), line)
     line = _FREEPHONE.sub(lambda m: _freephone(m, ctx), line)
-    return _SERVICE_NUMBER.sub(lambda m: _hotline(m, ctx), line)
+    last_end = -1
+
+    def hotline(m: re.Match[str]) -> str:
+        nonlocal last_end
+        keyword = _KEYWORD_BEFORE.search(m.string, max(0, m.start() - 40), m.start())
+        if keyword is None and not _listed_after_phone(m, ctx, last_end):
+            return m.group(0)
+        last_end = m.end()
+        groups = _GROUP_SPLIT.split(m.group(0))
+        return _digits_then_rest(ctx, groups, _fit(groups) or groups[:1])
+
+    return _SERVICE_NUMBER.sub(hotline, line)
 
 
-# A token of letters and digits, or of such parts joined by hyphens (NA-90123-TS).
 _ALNUM = re.compile(r"(?<![\w\-])(?=[\w\-]*\d)(?=[\w\-]*[^\W\d_])[^\W_]+(?:-[^\W_]+)*(?![\w\-])")
 _ANY_DIGIT = re.compile(r"\d")
 _RUN = re.compile(r"\d+|[^\W\d_]+")

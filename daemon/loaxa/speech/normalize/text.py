@@ -27,6 +27,7 @@ class Context:
     dialect: str
     lexicon: Lexicon
     _pieces: list[str] = field(default_factory=list)
+    phones: set[str] = field(default_factory=set)  # tokens that stand for phone numbers
 
     def keep(self, words: str) -> str:
         """Park finished words; returns the token that stands for them."""
