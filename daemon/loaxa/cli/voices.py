@@ -48,7 +48,8 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     table = Table(title=f"Piper voices in {folder}")
     for column in ("", "name", "language", "quality", "sample rate", "size", "status"):
-        table.add_column(column, justify="right" if column in ("sample rate", "size") else "left")
+        # names must stay whole (a technician copies them into the config); the status may wrap
+        table.add_column(column, justify="right" if column in ("sample rate", "size") else "left", no_wrap=column != "status", overflow="fold")
     for v in found:
         active = tts.voice in (v.name, str(v.onnx))
         rate = f"{v.sample_rate:,} Hz" if v.sample_rate else "?"
