@@ -169,7 +169,7 @@ def test_web_and_mail_addresses() -> None:
     assert say("trang dichvucong.gov.vn.") == "trang dichvucong chấm gov chấm vn"
     assert say("gửi vanphong@hatinh.gov.vn") == "gửi vanphong a còng hatinh chấm gov chấm vn"
     assert say("https://www.hatinh.gov.vn/tin-tuc") == (
-        "vê kép vê kép vê kép chấm hatinh chấm gov chấm vn gạch chéo tin gạch ngang tuc"
+        "www chấm hatinh chấm gov chấm vn gạch chéo tin gạch ngang tuc"
     )
 
 

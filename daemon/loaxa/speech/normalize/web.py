@@ -1,7 +1,7 @@
 """Web addresses and e-mail addresses, read the way they are typed.
 
-Convention: the scheme (http://, https://) is not said; "www" is spelled
-"vê kép vê kép vê kép"; every other label is said as written in lower case
+Convention: the scheme (http://, https://) is not said; every label,
+"www" included, is said as written in lower case
 (the voice reads "dichvucong" as Vietnamese syllables); digits in a label are
 read one by one; "." is "chấm", "@" is "a còng", "/" is "gạch chéo", "-" is
 "gạch ngang", "_" is "gạch dưới"; other characters of a path are not said.
@@ -40,7 +40,7 @@ def _read_address(address: str) -> str:
         elif piece in _SAY:
             words.append(_SAY[piece])
         elif piece[0].isalpha():
-            words.append("vê kép vê kép vê kép" if piece.lower() == "www" else piece.lower())
+            words.append(piece.lower())
     return " ".join(words)
 
 
