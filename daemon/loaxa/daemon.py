@@ -205,7 +205,23 @@ class Station:
             return {"ok": True, "on_air": self.player.on_air_id, "plays": plays, "next": self.scheduler.next_slots()}
         if cmd in ("say", "play"):
             return self._local(request)
+        if cmd == "cancel":
+            return self._cancel(str(request.get("id", "")))
         raise ControlError(f"unknown control request {cmd!r}")
+
+    def _cancel(self, id: str) -> dict[str, Any]:
+        """A technician's cancel: as if its issuer had sent it, receipts included."""
+        cancel = validate_command({"type": "cancel", "id": id})
+        rows = self.store.query(
+            "SELECT issuer FROM bulletins WHERE id = ? AND state = 'active' "
+            "UNION SELECT issuer FROM plays WHERE id = ? AND state = 'on_air'",
+            (id, id),
+        )
+        if not rows:
+            raise ControlError(f"no bulletin {id!r} is queued, scheduled or on air")
+        for row in rows:
+            self.inbox._cancel(row["issuer"], cancel)  # type: ignore[arg-type]
+        return {"ok": True, "id": id, "issuers": [row["issuer"] for row in rows]}
 
     def _local(self, request: dict[str, Any]) -> dict[str, Any]:
         bid = f"{request['cmd']}-{uuid.uuid4().hex[:12]}"
