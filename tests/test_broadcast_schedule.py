@@ -9,6 +9,9 @@ come from scripts/bench_lateness.py).
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -197,3 +200,35 @@ def test_recorded_audio_plays_when_its_hash_matches_and_fails_when_not(tmp_path,
     middle = samples[int(0.1 * rate + len(chime(rate, True))) :][: rate]
     assert dominant_hz(middle, rate) == pytest.approx(660.0, abs=5)
     assert np.abs(middle).max() > 0.2
+
+
+def loaxa(station: StationProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loaxa", *args, "--config", str(station.config_path)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def test_cli_queue_cancel_and_log_tell_a_technician_what_is_planned_and_what_aired(station, operator):
+    later = slot_in(3600)
+    operator.send({"type": "bulletin", "id": "evening", "text": SHORT, "schedule": {"at": later.isoformat()}})
+    operator.wait_for("evening", "scheduled", 10)
+    operator.send({"type": "bulletin", "id": "aired-now", "text": SHORT})
+    operator.wait_for("aired-now", "finished", 30)
+
+    queue = loaxa(station, "queue", "--json")
+    assert queue.returncode == 0, queue.stderr
+    assert ["evening", later.isoformat()] in json.loads(queue.stdout)["next"]
+
+    done = loaxa(station, "cancel", "evening")
+    assert done.returncode == 0, done.stderr
+    operator.wait_for("evening", "cancelled", 10)  # the province hears of it too
+    unknown = loaxa(station, "cancel", "no-such-bulletin")
+    assert unknown.returncode == 1 and "no bulletin 'no-such-bulletin'" in unknown.stderr
+
+    log = loaxa(station, "log", "--since", "10m", "--json")
+    assert log.returncode == 0, log.stderr
+    entries = [json.loads(line) for line in log.stdout.splitlines()]
+    assert [(e["id"], e["state"]) for e in entries] == [("aired-now", "done")]
+    assert entries[0]["started"] and entries[0]["seconds"] is not None
+    assert loaxa(station, "log", "--since", "yesterday-ish").returncode == 2  # a usage error, not a traceback

@@ -1,0 +1,98 @@
+"""`loaxa log`: what this station aired (or missed), read from its store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from loaxa.cli._common import add_config_arg, settings_from
+from loaxa.errors import ConfigError, StoreError
+
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+CLOSED = ("done", "failed", "cancelled", "superseded", "missed", "expired", "on_air")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("log", help="show what aired, from the station's store")
+    add_config_arg(p)
+    p.add_argument("--since", default="1d", type=_since_arg, help="a duration back (30m, 12h, 7d) or an ISO date/time (default 1d)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per play")
+    p.set_defaults(func=show_log)
+
+
+def _since_arg(value: str) -> datetime:
+    try:
+        return parse_since(value, datetime.now(timezone.utc))
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """`12h` back from `now`, or an ISO date/time (local time when it has no offset)."""
+    match = _AGO.match(value.strip().lower())
+    if match:
+        return now - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--since {value!r}: expected a duration like 12h or 7d, or an ISO date/time") from None
+    return when if when.tzinfo else when.astimezone()
+
+
+def aired(db_path: Any, since: datetime) -> list[dict[str, Any]]:
+    """Plays that went on air or were given up, oldest first."""
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the station store {db_path}: {exc}") from None
+    db.row_factory = sqlite3.Row
+    try:
+        rows = db.execute(
+            "SELECT p.*, b.priority AS bpriority FROM plays p LEFT JOIN bulletins b ON b.issuer = p.issuer AND b.id = p.id "
+            f"WHERE p.state IN ({','.join('?' * len(CLOSED))}) AND COALESCE(p.started_at, p.due_at) >= ? "
+            "ORDER BY COALESCE(p.started_at, p.due_at), p.pid",
+            (*CLOSED, since.timestamp()),
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the station store {db_path}: {exc}") from None
+    finally:
+        db.close()
+    return [_entry(r) for r in rows]
+
+
+def _entry(row: sqlite3.Row) -> dict[str, Any]:
+    def at(ts: float | None) -> str | None:
+        return datetime.fromtimestamp(ts, timezone.utc).astimezone().isoformat(timespec="seconds") if ts else None
+
+    seconds = row["ended_at"] - row["started_at"] if row["ended_at"] and row["started_at"] else None
+    return {
+        "id": row["id"], "rev": row["rev"], "issuer": row["issuer"], "state": row["state"],
+        "slot": row["occurrence"], "started": at(row["started_at"]), "ended": at(row["ended_at"]),
+        "seconds": round(seconds, 1) if seconds is not None else None, "detail": row["detail"],
+    }  # fmt: skip
+
+
+def show_log(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    db_path = settings.storage.dir / "station.db"
+    if not db_path.exists():
+        raise StoreError(f"no station store at {db_path}; has the daemon run with this config?")
+    entries = aired(db_path, args.since)
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("started", "id", "rev", "state", "slot", "s", "detail")
+    for e in entries:
+        table.add_row(e["started"] or "-", e["id"], str(e["rev"]), e["state"], e["slot"] or "asap",
+                      "-" if e["seconds"] is None else f"{e['seconds']:.1f}", e["detail"] or "")  # fmt: skip
+    Console().print(table if entries else "nothing aired in that time")
+    return 0
