@@ -1,0 +1,51 @@
+"""`loaxa doctor`: check the station on site, one line per item with what to do."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from loaxa.cli._common import add_config_arg, settings_from
+from loaxa.config import config_path
+from loaxa.doctor import FAIL, OK, WARN, Finding, run_checks
+
+CHECKS = ("service", "audio", "voice", "fallback", "broker", "clock", "disk", "permissions")
+STYLE = {OK: "bold green", WARN: "bold yellow", FAIL: "bold red"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check audio, voices, broker, clock, disk, permissions and the service")
+    add_config_arg(p)
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.add_argument("--skip", action="append", choices=CHECKS, default=[], metavar="CHECK",
+                   help=f"leave a check out (one of {', '.join(CHECKS)}); repeatable")  # fmt: skip
+    p.set_defaults(func=doctor)
+
+
+def doctor(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    findings = run_checks(settings, config_path(args.config), frozenset(args.skip))
+    if args.json:
+        json.dump([f.as_dict() for f in findings], sys.stdout, ensure_ascii=False, indent=2)
+        print()
+    else:
+        print_table(findings, settings.station.path)
+    return 1 if any(f.status == FAIL for f in findings) else 0
+
+
+def print_table(findings: list[Finding], station: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"loaxa doctor: {station}", show_lines=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("found")
+    table.add_column("what to do")
+    for f in findings:
+        table.add_row(f.check, f"[{STYLE[f.status]}]{f.status}[/]", f.detail, f.fix)
+    console = Console()
+    console.print(table)
+    fails = sum(f.status == FAIL for f in findings)
+    console.print(f"{fails} problem(s) to fix" if fails else "everything needed is in order", style=STYLE[FAIL if fails else OK])

@@ -1,0 +1,312 @@
+"""`loaxa doctor`: a checklist a technician can read on site.
+
+Each check returns one `Finding`: OK, WARN (works, but look at it) or FAIL
+(the station cannot do its job), with what was found and what to do. The
+checks only read, probe and play a moment of silence; they never change the
+station's store or its MQTT session.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loaxa.config import Settings
+from loaxa.errors import LoaxaError
+
+log = logging.getLogger(__name__)
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+DISK_FAIL_MB = 100
+DISK_WARN_MB = 500
+BROKER_TIMEOUT_S = 5.0
+SERVICE = "loaxa"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: str  # OK, WARN or FAIL
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+# -- audio -----------------------------------------------------------------------
+
+
+def check_audio(settings: Settings) -> Finding:
+    """The output is found and accepts a moment of silence."""
+    from loaxa.player.output import build_sink
+
+    spec = settings.audio.output
+    if spec == "null":
+        return Finding("audio", WARN, "output is 'null': sound is discarded", "set audio.output to the sound card's name")
+    if spec.startswith("wav:"):
+        folder = _existing(Path(spec[4:]))
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return Finding("audio", FAIL, f"{folder} is not writable", f"make {spec[4:]} writable by the service user")
+        return Finding("audio", WARN, f"output writes WAV files into {spec[4:]} (no loudspeaker)", "set audio.output to the sound card")
+    try:
+        sink = build_sink(spec, settings.audio.latency_s)
+        out = sink.open(settings.audio.sample_rate_hz, label="doctor")
+        try:
+            out.write(np.zeros(int(0.2 * settings.audio.sample_rate_hz), dtype=np.float32))
+        finally:
+            out.close()
+    except (LoaxaError, OSError) as exc:
+        fix = "check the cable or USB sound card and `aplay -L`; the service user needs the `audio` group"
+        return Finding("audio", FAIL, str(exc), fix)
+    return Finding("audio", OK, f"{sink.describe()} found and played 0.2 s of silence")
+
+
+# -- voices ----------------------------------------------------------------------
+
+
+def check_voice(settings: Settings, spec: str | None = None, role: str = "voice") -> Finding:
+    """The voice loads and speaks a short phrase."""
+    from loaxa.speech.pipeline import load_voice
+
+    spec = spec or settings.tts.voice
+    name = role
+    started = time.perf_counter()
+    try:
+        voice = load_voice(spec, settings.tts)
+        try:
+            samples = _within(lambda: voice.synthesize("Xin chào bà con.", 1.0), settings.tts.deadline_s)
+        finally:
+            voice.close()
+    except LoaxaError as exc:
+        fix = f"install it: `loaxa voices install {spec}`" if not spec.startswith("espeak:") else "install espeak-ng: `apt install espeak-ng`"
+        return Finding(name, FAIL, f"{spec}: {exc}", fix)
+    seconds = len(samples) / voice.sample_rate
+    if len(samples) == 0 or not np.isfinite(samples).all() or float(np.abs(samples).max(initial=0.0)) < 1e-3:
+        return Finding(name, FAIL, f"{spec} loads but produces no sound", f"reinstall it: `loaxa voices install {spec}`")
+    problem = _pinned_problem(settings, spec)
+    if problem:
+        return Finding(name, WARN, f"{spec} speaks, but {problem}", f"reinstall it: `loaxa voices install {spec}`")
+    took = time.perf_counter() - started
+    return Finding(name, OK, f"{voice.name} loaded and spoke {seconds:.1f} s in {took:.1f} s")
+
+
+def _within(work: Callable[[], Any], seconds: float) -> Any:
+    """Run `work` with a deadline; a hung voice is a finding, not a hung doctor."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="doctor-voice", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise LoaxaError(f"gave no audio within {seconds:g} s (tts.deadline_s)")
+    if "error" in box:
+        error = box["error"]
+        raise error if isinstance(error, LoaxaError) else LoaxaError(f"crashed: {error}")
+    return box["value"]
+
+
+def _pinned_problem(settings: Settings, spec: str) -> str | None:
+    """A catalogue voice whose files differ from the pinned download."""
+    if spec.startswith("espeak:"):
+        return None
+    try:
+        from loaxa.speech.voices import verify
+
+        for name, problem in verify(settings.tts.voices_dir, load=False):
+            if name == spec and problem:
+                return problem
+    except (LoaxaError, OSError, TypeError) as exc:
+        log.debug("voice verification unavailable: %s", exc)
+    return None
+
+
+# -- broker ----------------------------------------------------------------------
+
+
+def check_broker(settings: Settings) -> Finding:
+    """Connect with the station's credentials (under another client id)."""
+    import paho.mqtt.client as mqtt
+
+    m = settings.mqtt
+    where = f"{m.host}:{m.port}"
+    # Never the station's own client id: that would take its session over.
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"loaxa-doctor-{os.getpid()}", protocol=mqtt.MQTTv5)
+    if m.username:
+        client.username_pw_set(m.username, m.password)
+    try:
+        if m.tls is not None:
+            import ssl
+
+            client.tls_set(
+                ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
+                certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
+                keyfile=str(m.tls.key_file) if m.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(m.tls.insecure)
+    except (OSError, ValueError) as exc:
+        return Finding("broker", FAIL, f"TLS files unusable: {exc}", "check mqtt.tls.ca_file, cert_file and key_file")
+    answer: dict[str, Any] = {}
+    done = threading.Event()
+
+    def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        answer["reason"] = reason
+        done.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(m.host, m.port, keepalive=10)
+    except (OSError, ValueError) as exc:
+        return Finding("broker", FAIL, f"cannot reach {where}: {exc}", "check mqtt.host/port, the network and the broker service")
+    client.loop_start()
+    try:
+        if not done.wait(BROKER_TIMEOUT_S):
+            return Finding("broker", FAIL, f"{where} did not answer within {BROKER_TIMEOUT_S:g} s", "check the broker and the firewall")
+        reason = answer["reason"]
+        if reason.is_failure:
+            fix = "check mqtt.username and mqtt.password against the broker's password file"
+            if "authori" not in str(reason).lower() and "password" not in str(reason).lower():
+                fix = "check the broker's log"
+            return Finding("broker", FAIL, f"{where} refused the connection: {reason}", fix)
+        who = f"as {m.username}" if m.username else "anonymously"
+        return Finding("broker", OK, f"connected to {where} {who}{' over TLS' if m.tls else ''}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+# -- clock, disk, permissions ----------------------------------------------------
+
+
+def check_clock(settings: Settings, synced: Callable[[], bool | None] | None = None) -> Finding:
+    from loaxa.clock import clock_synced
+
+    state = (synced or clock_synced)()
+    if state:
+        return Finding("clock", OK, "synchronised (NTP)")
+    fix = "enable time sync: `sudo timedatectl set-ntp true` (systemd-timesyncd or chrony), and check the network"
+    if state is None:
+        return Finding("clock", WARN, "cannot tell whether the clock is synchronised", fix)
+    if settings.clock.require_sync:
+        return Finding("clock", FAIL, "not synchronised: scheduled bulletins are held until it is", fix)
+    return Finding("clock", WARN, "not synchronised, and clock.require_sync is off: slots may fire at wrong times", fix)
+
+
+def check_disk(settings: Settings) -> Finding:
+    folder = _existing(settings.storage.dir)
+    usage = shutil.disk_usage(folder)
+    free_mb = usage.free / 1e6
+    detail = f"{free_mb:,.0f} MB free on the disk of {settings.storage.dir}"
+    fix = "free space: old logs (`journalctl --vacuum-size=50M`), or lower tts.cache_max_mb"
+    if free_mb < DISK_FAIL_MB:
+        return Finding("disk", FAIL, detail, fix)
+    if free_mb < DISK_WARN_MB:
+        return Finding("disk", WARN, detail, fix)
+    return Finding("disk", OK, detail)
+
+
+def check_permissions(settings: Settings, config_file: Path | None) -> Finding:
+    problems: list[str] = []
+    fixes: list[str] = []
+    store = settings.storage.dir
+    target = store if store.exists() else _existing(store)
+    if not os.access(target, os.W_OK | os.X_OK):
+        problems.append(f"{target} is not writable")
+        fixes.append(f"`sudo chown -R loaxa: {store}`")
+    if config_file is not None and settings.mqtt.password:
+        mode = config_file.stat().st_mode
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            problems.append(f"{config_file} holds the broker password and is readable by others")
+            fixes.append(f"`chmod 600 {config_file}`")
+    spec = settings.audio.output
+    if not spec.startswith("wav:") and spec != "null" and Path("/dev/snd").is_dir():
+        nodes = [p for p in Path("/dev/snd").iterdir() if p.name.startswith("pcm")]
+        if nodes and not any(os.access(p, os.R_OK | os.W_OK) for p in nodes):
+            problems.append("no access to /dev/snd")
+            fixes.append("add the service user to the `audio` group")
+    if problems:
+        return Finding("permissions", FAIL, "; ".join(problems), "; ".join(fixes))
+    return Finding("permissions", OK, f"{store} writable" + (f", {config_file.name} private" if config_file and settings.mqtt.password else ""))
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+# -- service -----------------------------------------------------------------------
+
+
+def check_service(settings: Settings) -> Finding:
+    """The daemon answers on its control socket, and says it is healthy."""
+    from loaxa.control import request
+
+    try:
+        reply = request(settings.control_socket, {"cmd": "status"}, timeout_s=5)
+    except LoaxaError as exc:
+        unit = _systemd_state()
+        detail = f"{exc}" + (f"; systemd says the unit is {unit}" if unit else "")
+        return Finding("service", FAIL, detail, f"start it: `sudo systemctl start {SERVICE}`; see `journalctl -u {SERVICE}`")
+    health = reply.get("health") or []
+    state = reply.get("state", {})
+    if health:
+        return Finding("service", FAIL, "running but unhealthy: " + "; ".join(health), f"see `journalctl -u {SERVICE}`; restart it")
+    online = "online" if state.get("online") else "offline"
+    return Finding("service", OK, f"running {state.get('uptime_s', 0)} s, {online}, health ok")
+
+
+def _systemd_state() -> str | None:
+    if shutil.which("systemctl") is None:
+        return None
+    try:
+        done = subprocess.run(["systemctl", "is-active", SERVICE], capture_output=True, text=True, timeout=3, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+# -- all of them -------------------------------------------------------------------
+
+
+def run_checks(settings: Settings, config_file: Path | None = None, skip: frozenset[str] = frozenset()) -> list[Finding]:
+    """Every check in the order a technician would walk through them."""
+    checks: list[tuple[str, Callable[[], Finding]]] = [
+        ("service", lambda: check_service(settings)),
+        ("audio", lambda: check_audio(settings)),
+        ("voice", lambda: check_voice(settings)),
+        ("fallback", lambda: check_voice(settings, settings.tts.fallback, "fallback")),
+        ("broker", lambda: check_broker(settings)),
+        ("clock", lambda: check_clock(settings)),
+        ("disk", lambda: check_disk(settings)),
+        ("permissions", lambda: check_permissions(settings, config_file)),
+    ]
+    findings = []
+    for name, check in checks:
+        if name in skip or (name == "fallback" and not settings.tts.fallback):
+            continue
+        try:
+            findings.append(check())
+        except Exception as exc:  # one broken probe must not hide the other lines
+            log.debug("check %s crashed", name, exc_info=True)
+            findings.append(Finding(name, FAIL, f"the check itself failed: {exc}", "report this with `loaxa doctor -vv`"))
+    return findings
+
