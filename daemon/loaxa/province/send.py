@@ -46,7 +46,7 @@ def add_send_args(p: argparse.ArgumentParser) -> None:
     w = p.add_argument_group("receipts")
     w.add_argument(
         "--wait", choices=("auto", "finished", "received", "none"), default="auto",
-        help="what every station must report before exiting (auto: finished, or received when scheduled)",
+        help="what every station must report before exiting (auto: finished, or scheduled for --at/--daily)",
     )  # fmt: skip
     w.add_argument("--timeout", type=float, default=120.0, help="seconds to follow receipts (default 120)")
     w.add_argument("--states-wait", type=float, default=2.0, help="at most this long to collect station states first")
@@ -79,7 +79,7 @@ def goal_of(command: dict[str, Any], wait: str) -> str | None:
         return "cancelled"
     if wait != "auto":
         return wait
-    return "received" if command.get("schedule") else "finished"
+    return "scheduled" if command.get("schedule") else "finished"
 
 
 def deliver(args: argparse.Namespace, targets: list[Target], command: dict[str, Any]) -> int:

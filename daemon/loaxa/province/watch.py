@@ -18,6 +18,7 @@ ENDED = frozenset({"duplicate", "cancelled", "superseded"})
 REACHED = {
     "finished": frozenset({"finished"}),
     "received": frozenset({"received", "scheduled", "started", "resumed", "interrupted", "finished"}),
+    "scheduled": frozenset({"scheduled", "started", "resumed", "interrupted", "finished"}),
     "cancelled": frozenset({"cancelled"}),
 }
 COLUMNS = ("received", "started", "finished")
@@ -51,10 +52,10 @@ class Tracker:
         self.rows: dict[str, Row] = {}
 
     def expect(self, station: str, online: bool | None) -> None:
-        """A station that should answer (online) or that the broker holds the command for."""
-        row = self.rows.setdefault(station, Row(station, expected=bool(online)))
+        """A station that should answer (online, or never seen) or that the broker holds the command for (offline)."""
+        row = self.rows.setdefault(station, Row(station, expected=online is not False))
         row.online = online
-        if online and not row.expected:
+        if online is not False:
             row.expected = True
         if online is False and row.status == "waiting":
             row.status = "offline"
