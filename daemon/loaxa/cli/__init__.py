@@ -16,7 +16,7 @@ import sys
 from loaxa import __version__
 from loaxa.errors import LoaxaError
 
-log = logging.getLogger("loaxa")
+_log = logging.getLogger("loaxa")  # not `log`: the `loaxa log` sub-module would shadow it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except LoaxaError as exc:
-        log.error("%s", exc)
+        _log.error("%s", exc)
         return 1
     except KeyboardInterrupt:
         return 130
