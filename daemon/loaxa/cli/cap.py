@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import signal
+import sys
 import threading
 from datetime import datetime, timezone
 from typing import Any
@@ -88,13 +89,13 @@ def commands_of(doc: Document, args: argparse.Namespace) -> list[dict[str, Any]]
         alert = parse_cap(doc.data)
         commands = cap_to_commands(alert, now, language=args.language)
     except CapNotLive as exc:
-        print(f"{doc.source}: not aired: {exc}")
+        print(f"{doc.source}: not aired: {exc}", file=sys.stderr)
         return []
     if not commands:
-        print(f"{doc.source}: nothing to air ({alert.status} {alert.msg_type})")
+        print(f"{doc.source}: nothing to air ({alert.status} {alert.msg_type})", file=sys.stderr)
     for command in commands:
         print(f"{doc.source}: {alert.msg_type} {alert.identifier} → {command['type']} {command['id']}"
-              f"{' (' + command['priority'] + ')' if 'priority' in command else ''}")  # fmt: skip
+              f"{' (' + command['priority'] + ')' if 'priority' in command else ''}", file=sys.stderr)  # fmt: skip
     return commands
 
 
