@@ -151,7 +151,9 @@ def poll_select(rlist: list, wlist: list, xlist: list, timeout: float | None = N
             if fd < 0:
                 raise ValueError("file descriptor cannot be a negative integer")
             masks[fd] = masks.get(fd, 0) | flag
-            objects.setdefault(fd, []).append(obj)
+            same = objects.setdefault(fd, [])
+            if not any(obj is o for o in same):
+                same.append(obj)
     poller = select.poll()
     for fd, mask in masks.items():
         poller.register(fd, mask)
