@@ -82,6 +82,9 @@ class Inbox(threading.Thread):
             except Exception:  # a bug must not stop the station taking commands
                 log.exception("error handling a command")
                 self.receipts.emit("rejected", _receipt_ids(item[0])[0], detail="internal error while handling the command")
+            ack = item[2].get("ack")
+            if ack is not None:  # after the store commit: until then the broker keeps the command
+                ack()
 
     def handle(self, payload: bytes, retained: bool, meta: dict[str, Any]) -> None:
         if retained:

@@ -44,7 +44,8 @@ class Link:
         self.on_connected: list[Callable[[], None]] = []
         self.last_error: str | None = None
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, reconnect_on_failure=True
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, reconnect_on_failure=True,
+            manual_ack=True,  # PUBACK only once the inbox has stored the command: a kill -9 must not lose it
         )
         if settings.username:
             client.username_pw_set(settings.username, settings.password)
@@ -123,7 +124,7 @@ class Link:
             log.warning("broker link lost (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        meta: dict[str, Any] = {"topic": msg.topic}
+        meta: dict[str, Any] = {"topic": msg.topic, "ack": lambda: client.ack(msg.mid, msg.qos)}
         props = getattr(msg, "properties", None)
         if props is not None:
             meta["response_topic"] = getattr(props, "ResponseTopic", None)
