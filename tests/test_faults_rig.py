@@ -153,8 +153,17 @@ class Province:
             (self.events if msg.topic.endswith("/event") else self.states).append(body)
             self._new.notify_all()
 
+    def wait_connected(self, timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.client.is_connected():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the province client did not reconnect within {timeout_s} s")
+            time.sleep(0.05)
+
     def send(self, command: dict[str, Any]) -> None:
         import json
+
+        self.wait_connected()
 
         info = self.client.publish(f"{self.base}/cmd", json.dumps(command, ensure_ascii=False).encode(), qos=1)
         info.wait_for_publish(10)
