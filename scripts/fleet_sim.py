@@ -51,7 +51,7 @@ TEXT = (
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stations", type=int, default=1000, help="simulated stations (default 1000)")
-    p.add_argument("--per-process", type=int, default=500, help="stations per worker process (default 500)")
+    p.add_argument("--per-process", type=int, default=100, help="stations per worker process (default 100)")
     p.add_argument("--host", help="use this broker instead of starting one")
     p.add_argument("--port", type=int, default=1883)
     p.add_argument("--province", default="sim")
