@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from loaxa.province.client import Message
@@ -103,7 +102,3 @@ class Fleet:
 
     def sorted(self) -> list[StationView]:
         return [self.stations[k] for k in sorted(self.stations)]
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
