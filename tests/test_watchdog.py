@@ -89,7 +89,7 @@ def test_a_stalled_player_stops_the_watchdog_pings_and_they_resume_when_it_recov
         assert station.control({"cmd": "status"})["health"] == []
 
         op.send({"type": "bulletin", "id": "wd-1", "text": "Xin chào bà con."})
-        op.wait_for("wd-1", "started", 30)
+        op.wait_for("wd-1", "received", 30)  # `started` waits until the device opens
 
         def health() -> list[str]:
             return station.control({"cmd": "status"})["health"]
@@ -103,6 +103,7 @@ def test_a_stalled_player_stops_the_watchdog_pings_and_they_resume_when_it_recov
 
         speaker.plug_in()  # the driver comes back: the write goes through
         op.wait_for("wd-1", "finished", 60)
+        assert op.of("wd-1") == ["received", "started", "finished"]
         wait_until(lambda: health() == [], 30, "health clears")
         back_from = time.monotonic()
         wait_until(lambda: notify.pings(since=back_from) >= 1, 10, "pings resume")

@@ -70,7 +70,7 @@ class Inbox(threading.Thread):
     def run(self) -> None:
         while True:
             try:
-                item = self._queue.get(timeout=1.0)
+                item = self._queue.get(timeout=5.0)
             except queue.Empty:
                 self.heartbeat = time.monotonic()
                 continue

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 20
 STATE_EVERY_S = 60.0
+IDLE_WAIT_S = 5.0  # commits wake the reporter; this bounds how stale `state` can be
 
 
 class Receipts:
@@ -66,7 +67,7 @@ class Reporter(threading.Thread):
         last_at = 0.0
         while not self.stopping.is_set():
             self.heartbeat = time.monotonic()
-            self.wake.wait(1.0)
+            self.wake.wait(IDLE_WAIT_S)
             self.wake.clear()
             if not self.link.connected.is_set():
                 continue

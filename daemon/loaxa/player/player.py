@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from loaxa.config import Settings
 from loaxa.errors import AudioError, LoaxaError, VoiceError
-from loaxa.player.output import Sink
+from loaxa.player.output import Output, Sink
 from loaxa.player.session import Session, Stopped
 from loaxa.protocol import parse_time
 from loaxa.queue import BroadcastQueue
@@ -26,6 +26,11 @@ from loaxa.speech.pipeline import Speaker
 from loaxa.store import Play, Store
 
 log = logging.getLogger(__name__)
+
+# Every change that can make a play eligible commits to the store, which wakes
+# the player; the timeout only catches the end of quiet hours. A short poll
+# would cost a query per station every fraction of a second for nothing.
+IDLE_WAIT_S = 5.0
 
 
 class AmpControl(Protocol):
@@ -112,7 +117,7 @@ class Player(threading.Thread):
             try:
                 play = self.queue.next(_now())
                 if play is None:
-                    self._wake.wait(0.5)
+                    self._wake.wait(IDLE_WAIT_S)
                     self._wake.clear()
                     continue
                 self._air(play)
@@ -139,6 +144,14 @@ class Player(threading.Thread):
             except LoaxaError as exc:
                 self._close(play, "failed", "failed", detail=str(exc))
                 return
+        try:  # a missing device is retried quietly: no receipt until sound can flow
+            self.amplifier.ensure_on()
+            output = self.sink.open(self.rate, label=play.id)
+        except AudioError as exc:
+            self.amplifier.release()
+            self._after(play, "audio_error", str(exc))
+            return
+        self.audio_error = None
         resumed = play.started_at is not None
         with self.store.tx() as db:
             db.execute(
@@ -151,21 +164,14 @@ class Player(threading.Thread):
             self.on_air = OnAir(play)
             self._stream_stop.clear()
         try:
-            outcome, detail = self._session(play, sentences, rate)
+            outcome, detail = self._session(play, output, sentences, rate)
         finally:
             with self._lock:
                 self.on_air = None
         self._after(play, outcome, detail)
 
-    def _session(self, play: Play, sentences: list, rate: float) -> tuple[str, str | None]:
+    def _session(self, play: Play, output: Output, sentences: list, rate: float) -> tuple[str, str | None]:
         body = play.body
-        try:
-            self.amplifier.ensure_on()
-            output = self.sink.open(self.rate, label=play.id)
-        except AudioError as exc:
-            self.amplifier.release()
-            return "audio_error", str(exc)
-        self.audio_error = None
         volume = body.get("volume", self.settings.audio.volume)
         chime = body.get("chime", True) and self.settings.audio.chime
         session = Session(output, self.rate, volume, lambda: self._stop_reason(play), self._beat)
