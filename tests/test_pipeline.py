@@ -248,3 +248,28 @@ def test_synthesize_to_wav_writes_speech_with_the_silence_asked(voice: Counting,
     assert sentences[0].pause_s == pytest.approx(0.2)
     speech = sum(len(c.samples) for c in sp.chunks(sentences))
     assert len(frames) == speech + sum(int(round(s.pause_s * 22050)) for s in sentences)
+
+
+def test_the_configured_local_lexicon_reaches_what_is_spoken(tmp_path):
+    from loaxa.config import TextSettings, TtsSettings
+    from loaxa.speech.pipeline import build_speaker
+
+    lexicon = tmp_path / "lexicon.yaml"
+    lexicon.write_text("HTXDV: hợp tác xã dịch vụ\n", encoding="utf-8")
+    speaker = build_speaker(TtsSettings(voice="espeak:vi"), TextSettings(lexicon=lexicon), 22050)
+    try:
+        spoken = " ".join(s.text for s in speaker.sentences("HTXDV thôn 3 họp lúc 7h30."))
+    finally:
+        speaker.close()
+    assert "hợp tác xã dịch vụ thôn ba họp lúc bảy giờ ba mươi" in spoken.lower()
+
+
+def test_a_broken_local_lexicon_stops_the_speaker_with_its_reason(tmp_path):
+    from loaxa.config import TextSettings, TtsSettings
+    from loaxa.errors import ConfigError
+    from loaxa.speech.pipeline import build_speaker
+
+    lexicon = tmp_path / "lexicon.yaml"
+    lexicon.write_text("- not: [a mapping\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="lexicon"):
+        build_speaker(TtsSettings(voice="espeak:vi"), TextSettings(lexicon=lexicon), 22050)

@@ -23,7 +23,7 @@ from loaxa.config import TextSettings, TtsSettings
 from loaxa.errors import VoiceError
 from loaxa.speech.cache import AudioCache, cache_key
 from loaxa.speech.engine import Chunk, Sentence, Voice, resample
-from loaxa.speech.normalize import normalize
+from loaxa.speech.normalize import Lexicon, normalize
 from loaxa.speech.split import split_sentences
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class Speaker:
         self.fallback = fallback
         self.tts = tts
         self.text = text
+        self.lexicon = Lexicon.load(text.lexicon)  # a bad local lexicon stops start-up with its reason
         self.sample_rate = sample_rate
         self.cache = cache
         self.load_error = load_error
@@ -90,7 +91,7 @@ class Speaker:
 
     # -- text -----------------------------------------------------------------
     def sentences(self, text: str, pause_s: float | None = None) -> list[Sentence]:
-        spoken = normalize(text, dialect=self.text.dialect)
+        spoken = normalize(text, dialect=self.text.dialect, lexicon=self.lexicon)
         pause = self.tts.sentence_silence_s if pause_s is None else pause_s
         return split_sentences(spoken, pause_s=pause)
 
