@@ -289,3 +289,27 @@ def test_a_vanished_pin_is_reported_and_reclaimed(fake_gpiod: types.SimpleNamesp
     assert amp.on() is True  # the chip is back: a fresh request
     assert len(fake_gpiod.requests) == 2 and amp.fault is None
     amp.close()
+
+
+def test_a_prewarm_switches_on_ahead_so_the_slot_waits_only_what_is_left() -> None:
+    now = [100.0]
+    amp = RecordingAmplifier(clock=lambda: now[0])
+    slept: list[float] = []
+    control = AmplifierControl(amp, warmup_s=1.5, hold_s=30, clock=lambda: now[0], sleep=slept.append)
+    control.prewarm()
+    assert amp.is_on
+    now[0] += 1.0  # the slot comes 1 s after the pre-warm
+    assert control.ensure_on() == pytest.approx(0.5)
+    now[0] += 5.0
+    assert control.ensure_on() == 0.0  # already warm
+    control.shutdown()
+    assert [e for e, _ in amp.events] == ["on", "off", "close"]
+
+
+def test_a_prewarm_with_nothing_to_play_switches_off_after_the_hold() -> None:
+    amp = RecordingAmplifier()
+    control = AmplifierControl(amp, warmup_s=0.05, hold_s=0.1)
+    control.prewarm_hold_s = 0.2
+    control.prewarm()
+    assert amp.wait_for(2, timeout_s=5)
+    assert [e for e, _ in amp.events] == ["on", "off"]

@@ -232,3 +232,26 @@ def test_cli_queue_cancel_and_log_tell_a_technician_what_is_planned_and_what_air
     assert [(e["id"], e["state"]) for e in entries] == [("aired-now", "done")]
     assert entries[0]["started"] and entries[0]["seconds"] is not None
     assert loaxa(station, "log", "--since", "yesterday-ish").returncode == 2  # a usage error, not a traceback
+
+
+def test_the_amplifier_is_warmed_up_before_a_scheduled_slot(tmp_path, broker, operator):
+    log = tmp_path / "amp.log"
+    switch = lambda word: ["sh", "-c", f"echo {word} $(date +%s.%N) >> {log}"]  # noqa: E731
+    warmup_s = 1.5
+    station = start_station(
+        tmp_path, broker, operator, amplifier__backend="command", amplifier__on_command=switch("on"),
+        amplifier__off_command=switch("off"), amplifier__warmup_s=warmup_s, amplifier__hold_s=1.0,
+    )  # fmt: skip
+    try:
+        slot = slot_in(4)
+        operator.send({"type": "bulletin", "id": "warm-1", "text": SHORT, "schedule": {"at": slot.isoformat()}})
+        started = operator.wait_for("warm-1", "started", 30)
+        operator.wait_for("warm-1", "finished", 30)
+    finally:
+        assert station.stop() == 0, station.log()
+    lines = log.read_text().split()
+    switched = [(lines[i], float(lines[i + 1])) for i in range(0, len(lines), 2)]
+    on_at = next(when for word, when in switched if word == "on")
+    # switched on a warm-up ahead of the slot, so the slot's sound is not held back by it
+    assert on_at <= slot.timestamp() - warmup_s + 0.5
+    assert at(started) < slot + timedelta(seconds=warmup_s)

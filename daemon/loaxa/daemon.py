@@ -69,8 +69,9 @@ class Station:
             self.amplifier, self.sources,
         )  # fmt: skip
         self.scheduler = Scheduler(
-            self.store, self.receipts, tz, s.broadcast.grace_s, self.clock.ok, self.player.attention, self._prepare
-        )
+            self.store, self.receipts, tz, s.broadcast.grace_s, self.clock.ok, self.player.attention, self._prepare,
+            prewarm=self.amplifier.prewarm, warmup_s=self.amplifier.warmup_s,
+        )  # fmt: skip
         self.inbox = Inbox(
             self.store, self.receipts, self.scheduler, Verifier(s.security), RateLimiter(s.security.max_commands_per_min),
             s.broadcast.max_queue, lambda b: self.player.attention(), self.player.stop_play, self._respond,

@@ -45,6 +45,8 @@ class Scheduler:
         on_due: Callable[[], None],
         prepare: Callable[[dict[str, Any]], None] = lambda body: None,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        prewarm: Callable[[], None] = lambda: None,
+        warmup_s: float = 0.0,
     ) -> None:
         self.store = store
         self.receipts = receipts
@@ -54,6 +56,8 @@ class Scheduler:
         self.on_due = on_due
         self.prepare = prepare
         self.now = now  # the wall clock; tests pass a controllable one
+        self.prewarm = prewarm  # switches the amplifier on `warmup_s` before the next slot
+        self.warmup_s = warmup_s
         self.heartbeat_ok = True
         self._lock = threading.Lock()
         self._aps = BackgroundScheduler(
@@ -131,6 +135,20 @@ class Scheduler:
                     due |= self._catch_up_one(db, row, now)
         if due:
             self.on_due()
+        self._arm_prewarm()
+
+    def _arm_prewarm(self) -> None:
+        """The amplifier warms up before the next slot, so its sound starts on time."""
+        if self.warmup_s <= 0 or not self._aps.running:
+            return
+        upcoming = self.next_slots(1)
+        if not upcoming:
+            return
+        at = datetime.fromisoformat(upcoming[0][1]) - timedelta(seconds=self.warmup_s)
+        if at <= self.now():
+            self.prewarm()
+        else:
+            self._aps.add_job(self.prewarm, DateTrigger(run_date=at), id="prewarm", replace_existing=True)
 
     def _catch_up_one(self, db: sqlite3.Connection, row: sqlite3.Row, now: datetime) -> bool:
         body = _body(row)

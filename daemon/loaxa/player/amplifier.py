@@ -304,21 +304,46 @@ class AmplifierControl:
         self._cond = threading.Condition()
         self._hold_id = 0  # bumped to cancel a pending hold
         self._closed = False
+        self._warm_at = 0.0  # when the warm-up of the current switch-on ends
+        self.prewarm_hold_s = max(hold_s, 10.0)  # a pre-warmed amplifier waits this long for its slot
 
     def ensure_on(self) -> float:
-        """Switch on if off and wait the warm-up; the seconds waited (0 if already on)."""
+        """Switch on if off and wait the warm-up; the seconds waited (0 if already warm)."""
         with self._cond:
             self._cancel_hold()
             if self._closed:
                 log.warning("amplifier switched on after shutdown; ignored")
                 return 0.0
-            if self.amp.is_on:
-                return 0.0
-            if self._safely(self.amp.on):
-                log.info("amplifier %s on", self.amp.name)
-        # Waited even when the relay failed: the amplifier may be on regardless.
-        self._sleep(self.warmup_s)
-        return self.warmup_s
+            if not self.amp.is_on:
+                self._switch_on()
+                wait = self.warmup_s  # waited even when the relay failed: it may be wired on regardless
+            else:
+                wait = max(0.0, self._warm_at - self._clock())  # the rest of a pre-warm
+            self._warm_at = 0.0  # warm once this call returns
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def prewarm(self) -> None:
+        """Switch on ahead of a scheduled slot, so its sound starts on time.
+
+        A hold armed from the end of the warm-up switches it off again if
+        nothing comes to play.
+        """
+        with self._cond:
+            if self._closed:
+                return
+            if not self.amp.is_on:
+                self._switch_on()
+            self._cancel_hold()
+            hold_id = self._hold_id
+            deadline = max(self._warm_at, self._clock()) + self.prewarm_hold_s
+        threading.Thread(target=self._hold, args=(hold_id, deadline), name="amplifier-hold", daemon=True).start()
+
+    def _switch_on(self) -> None:
+        if self._safely(self.amp.on):
+            log.info("amplifier %s on", self.amp.name)
+        self._warm_at = self._clock() + self.warmup_s
 
     def release(self) -> None:
         """Nothing more to play for now: switch off after `hold_s` unless needed again."""
