@@ -62,4 +62,4 @@ class BroadcastQueue:
         return any(p.rank == 0 and p.pid != current.pid for p in self.eligible(now))
 
     def waiting(self) -> int:
-        return len(self.store.pending_plays())
+        return self.store.count_open_plays()

@@ -190,6 +190,10 @@ class Store:
         )
         return [_play(r) for r in rows]
 
+    def count_open_plays(self) -> int:
+        """Plays waiting or on air, for the state topic."""
+        return self.query("SELECT COUNT(*) FROM plays WHERE state IN ('pending', 'on_air')")[0][0]
+
     def play(self, pid: int) -> Play | None:
         rows = self.query(
             "SELECT p.*, b.body FROM plays p JOIN bulletins b ON b.issuer = p.issuer AND b.id = p.id AND b.rev = p.rev WHERE p.pid = ?",

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from loaxa.config import Settings
 from loaxa.errors import AudioError, LoaxaError, VoiceError
+from loaxa.player.chime import chime
 from loaxa.player.output import Output, Sink
 from loaxa.player.session import Session, Stopped
 from loaxa.protocol import parse_time
@@ -75,6 +76,7 @@ class Player(threading.Thread):
         self.amplifier = amplifier
         self.sources = sources
         self.rate = settings.audio.sample_rate_hz
+        chime(self.rate, True), chime(self.rate, False)  # made once, before the first bulletin needs it
         self.heartbeat = time.monotonic()
         self.audio_error: str | None = None
         self.on_air: OnAir | None = None
@@ -173,11 +175,11 @@ class Player(threading.Thread):
     def _session(self, play: Play, output: Output, sentences: list, rate: float) -> tuple[str, str | None]:
         body = play.body
         volume = body.get("volume", self.settings.audio.volume)
-        chime = body.get("chime", True) and self.settings.audio.chime
+        with_chime = body.get("chime", True) and self.settings.audio.chime
         session = Session(output, self.rate, volume, lambda: self._stop_reason(play), self._beat)
         try:
             session.silence(self.settings.audio.lead_silence_s)
-            if chime:
+            if with_chime:
                 session.chime(opening=True)
             repeat = int(body.get("repeat", 1))
             for run in range(play.played, repeat):
@@ -186,11 +188,11 @@ class Player(threading.Thread):
                 if run < repeat - 1:
                     self._progress(play.pid, 0, run + 1)
                     session.silence(float(body.get("gap_s", 3.0)))
-            if chime:
+            if with_chime:
                 session.chime(opening=False)
             return "finished", f"{session.written_s:.1f} s on air, voice {self.speaker.status()['name']}"
         except Stopped as stopped:
-            if stopped.reason in ("cancelled", "superseded") and chime:
+            if stopped.reason in ("cancelled", "superseded") and with_chime:
                 Session(output, self.rate, volume).chime(opening=False)
             return stopped.reason, None
         except AudioError as exc:
