@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 
 from audio_servers import StreamServer, tone_file
-from brokers import start_mosquitto
 from loaxa.player.chime import chime
 from stations import Operator, StationProcess, station_config, voiced_seconds
 
@@ -121,20 +120,6 @@ def ends_with_closing_chime(samples: np.ndarray) -> bool:
         if norm > 0:
             best = max(best, float(np.dot(window, template)) / norm)
     return best > 0.9
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = start_mosquitto(tmp_path)
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def operator(broker):
-    op = Operator(broker.host, broker.port)
-    yield op
-    op.close()
 
 
 def paced_station(tmp_path: Path, broker: Any, operator: Operator, **overrides: Any) -> StationProcess:

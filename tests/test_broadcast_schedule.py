@@ -20,27 +20,12 @@ import numpy as np
 import pytest
 
 from audio_servers import FileServer, dominant_hz, tone, write_wav
-from brokers import start_mosquitto
 from loaxa.clock import clock_synced
 from loaxa.player.chime import chime
-from stations import Operator, StationProcess, read_wav, station_config, wait_for_files
+from stations import StationProcess, read_wav, station_config, wait_for_files
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SHORT = "Xin chào bà con."
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = start_mosquitto(tmp_path)
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def operator(broker):
-    op = Operator(broker.host, broker.port)
-    yield op
-    op.close()
 
 
 def start_station(tmp_path, broker, operator, name="station", **overrides):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from loaxa.cli import main
 from loaxa.config import Settings, load_config, masked, parse_config
@@ -78,7 +79,7 @@ def test_relative_paths_resolve_against_the_file(tmp_path):
 
 def test_settings_are_frozen():
     settings = parse_config({"station": STATION})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         settings.audio.volume = 0.1  # type: ignore[misc]
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import string
-from datetime import timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo

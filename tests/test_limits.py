@@ -17,25 +17,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audio_servers import FileServer, tone, write_wav
-from brokers import start_mosquitto
 from stations import Operator, StationProcess, station_config
 from loaxa.security import public_key_b64, sign
 
 TEXT = "Xin chào bà con."
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = start_mosquitto(tmp_path)
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def operator(broker):
-    op = Operator(broker.host, broker.port)
-    yield op
-    op.close()
 
 
 def run_station(tmp_path: Path, broker, op: Operator, **overrides: Any) -> StationProcess:

@@ -5,24 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brokers import start_mosquitto
-from stations import Operator, StationProcess, read_wav, station_config, voiced_seconds, wait_for_files, with_alsa_file
+from stations import StationProcess, read_wav, station_config, voiced_seconds, wait_for_files, with_alsa_file
 
 TEXT = "Ủy ban nhân dân xã thông báo. Sáng mai toàn xã ra quân làm vệ sinh môi trường. Đề nghị bà con tham gia đầy đủ."
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = start_mosquitto(tmp_path)
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def operator(broker):
-    op = Operator(broker.host, broker.port)
-    yield op
-    op.close()
 
 
 @pytest.fixture

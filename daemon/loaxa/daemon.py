@@ -24,7 +24,7 @@ from loaxa.clock import ClockGuard
 from loaxa.config import Settings
 from loaxa.content import Sources
 from loaxa.control import ControlServer
-from loaxa.errors import CommandError, ControlError
+from loaxa.errors import ControlError
 from loaxa.inbox import Inbox
 from loaxa.link import Link, dumps
 from loaxa.player.amplifier import build_control

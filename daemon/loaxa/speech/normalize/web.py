@@ -18,7 +18,7 @@ _TLD = r"(?:vn|com|net|org|gov|edu|info|biz|io|int|asia|me|app|online|site|xyz|t
 _HOST = rf"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+{_TLD}(?![\w-])"
 _PATH = r"(?:/(?:[^\s]*[^\s.,;:!?)\]])?)?"
 _URL = re.compile(rf"(?<![\w@.\-/])(?:(?:https?|ftp)://)?{_HOST}(?::\d+)?{_PATH}", re.IGNORECASE)
-_EMAIL = re.compile(rf"(?<![\w.\-])[\w.+\-]+@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{{2,}}(?![\w-])", re.IGNORECASE)
+_EMAIL = re.compile(r"(?<![\w.\-])[\w.+\-]+@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?![\w-])", re.IGNORECASE)
 _TLD_HINT = re.compile(rf"\.{_TLD}\b", re.IGNORECASE)
 _SCHEME = re.compile(r"^[a-z]+://", re.IGNORECASE)
 _PIECE = re.compile(r"[^\W\d_]+|\d+|[./@_\-:?=&#]")
