@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 import time
@@ -30,7 +31,7 @@ from loaxa.link import Link, dumps
 from loaxa.player.amplifier import build_control
 from loaxa.player.output import build_sink
 from loaxa.player.player import Player
-from loaxa.protocol import Topics, validate_command
+from loaxa.protocol import Topics, now_iso, validate_command
 from loaxa.queue import BroadcastQueue
 from loaxa.reports import Receipts, Reporter
 from loaxa.schedule import Scheduler
@@ -42,6 +43,7 @@ from loaxa.systemd import Notifier
 log = logging.getLogger(__name__)
 
 LOCAL_ISSUER = "local"  # technicians' `say` and `play` through the control socket
+PREPARE_QUEUE = 100
 TERMINAL = ("done", "failed", "expired", "cancelled", "superseded", "missed")
 
 
@@ -81,7 +83,7 @@ class Station:
         self.reporter = Reporter(self.store, self.link, self.topics.event, self.topics.state, self.state)
         self.control = ControlServer(s.control_socket, self._control)
         self.notifier = Notifier()
-        self._prepare_queue: list[dict[str, Any]] = []
+        self._to_prepare: queue.Queue[tuple[str, float | None]] = queue.Queue(maxsize=PREPARE_QUEUE)
 
     # -- life cycle -------------------------------------------------------------
     def run(self) -> int:
@@ -108,6 +110,7 @@ class Station:
         if recovered:
             log.info("%d play(s) were on air at the last stop; they resume", recovered)
         self.control.start()
+        threading.Thread(target=self._preparer, name="prepare", daemon=True).start()
         self.player.start()
         self.scheduler.start()
         self.inbox.start()
@@ -165,6 +168,7 @@ class Station:
             "clock_synced": self.clock.synced,
             "last_command_at": inbox.last_command_at if inbox else None,
             "uptime_s": int(time.monotonic() - self.started),
+            "at": now_iso(),
             "audio": {"output": self.settings.audio.output, "error": player.audio_error if player else None},
             "amplifier": {"backend": self.settings.amplifier.backend, "fault": self.amplifier.amp.fault},
         }
@@ -180,18 +184,25 @@ class Station:
             self.link.client.publish(topic, payload, qos=1, properties=props)
 
     def _prepare(self, body: dict[str, Any]) -> None:
-        """Voice a scheduled text ahead into the cache, off the caller's thread."""
+        """Queue a scheduled text to be voiced ahead into the cache."""
         if "text" not in body:
             return
-        threading.Thread(
-            target=self._prepare_now, args=(body["text"], body.get("rate")), name="prepare", daemon=True
-        ).start()
-
-    def _prepare_now(self, text: str, rate: float | None) -> None:
         try:
-            self.speaker.prepare(text, rate)
-        except Exception as exc:  # the occurrence will synthesise on air instead
-            log.warning("could not voice a scheduled bulletin ahead: %s", exc)
+            self._to_prepare.put_nowait((body["text"], body.get("rate")))
+        except queue.Full:
+            log.warning("too many bulletins to voice ahead; this one will be voiced on air")
+
+    def _preparer(self) -> None:
+        """One thread voices ahead, one text at a time, behind the player's runs."""
+        while not self.stopping.is_set():
+            try:
+                text, rate = self._to_prepare.get(timeout=5.0)
+            except queue.Empty:
+                continue
+            try:
+                self.speaker.prepare(text, rate)
+            except Exception as exc:  # the occurrence will synthesise on air instead
+                log.warning("could not voice a scheduled bulletin ahead: %s", exc)
 
     # -- control socket -----------------------------------------------------------
     def _control(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 20
 STATE_EVERY_S = 60.0
+VOLATILE = ("uptime_s", "at")  # change every time; alone they do not make a state new
 IDLE_WAIT_S = 5.0  # commits wake the reporter; this bounds how stale `state` can be
 
 
@@ -73,11 +74,12 @@ class Reporter(threading.Thread):
                 continue
             try:
                 state = self.state()
-                changed = {k: v for k, v in state.items() if k != "uptime_s"} != last_sent
+                steady = {k: v for k, v in state.items() if k not in VOLATILE}
+                changed = steady != last_sent
                 if changed or self.state_changed.is_set() or time.monotonic() - last_at >= STATE_EVERY_S:
                     self.state_changed.clear()
                     if self.link.publish(self.state_topic, dumps(state), retain=True) is not None:
-                        last_sent = {k: v for k, v in state.items() if k != "uptime_s"}
+                        last_sent = steady
                         last_at = time.monotonic()
                 while self._send_batch():
                     self.heartbeat = time.monotonic()

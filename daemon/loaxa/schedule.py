@@ -58,7 +58,6 @@ class Scheduler:
         self.now = now  # the wall clock; tests pass a controllable one
         self.prewarm = prewarm  # switches the amplifier on `warmup_s` before the next slot
         self.warmup_s = warmup_s
-        self.heartbeat_ok = True
         self._lock = threading.Lock()
         self._aps = BackgroundScheduler(
             timezone=tz,
