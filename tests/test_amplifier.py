@@ -11,14 +11,13 @@ import pytest
 
 from loaxa.config import AmplifierSettings
 from loaxa.errors import AudioError
-from loaxa.player.amplifier import (
-    AmplifierControl,
+from loaxa.player.amplifier import AmplifierControl, build_control
+from loaxa.player.relays import (
     CommandAmplifier,
     GpioAmplifier,
     NoAmplifier,
     RecordingAmplifier,
     build_amplifier,
-    build_control,
 )
 
 
