@@ -1,7 +1,7 @@
 """Broker faults: the broker goes away mid-bulletin, and commands wait for a station that is off.
 
 `run_broker_soak` (many outages at random moments) is shared with
-`scripts/soak_broker.py`; CI runs a few rounds of it.
+`scripts/soak.py broker`; CI runs a few rounds of it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ redelivery repeats a seq, a loss would leave one out. A command that was
 stored but not yet acknowledged when the kill came is delivered again and
 answered `duplicate`, never played twice.
 
-`run_kill9` is shared with `scripts/soak_kill9.py`, which runs many rounds.
+`run_kill9` is shared with `scripts/soak.py kill9`, which runs many rounds.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Soak: stop and restart the broker at random moments while bulletins play.
+"""Soak: the CI fault tests, for as many rounds as asked, with their figures.
 
-The CI test (`tests/test_faults_broker.py`) runs a few rounds; this runs as
-many as asked and prints the figures. Needs mosquitto and espeak-ng.
+    .venv/bin/python scripts/soak.py kill9  --rounds 100 [--seed N] [--keep DIR]
+    .venv/bin/python scripts/soak.py broker --rounds 100 [--seed N] [--keep DIR]
 
-    .venv/bin/python scripts/soak_broker.py --rounds 100 [--seed N] [--keep DIR]
+`kill9` kills the daemon with SIGKILL at random moments while bulletins
+arrive and play (tests/test_faults_kill9.py); `broker` stops and restarts
+the broker at random moments mid-bulletin (tests/test_faults_broker.py).
+Needs mosquitto and espeak-ng.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from test_faults_broker import run_broker_soak  # noqa: E402
+from test_faults_kill9 import run_kill9  # noqa: E402
+
+SOAKS = {"kill9": run_kill9, "broker": run_broker_soak}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=100, help="broker outages (default 100)")
+    parser.add_argument("fault", choices=sorted(SOAKS), help="kill9: SIGKILL the daemon; broker: broker outages")
+    parser.add_argument("--rounds", type=int, default=100, help="faults to inject (default 100)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock; printed)")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (logs, store)")
     args = parser.parse_args()
@@ -35,7 +42,7 @@ def main() -> int:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            figures = run_broker_soak(folder, args.rounds, seed, say=lambda msg: print(msg, flush=True))
+            figures = SOAKS[args.fault](folder, args.rounds, seed, say=lambda msg: print(msg, flush=True))
         except AssertionError as exc:
             print(f"FAIL (seed {seed}): {exc}", flush=True)
             return 1
