@@ -173,6 +173,17 @@ class Operator:
         self.client.disconnect()
 
 
+def store_rows(station: StationProcess) -> dict[str, list[tuple[Any, ...]]]:
+    """Everything but the events outbox: what a command may change."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{Path(station.config['storage']['dir']) / 'station.db'}?mode=ro", uri=True)
+    try:
+        return {t: db.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in ("bulletins", "seen", "plays")}
+    finally:
+        db.close()
+
+
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     with wave.open(str(path)) as wav:
         data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float32) / 32768

@@ -8,15 +8,13 @@ than the tests); each test compares the store before and after.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from brokers import start_mosquitto
-from stations import Operator, StationProcess, station_config
+from stations import Operator, StationProcess, station_config, store_rows
 
 GOOD = "Xin chào bà con."
 LONG_TEXT = "ạ" * 20_001  # 60 kB of UTF-8: under the payload limit, over the text limit
@@ -37,15 +35,6 @@ def rig(tmp_path_factory):
         op.close()
         broker.stop()
         assert code == 0, station.log()
-
-
-def store_rows(station: StationProcess) -> dict[str, list[tuple[Any, ...]]]:
-    """Everything but the events outbox: what a command may change."""
-    db = sqlite3.connect(f"file:{Path(station.config['storage']['dir']) / 'station.db'}?mode=ro", uri=True)
-    try:
-        return {t: db.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in ("bulletins", "seen", "plays")}
-    finally:
-        db.close()
 
 
 def next_event(op: Operator, since: int, timeout_s: float = 20.0) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audio_servers import FileServer, tone, write_wav
-from stations import Operator, StationProcess, station_config
+from stations import Operator, StationProcess, station_config, store_rows
 from loaxa.security import public_key_b64, sign
 
 TEXT = "Xin chào bà con."
@@ -32,14 +31,6 @@ def run_station(tmp_path: Path, broker, op: Operator, **overrides: Any) -> Stati
 
 def stop(station: StationProcess) -> None:
     assert station.stop() == 0, station.log()
-
-
-def store_rows(station: StationProcess) -> dict[str, list[tuple[Any, ...]]]:
-    db = sqlite3.connect(f"file:{Path(station.config['storage']['dir']) / 'station.db'}?mode=ro", uri=True)
-    try:
-        return {t: db.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in ("bulletins", "seen", "plays")}
-    finally:
-        db.close()
 
 
 def quiet_now() -> dict[str, str]:
