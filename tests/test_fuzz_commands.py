@@ -20,10 +20,9 @@ from loaxa.config import SecuritySettings
 from loaxa.errors import CommandError
 from loaxa.inbox import Inbox
 from loaxa.protocol import parse_command
-from loaxa.reports import Receipts
 from loaxa.schedule import Scheduler
 from loaxa.security import RateLimiter, Verifier
-from loaxa.store import Store
+from loaxa.store import Ledger, Store
 
 SHA = "ab" * 32
 
@@ -125,12 +124,18 @@ class Rig:
 
     def __init__(self, folder: Path) -> None:
         self.store = Store(folder / "station.db")
-        self.receipts = Receipts(self.store, "hue/phu-vang/loa-1")
-        scheduler = Scheduler(self.store, self.receipts, ZoneInfo("Asia/Ho_Chi_Minh"), 600, lambda: True, lambda: None)
+        ledger = Ledger(self.store, "hue/phu-vang/loa-1")
+        scheduler = Scheduler(ledger, ZoneInfo("Asia/Ho_Chi_Minh"), 600, lambda: True, lambda: None)
         self.inbox = Inbox(
-            self.store, self.receipts, scheduler, Verifier(SecuritySettings()), RateLimiter(10**9), 10**6,
-            lambda b: None, lambda issuer, id, reason: False, lambda topic, payload, corr: None,
-        )  # fmt: skip
+            ledger=ledger,
+            scheduler=scheduler,
+            verifier=Verifier(SecuritySettings()),
+            limiter=RateLimiter(10**9),
+            max_queue=10**6,
+            on_queued=lambda b: None,
+            stop_play=lambda issuer, id, reason: False,
+            respond=lambda topic, payload, corr: None,
+        )
 
     def rows(self) -> dict[str, list[tuple[Any, ...]]]:
         return {t: [tuple(r) for r in self.store.query(f"SELECT * FROM {t} ORDER BY rowid")] for t in ("bulletins", "seen", "plays")}

@@ -17,7 +17,7 @@ def cmd(**fields) -> bytes:
 def test_a_minimal_bulletin_takes_the_protocol_defaults():
     b = parse_command(cmd())
     assert isinstance(b, Bulletin)
-    assert (b.rev, b.priority, b.repeat, b.gap_s, b.chime, b.kind) == (1, "normal", 1, 3.0, True, "text")
+    assert (b.rev, b.priority, b.repeat, b.gap_s, b.chime, b.content.kind) == (1, "normal", 1, 3.0, True, "text")
 
 
 def test_cancel_and_ping_parse():

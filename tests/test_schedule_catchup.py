@@ -16,9 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from loaxa.protocol import validate_command
-from loaxa.reports import Receipts
 from loaxa.schedule import Scheduler
-from loaxa.store import Store
+from loaxa.store import Ledger, Store
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 ISSUER = "province"
@@ -43,7 +42,7 @@ class Clock:
 class Rig:
     def __init__(self, root: Path, grace_s: float = 60.0) -> None:
         self.store = Store(root / "station.db")
-        self.receipts = Receipts(self.store, "hue/phu-vang/loa-1")
+        self.ledger = Ledger(self.store, "hue/phu-vang/loa-1")
         self.clock = Clock(START)
         self.due = 0
         self.prepared: list[dict[str, Any]] = []
@@ -54,20 +53,15 @@ class Rig:
             self.due += 1
 
         return Scheduler(
-            self.store, self.receipts, TZ, grace_s, lambda: self.clock.synced, on_due, self.prepared.append, now=self.clock
+            self.ledger, TZ, grace_s, lambda: self.clock.synced, on_due, self.prepared.append, now=self.clock
         )
 
     def receive(self, **command: Any) -> None:
         """What the inbox does with a new bulletin, at the fake clock's time."""
         bulletin = validate_command({"type": "bulletin", "text": "Thông báo.", **command})
         now = self.clock()
-        with self.store.tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO bulletins (issuer, id, rev, priority, body, state, received_at, fired_until) "
-                "VALUES (?, ?, ?, ?, ?, 'active', ?, NULL)",
-                (ISSUER, bulletin.id, bulletin.rev, bulletin.priority, bulletin.model_dump_json(exclude_none=True), now.timestamp()),
-            )
-            self.scheduler.plan(db, ISSUER, bulletin, now)
+        first = self.scheduler.first_slot(bulletin, now)
+        self.ledger.accept(ISSUER, bulletin, now, max_queue=1000, first_slot=first)
         self.scheduler.added(ISSUER, bulletin)
 
     def plays(self, id: str) -> list[tuple[str, str]]:
@@ -75,8 +69,10 @@ class Rig:
         return [(r["occurrence"], r["state"]) for r in rows]
 
     def events(self, id: str) -> list[dict[str, Any]]:
+        """What scheduling reported for `id`: every receipt after the `received` of its arrival."""
         rows = self.store.query("SELECT payload FROM events ORDER BY seq")
-        return [e for e in (json.loads(r["payload"]) for r in rows) if e["id"] == id]
+        mine = [e for e in (json.loads(r["payload"]) for r in rows) if e["id"] == id]
+        return [e for e in mine if e["event"] != "received"]
 
     def state(self, id: str) -> str:
         return self.store.query("SELECT state FROM bulletins WHERE id = ?", (id,))[0]["state"]

@@ -1,94 +1,75 @@
-"""A bulletin's nested objects: their rules, and the sound of `audio`/`stream`."""
+"""What a bulletin carries, as types: `Text | Audio | Stream`.
+
+The wire format keeps the protocol's fields (`text`, `audio`, `stream`); a
+bulletin's `content` is one of these frozen models, and each kind has one
+source class in `loaxa.sources.registry` that turns it into sound. A new
+kind (the multi-part bulletins of protocol 1.1) is one model here, one
+source class there, and their tests.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import threading
-from collections.abc import Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-import numpy as np
+from pydantic import BaseModel, ConfigDict
 
-from loaxa.sources import (
-    SourceError,
-    StreamRelay,
-    decode_audio,
-    fetch_audio,
-    prune_cache,
-    validate_audio_spec,
-    validate_stream_spec,
-)
-from loaxa.timing import parse_schedule
+from loaxa.errors import CommandError
+from loaxa.sources.recorded import validate_audio_spec
+from loaxa.sources.stream import validate_stream_spec
 
-if TYPE_CHECKING:
-    from loaxa.protocol import Bulletin
-
-BLOCK_S = 0.1
+KINDS = ("text", "audio", "stream")
 
 
-def check_content(bulletin: Bulletin) -> None:
-    """Raise CommandError with the reason when a nested object breaks a rule."""
-    if bulletin.schedule is not None:
-        parse_schedule(bulletin.schedule)
-    if bulletin.audio is not None:
-        validate_audio_spec(bulletin.audio)
-    if bulletin.stream is not None:
-        validate_stream_spec(bulletin.stream)
+class _Content(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Sources:
-    """Recorded files (downloaded once, checked, decoded, cached) and live relays."""
+class Text(_Content):
+    """Text the station's voice reads, after normalisation."""
 
-    def __init__(self, cache_dir: Path, max_bytes: int, cache_max_bytes: int = 2**62, timeout_s: float = 60.0) -> None:
-        self.cache_dir = cache_dir
-        self.max_bytes = max_bytes
-        self.cache_max_bytes = cache_max_bytes
-        self.timeout_s = timeout_s
-        self.last_relay: str | None = None
+    kind: Literal["text"] = "text"
+    text: str
+    voice: str | None = None
+    rate: float | None = None
 
-    def admit(self, path: Path) -> str:
-        """Copy a local file into the cache; its sha256, by which bulletins name it."""
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
-        sha = hashlib.sha256(data).hexdigest()
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        target = self.cache_dir / sha
-        if not target.exists():
-            part = target.with_suffix(".part")
-            part.write_bytes(data)
-            os.replace(part, target)
-        return sha
 
-    def ready(self, body: dict[str, Any], rate: int) -> None:
-        """Fetch, check and decode recorded audio before anything airs; SourceError says why not."""
-        if "audio" in body:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            spec = body["audio"]
-            decode_audio(fetch_audio(spec["url"], spec["sha256"], self.cache_dir, self.max_bytes, self.timeout_s), rate)
+class Audio(_Content):
+    """A recorded file, fetched once and checked against its SHA-256."""
 
-    def blocks(self, body: dict[str, Any], rate: int, stop: threading.Event) -> Iterator[np.ndarray]:
-        if "audio" in body:
-            yield from self._recorded(body["audio"], rate)
-        else:
-            yield from self._relay(body["stream"], rate, stop)
+    kind: Literal["audio"] = "audio"
+    url: str
+    sha256: str
 
-    def _recorded(self, spec: dict[str, Any], rate: int) -> Iterator[np.ndarray]:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        path = fetch_audio(spec["url"], spec["sha256"], self.cache_dir, self.max_bytes, self.timeout_s)
-        samples = decode_audio(path, rate)
-        prune_cache(self.cache_dir, self.cache_max_bytes, keep=frozenset({path.name}))
-        step = int(BLOCK_S * rate)
-        for start in range(0, len(samples), step):
-            yield np.asarray(samples[start : start + step])
 
-    def _relay(self, spec: dict[str, Any], rate: int, stop: threading.Event) -> Iterator[np.ndarray]:
-        with StreamRelay(spec["url"], float(spec["duration_s"]), rate, block_s=BLOCK_S) as relay:
-            for block in relay:
-                if stop.is_set():
-                    break
-                yield block
-            self.last_relay = relay.summary()
+class Stream(_Content):
+    """A live radio stream relayed for `duration_s` of wall-clock time."""
+
+    kind: Literal["stream"] = "stream"
+    url: str
+    duration_s: float
+
+
+Content = Text | Audio | Stream
+
+
+def check_content(fields: dict[str, Any]) -> Content:
+    """The one content of a bulletin's wire fields; CommandError says what is wrong."""
+    given = [kind for kind in KINDS if fields.get(kind) is not None]
+    if len(given) != 1:
+        raise CommandError(f"exactly one of {', '.join(KINDS)} is required (got {', '.join(given) or 'none'})")
+    if given[0] == "audio":
+        validate_audio_spec(fields["audio"])
+    elif given[0] == "stream":
+        validate_stream_spec(fields["stream"])
+    return content_of(fields)
+
+
+def content_of(body: dict[str, Any]) -> Content:
+    """The typed content of a validated bulletin body (stored bodies were checked on arrival)."""
+    if body.get("text") is not None:
+        return Text.model_construct(text=body["text"], voice=body.get("voice"), rate=body.get("rate"))
+    if body.get("audio") is not None:
+        spec = body["audio"]
+        return Audio.model_construct(url=spec["url"], sha256=spec["sha256"])
+    spec = body["stream"]
+    return Stream.model_construct(url=spec["url"], duration_s=float(spec["duration_s"]))

@@ -1,89 +1,145 @@
-"""The station daemon: wires the stages, watches them, tears them down.
+"""The station daemon: builds the stages from their parts, starts, watches, stops.
 
-    MQTT ─▶ inbox ─▶ store ◀─ scheduler        (threads hand over through
-                       │                        the store and bounded queues)
+    MQTT ─▶ inbox ─▶ ledger/store ◀─ scheduler   (threads hand over through
+                       │                          the store and bounded queues)
                        ▼
-                     queue ─▶ player ─▶ speech ─▶ output + amplifier
+                     queue ─▶ player ─▶ sources (speech, recordings, relays) ─▶ output + amplifier
                        │
                     reports ─▶ MQTT (events in order, retained state)
+
+`Station` is the composition root: every part that touches hardware or the
+outside (store, voice, audio sink, amplifier relay, clock) can be passed in,
+and is built from the settings otherwise.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import signal
 import threading
 import time
-import uuid
-from pathlib import Path
-from datetime import datetime, timezone
 from typing import Any
 
 from loaxa import __version__
+from loaxa.broadcast_queue import BroadcastQueue
 from loaxa.clock import ClockGuard
 from loaxa.config import Settings
-from loaxa.content import Sources
 from loaxa.control import ControlServer
-from loaxa.errors import ControlError
+from loaxa.health import Health, Loop, thread_loop
 from loaxa.inbox import Inbox
 from loaxa.link import Link, dumps
 from loaxa.player.amplifier import build_control
-from loaxa.player.output import build_sink
+from loaxa.player.output import Sink, build_sink
 from loaxa.player.player import Player
-from loaxa.protocol import Topics, now_iso, validate_command
-from loaxa.queue import BroadcastQueue
-from loaxa.reports import Receipts, Reporter
+from loaxa.player.relays import Amplifier
+from loaxa.protocol import Topics, now_iso
+from loaxa.reports import Reporter
 from loaxa.schedule import Scheduler
 from loaxa.security import RateLimiter, Verifier
+from loaxa.sources.registry import build_sources
+from loaxa.speech.ahead import VoiceAhead
+from loaxa.speech.engine import Voice
 from loaxa.speech.pipeline import build_speaker
-from loaxa.store import Store
+from loaxa.store import Ledger, Store
 from loaxa.systemd import Notifier
+from loaxa.technician import Technician
 
 log = logging.getLogger(__name__)
 
-LOCAL_ISSUER = "local"  # technicians' `say` and `play` through the control socket
-PREPARE_QUEUE = 100
-TERMINAL = ("done", "failed", "expired", "cancelled", "superseded", "missed")
+MIN_STALL_S = 60.0
 
 
 class Station:
     """Every stage of one station, started and stopped in order."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        voice: Voice | None = None,
+        sink: Sink | None = None,
+        relay: Amplifier | None = None,
+        clock: ClockGuard | None = None,
+    ) -> None:
         s = settings
         self.settings = s
         self.started = time.monotonic()
         self.stopping = threading.Event()
         tz = s.station.tz
         self.topics = Topics(s.mqtt.prefix, s.station.province, s.station.commune, s.station.id, s.mqtt.groups)
-        self.store = Store(s.storage.dir / "station.db")
-        self.receipts = Receipts(self.store, s.station.path)
-        self.clock = ClockGuard(s.clock.require_sync)
-        self.speaker = build_speaker(s.tts, s.text, s.audio.sample_rate_hz, cache_dir=s.storage.dir / "cache")
-        self.amplifier = build_control(s.amplifier)
-        self.queue = BroadcastQueue(self.store, tz, s.broadcast.quiet_hours, self.clock.ok)
-        self.sources = Sources(
-            s.storage.dir / "audio", int(s.security.max_download_mb * 1_000_000), s.storage.audio_cache_mb * 1_000_000
+        self.store = store or Store(s.storage.dir / "station.db")
+        self.ledger = Ledger(self.store, s.station.path)
+        self.clock = clock or ClockGuard(s.clock.require_sync)
+        self.speaker = build_speaker(s.tts, s.text, s.audio.sample_rate_hz, cache_dir=s.storage.dir / "cache", voice=voice)
+        self.ahead = VoiceAhead(self.speaker)
+        self.amplifier = build_control(s.amplifier, relay)
+        self.queue = BroadcastQueue(self.ledger, tz, s.broadcast.quiet_hours, self.clock.ok)
+        self.sources = build_sources(
+            self.speaker,
+            rate=s.audio.sample_rate_hz,
+            default_rate=s.tts.rate,
+            audio_dir=s.storage.dir / "audio",
+            max_bytes=int(s.security.max_download_mb * 1_000_000),
+            cache_max_bytes=s.storage.audio_cache_mb * 1_000_000,
         )
         self.player = Player(
-            s, self.store, self.queue, self.receipts, self.speaker, build_sink(s.audio.output, s.audio.latency_s),
-            self.amplifier, self.sources,
-        )  # fmt: skip
+            settings=s,
+            ledger=self.ledger,
+            queue=self.queue,
+            sources=self.sources,
+            sink=sink or build_sink(s.audio.output, s.audio.latency_s),
+            amplifier=self.amplifier,
+            voice_name=lambda: str(self.speaker.status()["name"]),
+        )
         self.scheduler = Scheduler(
-            self.store, self.receipts, tz, s.broadcast.grace_s, self.clock.ok, self.player.attention, self._prepare,
-            prewarm=self.amplifier.prewarm, warmup_s=self.amplifier.warmup_s,
-        )  # fmt: skip
+            self.ledger,
+            tz,
+            s.broadcast.grace_s,
+            self.clock.ok,
+            self.player.attention,
+            self.ahead.prepare,
+            prewarm=self.amplifier.prewarm,
+            warmup_s=self.amplifier.warmup_s,
+        )
         self.inbox = Inbox(
-            self.store, self.receipts, self.scheduler, Verifier(s.security), RateLimiter(s.security.max_commands_per_min),
-            s.broadcast.max_queue, lambda b: self.player.attention(), self.player.stop_play, self._respond,
-        )  # fmt: skip
+            ledger=self.ledger,
+            scheduler=self.scheduler,
+            verifier=Verifier(s.security),
+            limiter=RateLimiter(s.security.max_commands_per_min),
+            max_queue=s.broadcast.max_queue,
+            on_queued=lambda b: self.player.attention(),
+            stop_play=self.player.stop_play,
+            respond=self._respond,
+        )
         client_id = f"loaxa-{s.station.province}-{s.station.commune}-{s.station.id}"
-        self.link = Link(s.mqtt, client_id, self.topics.commands, (self.topics.state, dumps(self.state(online=False))), self.inbox.submit)
-        self.reporter = Reporter(self.store, self.link, self.topics.event, self.topics.state, self.state)
-        self.control = ControlServer(s.control_socket, self._control)
+        will = (self.topics.state, dumps(self.state(online=False)))
+        self.link = Link(s.mqtt, client_id, self.topics.commands, will, self.inbox.submit)
+        self.reporter = Reporter(
+            store=self.store, link=self.link, event_topic=self.topics.event, state_topic=self.topics.state,
+            state=self.state,
+        )
+        self.health = Health(
+            [
+                Loop("MQTT loop", self.link.alive),
+                Loop("scheduler", self.scheduler.alive),
+                thread_loop("player", self.player),
+                thread_loop("inbox", self.inbox),
+                thread_loop("reporter", self.reporter),
+            ],
+            stall_s=max(MIN_STALL_S, 3 * s.tts.deadline_s),
+        )
+        self.technician = Technician(
+            inbox=self.inbox,
+            ledger=self.ledger,
+            scheduler=self.scheduler,
+            queue=self.queue,
+            audio=self.sources.audio,
+            status=lambda: {"state": self.state(), "health": self.health.problems()},
+            on_air=lambda: self.player.on_air_id,
+        )
+        self.control = ControlServer(s.control_socket, self.technician.handle)
         self.notifier = Notifier()
-        self._to_prepare: queue.Queue[tuple[str, float | None]] = queue.Queue(maxsize=PREPARE_QUEUE)
 
     # -- life cycle -------------------------------------------------------------
     def run(self) -> int:
@@ -95,7 +151,7 @@ class Station:
             self.notifier.ready()
             interval = min(5.0, (self.notifier.watchdog_s or 10.0) / 3)
             while not self.stopping.wait(interval):
-                problems = self.health()
+                problems = self.health.problems()
                 if problems:
                     log.error("unhealthy, withholding the watchdog ping: %s", "; ".join(problems))
                 else:
@@ -106,20 +162,22 @@ class Station:
         return 0
 
     def start(self) -> None:
-        recovered = self.store.recover()
+        recovered = self.ledger.recover()
         if recovered:
             log.info("%d play(s) were on air at the last stop; they resume", recovered)
         self.control.start()
-        threading.Thread(target=self._preparer, name="prepare", daemon=True).start()
+        self.ahead.start()
         self.player.start()
         self.scheduler.start()
         self.inbox.start()
         self.reporter.start()
         self.link.start()
         log.info(
-            "station %s up: voice %s, output %s", self.settings.station.path, self.speaker.status()["name"],
+            "station %s up: voice %s, output %s",
+            self.settings.station.path,
+            self.speaker.status()["name"],
             self.settings.audio.output,
-        )  # fmt: skip
+        )
 
     def stop(self) -> None:
         """Reverse order of start; the amplifier is always switched off."""
@@ -131,30 +189,16 @@ class Station:
             self.player.join(timeout=10)
             self.reporter.stop()
             self.reporter.join(timeout=5)
+            self.ahead.stop()
             self.link.stop(final=(self.topics.state, dumps(self.state(online=False))))
         finally:
             self.amplifier.shutdown()
             self.speaker.close()
             self.store.close()
 
-    def health(self) -> list[str]:
-        """What is wrong with the loops; empty when all are alive."""
-        problems = []
-        stall_s = max(60.0, 3 * self.settings.tts.deadline_s)
-        now = time.monotonic()
-        if not self.link.alive():
-            problems.append("MQTT loop stopped")
-        if not self.scheduler.alive():
-            problems.append("scheduler stopped")
-        for name, thread in (("player", self.player), ("inbox", self.inbox), ("reporter", self.reporter)):
-            if not thread.is_alive():
-                problems.append(f"{name} thread died")
-            elif now - thread.heartbeat > stall_s:
-                problems.append(f"{name} stalled for {now - thread.heartbeat:.0f} s")
-        return problems
-
     # -- reports ----------------------------------------------------------------
     def state(self, online: bool = True) -> dict[str, Any]:
+        """The retained `state` object of the protocol."""
         player = getattr(self, "player", None)
         inbox = getattr(self, "inbox", None)
         return {
@@ -182,78 +226,3 @@ class Station:
             props.CorrelationData = correlation
         if self.link.connected.is_set():
             self.link.client.publish(topic, payload, qos=1, properties=props)
-
-    def _prepare(self, body: dict[str, Any]) -> None:
-        """Queue a scheduled text to be voiced ahead into the cache."""
-        if "text" not in body:
-            return
-        try:
-            self._to_prepare.put_nowait((body["text"], body.get("rate")))
-        except queue.Full:
-            log.warning("too many bulletins to voice ahead; this one will be voiced on air")
-
-    def _preparer(self) -> None:
-        """One thread voices ahead, one text at a time, behind the player's runs."""
-        while not self.stopping.is_set():
-            try:
-                text, rate = self._to_prepare.get(timeout=5.0)
-            except queue.Empty:
-                continue
-            try:
-                self.speaker.prepare(text, rate)
-            except Exception as exc:  # the occurrence will synthesise on air instead
-                log.warning("could not voice a scheduled bulletin ahead: %s", exc)
-
-    # -- control socket -----------------------------------------------------------
-    def _control(self, request: dict[str, Any]) -> dict[str, Any]:
-        cmd = request.get("cmd")
-        if cmd == "status":
-            return {"ok": True, "state": self.state(), "health": self.health()}
-        if cmd == "queue":
-            plays = [
-                {"id": p.id, "priority": p.priority, "state": p.state, "occurrence": p.occurrence, "sentence": p.sentence}
-                for p in self.store.pending_plays()
-            ]
-            return {"ok": True, "on_air": self.player.on_air_id, "plays": plays, "next": self.scheduler.next_slots()}
-        if cmd in ("say", "play"):
-            return self._local(request)
-        if cmd == "cancel":
-            return self._cancel(str(request.get("id", "")))
-        raise ControlError(f"unknown control request {cmd!r}")
-
-    def _cancel(self, id: str) -> dict[str, Any]:
-        """A technician's cancel: as if its issuer had sent it, receipts included."""
-        cancel = validate_command({"type": "cancel", "id": id})
-        rows = self.store.query(
-            "SELECT issuer FROM bulletins WHERE id = ? AND state = 'active' "
-            "UNION SELECT issuer FROM plays WHERE id = ? AND state = 'on_air'",
-            (id, id),
-        )
-        if not rows:
-            raise ControlError(f"no bulletin {id!r} is queued, scheduled or on air")
-        for row in rows:
-            self.inbox._cancel(row["issuer"], cancel)  # type: ignore[arg-type]
-        return {"ok": True, "id": id, "issuers": [row["issuer"] for row in rows]}
-
-    def _local(self, request: dict[str, Any]) -> dict[str, Any]:
-        bid = f"{request['cmd']}-{uuid.uuid4().hex[:12]}"
-        command: dict[str, Any] = {"type": "bulletin", "id": bid, "priority": "high"}
-        if request["cmd"] == "say":
-            command["text"] = request.get("text", "")
-        else:
-            # The file enters the audio cache under its hash, where the player finds it.
-            sha = self.sources.admit(Path(request.get("file", "")))
-            command["audio"] = {"url": f"http://localhost/{sha}", "sha256": sha}
-        for key in ("rate", "volume", "chime"):
-            if request.get(key) is not None:
-                command[key] = request[key]
-        bulletin = validate_command(command)
-        self.inbox._bulletin(LOCAL_ISSUER, bulletin, datetime.now(timezone.utc))
-        deadline = time.monotonic() + float(request.get("timeout_s", 600))
-        while time.monotonic() < deadline:
-            rows = self.store.query("SELECT state, detail FROM plays WHERE issuer = ? AND id = ?", (LOCAL_ISSUER, bid))
-            if rows and rows[0]["state"] in TERMINAL:
-                state, detail = rows[0]["state"], rows[0]["detail"]
-                return {"ok": state == "done", "id": bid, "state": state, "detail": detail, "error": f"{state}: {detail}"}
-            time.sleep(0.1)
-        return {"ok": False, "id": bid, "error": "still queued or on air; see `loaxa queue`"}

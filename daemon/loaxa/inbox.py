@@ -14,26 +14,49 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from loaxa.errors import CommandError
+from loaxa.errors import CommandError, ControlError
 from loaxa.protocol import ID_PATTERN, Bulletin, Cancel, Ping, decode_payload, validate_command
-from loaxa.reports import Receipts
 from loaxa.schedule import Scheduler
 from loaxa.security import RateLimiter, Verifier
-from loaxa.store import Store
+from loaxa.states import Event
+from loaxa.store import Accepted, Ledger
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
+PUT_TIMEOUT_S = 5.0
+
+
+@dataclass
+class _Message:
+    """A command as it came from the broker."""
+
+    payload: bytes
+    retained: bool
+    meta: dict[str, Any]
+
+
+@dataclass
+class _Local:
+    """A technician's command, already valid; `done` gets what the store made of it."""
+
+    issuer: str
+    command: Bulletin | Cancel
+    done: Future[Accepted | bool] = field(default_factory=Future)
 
 
 class Inbox(threading.Thread):
+    """The one thread that applies commands, from the network and from the technician."""
+
     def __init__(
         self,
-        store: Store,
-        receipts: Receipts,
+        *,
+        ledger: Ledger,
         scheduler: Scheduler,
         verifier: Verifier,
         limiter: RateLimiter,
@@ -43,8 +66,7 @@ class Inbox(threading.Thread):
         respond: Callable[[str, bytes, bytes | None], None],
     ) -> None:
         super().__init__(name="inbox", daemon=True)
-        self.store = store
-        self.receipts = receipts
+        self.ledger = ledger
         self.scheduler = scheduler
         self.verifier = verifier
         self.limiter = limiter
@@ -54,14 +76,28 @@ class Inbox(threading.Thread):
         self.respond = respond
         self.last_command_at: str | None = None
         self.heartbeat = time.monotonic()
-        self._queue: queue.Queue[tuple[bytes, bool, dict[str, Any]] | None] = queue.Queue(QUEUE_SIZE)
+        self._queue: queue.Queue[_Message | _Local | None] = queue.Queue(QUEUE_SIZE)
 
-    # -- paho's thread -----------------------------------------------------------
+    # -- other threads --------------------------------------------------------------
     def submit(self, payload: bytes, retained: bool, meta: dict[str, Any]) -> None:
+        """paho's thread: hand a message over, never work."""
         try:
-            self._queue.put((payload, retained, meta), timeout=5)
+            self._queue.put(_Message(payload, retained, meta), timeout=PUT_TIMEOUT_S)
         except queue.Full:
             log.error("inbox full; dropped a command on %s", meta.get("topic"))
+
+    def local(self, issuer: str, command: Bulletin | Cancel) -> Future[Accepted | bool]:
+        """A technician's bulletin or cancel, applied by this thread like any command.
+
+        The future gives the store's answer: `Accepted` for a bulletin, whether
+        it was cancelled for a cancel.
+        """
+        item = _Local(issuer, command)
+        try:
+            self._queue.put(item, timeout=PUT_TIMEOUT_S)
+        except queue.Full:
+            raise ControlError("the station is busy taking commands; try again") from None
+        return item.done
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -77,14 +113,29 @@ class Inbox(threading.Thread):
             self.heartbeat = time.monotonic()
             if item is None:
                 return
+            if isinstance(item, _Local):
+                self._apply_local(item)
+                continue
             try:
-                self.handle(*item)
+                self.handle(item.payload, item.retained, item.meta)
             except Exception:  # a bug must not stop the station taking commands
                 log.exception("error handling a command")
-                self.receipts.emit("rejected", _receipt_ids(item[0])[0], detail="internal error while handling the command")
-            ack = item[2].get("ack")
+                self.ledger.receipt(
+                    Event.REJECTED, _receipt_ids(item.payload)[0], detail="internal error while handling the command"
+                )
+            ack = item.meta.get("ack")
             if ack is not None:  # after the store commit: until then the broker keeps the command
                 ack()
+
+    def _apply_local(self, item: _Local) -> None:
+        try:
+            if isinstance(item.command, Cancel):
+                item.done.set_result(self._cancel(item.issuer, item.command))
+            else:
+                item.done.set_result(self._bulletin(item.issuer, item.command, datetime.now(timezone.utc)))
+        except Exception as exc:  # the technician hears of it; the inbox goes on
+            log.exception("error applying a local command")
+            item.done.set_exception(exc)
 
     def handle(self, payload: bytes, retained: bool, meta: dict[str, Any]) -> None:
         if retained:
@@ -100,66 +151,37 @@ class Inbox(threading.Thread):
                 raise CommandError(f"too many commands from issuer {issuer or '(unsigned)'}; try again in a minute")
         except CommandError as exc:
             log.info("rejected command: %s", exc)
-            self.receipts.emit("rejected", *_receipt_ids(payload), detail=str(exc))
+            id, rev = _receipt_ids(payload)
+            self.ledger.receipt(Event.REJECTED, id, rev, detail=str(exc))
             return
         if isinstance(command, Ping):
-            self.receipts.emit("pong", command.id)
+            self.ledger.receipt(Event.PONG, command.id)
             if meta.get("response_topic"):
-                self.respond(meta["response_topic"], json.dumps({"id": command.id, "event": "pong"}).encode(), meta.get("correlation_data"))
+                reply = json.dumps({"id": command.id, "event": "pong"}).encode()
+                self.respond(meta["response_topic"], reply, meta.get("correlation_data"))
         elif isinstance(command, Cancel):
             self._cancel(issuer, command)
         else:
             self._bulletin(issuer, command, now)
 
-    def _bulletin(self, issuer: str, b: Bulletin, now: datetime) -> None:
-        superseded = None
-        with self.store.tx() as db:
-            known = self.store.bulletin(db, issuer, b.id)
-            if self.store.seen(db, issuer, b.id, b.rev):
-                self.receipts.add(db, "duplicate", b.id, b.rev, detail="this id and rev were already received")
-                return
-            if known is not None and b.rev < known["rev"]:
-                self.receipts.add(db, "rejected", b.id, b.rev, detail=f"rev {b.rev} is older than rev {known['rev']} already received")
-                return
-            waiting = db.execute("SELECT COUNT(*) FROM plays WHERE state = 'pending'").fetchone()[0]
-            if b.schedule is None and waiting >= self.max_queue:
-                self.receipts.add(db, "rejected", b.id, b.rev, detail=f"the queue is full ({waiting} waiting)")
-                return
-            db.execute("INSERT INTO seen (issuer, id, rev, at) VALUES (?, ?, ?, ?)", (issuer, b.id, b.rev, now.timestamp()))
-            if known is not None:
-                superseded = known["rev"]
-                db.execute(
-                    "UPDATE plays SET state = 'superseded' WHERE issuer = ? AND id = ? AND state = 'pending'", (issuer, b.id)
-                )
-                self.receipts.add(db, "superseded", b.id, known["rev"], detail=f"replaced by rev {b.rev}")
-            db.execute(
-                "INSERT OR REPLACE INTO bulletins (issuer, id, rev, priority, body, state, received_at, fired_until) "
-                "VALUES (?, ?, ?, ?, ?, 'active', ?, NULL)",
-                (issuer, b.id, b.rev, b.priority, b.model_dump_json(exclude_none=True), now.timestamp()),
-            )
-            self.receipts.add(db, "received", b.id, b.rev, detail=f"{b.priority}, {b.kind}")
-            self.scheduler.plan(db, issuer, b, now)
-        if superseded is not None:
+    def _bulletin(self, issuer: str, b: Bulletin, now: datetime) -> Accepted:
+        first = self.scheduler.first_slot(b, now) if b.schedule is not None else None
+        accepted = self.ledger.accept(issuer, b, now, max_queue=self.max_queue, first_slot=first)
+        if not accepted.stored:
+            return accepted
+        if accepted.superseded_rev is not None:
             self.scheduler.removed(issuer, b.id)
             self.stop_play(issuer, b.id, "superseded")
         self.scheduler.added(issuer, b)
         self.on_queued(b)
+        return accepted
 
-    def _cancel(self, issuer: str, c: Cancel) -> None:
-        with self.store.tx() as db:
-            known = self.store.bulletin(db, issuer, c.id)
-            on_air = db.execute(
-                "SELECT 1 FROM plays WHERE issuer = ? AND id = ? AND state = 'on_air'", (issuer, c.id)
-            ).fetchone()
-            if known is None or (known["state"] != "active" and on_air is None):
-                reason = "no such bulletin" if known is None else f"the bulletin is already {known['state']}"
-                self.receipts.add(db, "rejected", c.id, detail=f"cannot cancel: {reason}")
-                return
-            db.execute("UPDATE bulletins SET state = 'cancelled' WHERE issuer = ? AND id = ?", (issuer, c.id))
-            db.execute("UPDATE plays SET state = 'cancelled' WHERE issuer = ? AND id = ? AND state = 'pending'", (issuer, c.id))
-            self.receipts.add(db, "cancelled", c.id, known["rev"])
+    def _cancel(self, issuer: str, c: Cancel) -> bool:
+        if not self.ledger.cancel(issuer, c.id):
+            return False
         self.scheduler.removed(issuer, c.id)
         self.stop_play(issuer, c.id, "cancelled")
+        return True
 
 
 def _receipt_ids(payload: bytes) -> tuple[str | None, int | None]:

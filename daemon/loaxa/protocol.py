@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from loaxa.content import Content, check_content, content_of
 from loaxa.errors import CommandError
-from loaxa.timing import parse_instant
+from loaxa.states import PRIORITIES, Event, Priority
+from loaxa.timing import parse_instant, parse_schedule
 
 VERSION = "v1"
 MAX_TEXT = 20_000
 MAX_PAYLOAD = 64 * 1024
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
-PRIORITIES = ("emergency", "high", "normal", "low")
-EVENTS = (
-    "received", "rejected", "duplicate", "scheduled", "started", "finished", "interrupted",
-    "resumed", "failed", "missed", "expired", "cancelled", "superseded", "pong",
-)  # fmt: skip
+__all__ = ["PRIORITIES", "Bulletin", "Cancel", "Ping", "parse_command", "validate_command", "event"]
 
 
 class Topics:
@@ -80,7 +78,7 @@ class Bulletin(_Command):
 
     type: Literal["bulletin"]
     rev: int = Field(default=1, ge=1, le=2**53)
-    priority: Literal["emergency", "high", "normal", "low"] = "normal"
+    priority: Priority = Field(default=Priority.NORMAL, strict=False)  # the wire gives the name
     text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
     audio: dict[str, Any] | None = None
     stream: dict[str, Any] | None = None
@@ -103,13 +101,11 @@ class Bulletin(_Command):
         return value
 
     @model_validator(mode="after")
-    def _one_content(self) -> Bulletin:
-        given = [name for name in ("text", "audio", "stream") if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError(f"exactly one of text, audio, stream is required (got {', '.join(given) or 'none'})")
-        from loaxa.content import check_content  # the audio/stream/schedule rules
-
-        check_content(self)
+    def _rules(self) -> Bulletin:
+        """One content, and nested objects that keep their rules (CommandError says which)."""
+        check_content(self.model_dump(include={"text", "audio", "stream"}))
+        if self.schedule is not None:
+            parse_schedule(self.schedule)
         return self
 
     @property
@@ -117,8 +113,8 @@ class Bulletin(_Command):
         return parse_time(self.expires) if self.expires else None
 
     @property
-    def kind(self) -> str:
-        return "text" if self.text is not None else "audio" if self.audio is not None else "stream"
+    def content(self) -> Content:
+        return content_of(self.model_dump(include={"text", "audio", "stream", "voice", "rate"}))
 
 
 class Cancel(_Command):
@@ -127,9 +123,6 @@ class Cancel(_Command):
 
 class Ping(_Command):
     type: Literal["ping"]
-
-
-Command = Annotated[Union[Bulletin, Cancel, Ping], Field(discriminator="type")]
 
 
 def parse_command(payload: bytes) -> Bulletin | Cancel | Ping:
@@ -191,7 +184,7 @@ def now_iso() -> str:
 
 
 def event(
-    kind: str,
+    kind: Event,
     station: str,
     id: str | None,
     rev: int | None = None,
@@ -200,8 +193,7 @@ def event(
     at: str | None = None,
 ) -> dict[str, Any]:
     """One receipt as the protocol writes it."""
-    assert kind in EVENTS, kind
-    body: dict[str, Any] = {"id": id, "rev": rev, "event": kind, "at": at or now_iso(), "station": station}
+    body: dict[str, Any] = {"id": id, "rev": rev, "event": Event(kind).value, "at": at or now_iso(), "station": station}
     if occurrence is not None:
         body["occurrence"] = occurrence
     if detail is not None:

@@ -1,7 +1,7 @@
 """Reports to the province: receipts from the outbox, and the retained state.
 
-Events are written to the store in the same transaction as the change they
-report, then sent here in order. One is marked sent only after the broker
+Events are written to the store by the ledger, in the same transaction as
+the change they report, then sent here in order. One is marked sent only after the broker
 acknowledged it (QoS 1), so a broker outage or a restart delays receipts and
 never loses them; a receipt may arrive twice, and its `seq` tells.
 """
@@ -9,14 +9,12 @@ never loses them; a receipt may arrive twice, and its `seq` tells.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from loaxa.link import Link, dumps
-from loaxa.protocol import event
 from loaxa.store import Store
 
 log = logging.getLogger(__name__)
@@ -27,26 +25,12 @@ VOLATILE = ("uptime_s", "at")  # change every time; alone they do not make a sta
 IDLE_WAIT_S = 5.0  # commits wake the reporter; this bounds how stale `state` can be
 
 
-class Receipts:
-    """Adds protocol events to the outbox."""
-
-    def __init__(self, store: Store, station: str) -> None:
-        self.store = store
-        self.station = station
-
-    def add(self, db: sqlite3.Connection, kind: str, id: str | None, rev: int | None = None, **extra: Any) -> None:
-        """Inside the caller's transaction."""
-        self.store.add_event(db, event(kind, self.station, id, rev, **extra))
-
-    def emit(self, kind: str, id: str | None, rev: int | None = None, **extra: Any) -> None:
-        with self.store.tx() as db:
-            self.add(db, kind, id, rev, **extra)
-
-
 class Reporter(threading.Thread):
     """Sends the outbox in order and keeps the retained state fresh."""
 
-    def __init__(self, store: Store, link: Link, event_topic: str, state_topic: str, state: Callable[[], dict]) -> None:
+    def __init__(
+        self, *, store: Store, link: Link, event_topic: str, state_topic: str, state: Callable[[], dict[str, Any]]
+    ) -> None:
         super().__init__(name="reporter", daemon=True)
         self.store = store
         self.link = link

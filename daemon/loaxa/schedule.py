@@ -13,7 +13,6 @@ grace and nothing is silently coalesced away, because catch_up decides.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -25,8 +24,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from loaxa.protocol import Bulletin, parse_time
-from loaxa.reports import Receipts
-from loaxa.store import Store
+from loaxa.store import Ledger, StoredBulletin, Txn
 from loaxa.timing import DAY_NAMES, Schedule, classify_late, next_occurrence, occurrences, parse_schedule
 
 log = logging.getLogger(__name__)
@@ -37,8 +35,7 @@ CATCH_UP_EVERY_S = 30
 class Scheduler:
     def __init__(
         self,
-        store: Store,
-        receipts: Receipts,
+        ledger: Ledger,
         tz: ZoneInfo,
         grace_s: float,
         clock_ok: Callable[[], bool],
@@ -48,13 +45,12 @@ class Scheduler:
         prewarm: Callable[[], None] = lambda: None,
         warmup_s: float = 0.0,
     ) -> None:
-        self.store = store
-        self.receipts = receipts
+        self.ledger = ledger
         self.tz = tz
         self.grace_s = grace_s
         self.clock_ok = clock_ok
         self.on_due = on_due
-        self.prepare = prepare
+        self.prepare = prepare  # voices a scheduled bulletin's text ahead, given its body
         self.now = now  # the wall clock; tests pass a controllable one
         self.prewarm = prewarm  # switches the amplifier on `warmup_s` before the next slot
         self.warmup_s = warmup_s
@@ -64,20 +60,13 @@ class Scheduler:
             job_defaults={"misfire_grace_time": max(1, int(grace_s)), "coalesce": False, "max_instances": 1},
         )
 
-    # -- inside the inbox's transaction ----------------------------------------
-    def plan(self, db: sqlite3.Connection, issuer: str, bulletin: Bulletin, now: datetime) -> None:
-        """Queue a new bulletin: now, or at its slots."""
-        if bulletin.schedule is None:
-            self.store.add_play(db, issuer, bulletin.id, bulletin.rev, None, now.timestamp(), bulletin.priority)
-            return
+    # -- for the inbox ------------------------------------------------------------
+    def first_slot(self, bulletin: Bulletin, now: datetime) -> datetime | None:
+        """The first slot of a scheduled bulletin still to play (a slot just before arrival, within the grace, counts)."""
         schedule = parse_schedule(bulletin.schedule)
-        assert schedule is not None
-        first = next_occurrence(schedule, self.tz, now - timedelta(seconds=self.grace_s))
-        if first is None:
-            self.receipts.add(db, "missed", bulletin.id, bulletin.rev, detail="the schedule has no occurrence left")
-            db.execute("UPDATE bulletins SET state = 'done' WHERE issuer = ? AND id = ?", (issuer, bulletin.id))
-            return
-        self.receipts.add(db, "scheduled", bulletin.id, bulletin.rev, occurrence=first.isoformat())
+        if schedule is None:
+            return None
+        return next_occurrence(schedule, self.tz, now - timedelta(seconds=self.grace_s))
 
     def added(self, issuer: str, bulletin: Bulletin) -> None:
         """After the commit: arm the jobs and voice the text ahead."""
@@ -95,10 +84,9 @@ class Scheduler:
 
     # -- the clock side ----------------------------------------------------------
     def start(self) -> None:
-        for row in self._active():
-            body = _body(row)
-            self._arm(row["issuer"], row["id"], parse_schedule(body["schedule"]))
-            self.prepare(body)
+        for b in self.ledger.scheduled_bulletins():
+            self._arm(b.issuer, b.id, parse_schedule(b.body["schedule"]))
+            self.prepare(b.body)
         self._aps.add_job(self.catch_up, "interval", seconds=CATCH_UP_EVERY_S, id="catch-up", replace_existing=True)
         self._aps.start()
         self.catch_up()
@@ -114,10 +102,10 @@ class Scheduler:
         """`(id, occurrence)` of upcoming slots, soonest first."""
         now = self.now()
         upcoming = []
-        for row in self._active():
-            nxt = next_occurrence(parse_schedule(_body(row)["schedule"]), self.tz, now)
+        for b in self.ledger.scheduled_bulletins():
+            nxt = next_occurrence(_schedule(b), self.tz, now)
             if nxt is not None:
-                upcoming.append((nxt, row["id"]))
+                upcoming.append((nxt, b.id))
         return [(id, when.isoformat()) for when, id in sorted(upcoming)[:limit]]
 
     def catch_up(self) -> None:
@@ -127,11 +115,9 @@ class Scheduler:
         with self._lock:
             now = self.now()
             due = False
-            with self.store.tx() as db:
-                for row in db.execute(
-                    "SELECT * FROM bulletins WHERE state = 'active' AND json_extract(body, '$.schedule') IS NOT NULL"
-                ).fetchall():
-                    due |= self._catch_up_one(db, row, now)
+            with self.ledger.tx() as t:
+                for b in t.scheduled_bulletins():
+                    due |= self._catch_up_one(t, b, now)
         if due:
             self.on_due()
         self._arm_prewarm()
@@ -149,41 +135,31 @@ class Scheduler:
         else:
             self._aps.add_job(self.prewarm, DateTrigger(run_date=at), id="prewarm", replace_existing=True)
 
-    def _catch_up_one(self, db: sqlite3.Connection, row: sqlite3.Row, now: datetime) -> bool:
-        body = _body(row)
-        schedule: Schedule = parse_schedule(body["schedule"])  # type: ignore[assignment]
-        expires = parse_time(body["expires"]) if body.get("expires") else None
-        since = datetime.fromtimestamp(row["fired_until"] or row["received_at"], timezone.utc)
-        if row["fired_until"] is None:
+    def _catch_up_one(self, t: Txn, b: StoredBulletin, now: datetime) -> bool:
+        schedule = _schedule(b)
+        expires = parse_time(b.body["expires"]) if b.body.get("expires") else None
+        since = datetime.fromtimestamp(b.fired_until or b.received_at, timezone.utc)
+        if b.fired_until is None:
             since -= timedelta(seconds=self.grace_s)  # a slot just before arrival still plays
         due = False
         for slot in occurrences(schedule, self.tz, since, now + timedelta(milliseconds=1)):
             verdict = classify_late(slot, now, self.grace_s, expires)
             occurrence = slot.isoformat()
             if verdict == "play":
-                due |= self.store.add_play(db, row["issuer"], row["id"], row["rev"], occurrence, slot.timestamp(), row["priority"])
+                due |= t.add_play(
+                    b.issuer, b.id, b.rev, occurrence=occurrence, due_at=slot.timestamp(), priority=b.priority
+                )
             elif verdict == "missed":
-                if self.store.add_play(db, row["issuer"], row["id"], row["rev"], occurrence, slot.timestamp(), row["priority"]):
-                    db.execute(
-                        "UPDATE plays SET state = 'missed', detail = 'station was off' WHERE issuer = ? AND id = ? AND rev = ? AND occurrence = ?",
-                        (row["issuer"], row["id"], row["rev"], occurrence),
-                    )
-                    late = int((now - slot).total_seconds())
-                    self.receipts.add(db, "missed", row["id"], row["rev"], occurrence=occurrence,
-                                      detail=f"{late} s late, beyond the {self.grace_s:g} s grace")  # fmt: skip
-        db.execute("UPDATE bulletins SET fired_until = ? WHERE issuer = ? AND id = ?", (now.timestamp(), row["issuer"], row["id"]))
+                late = int((now - slot).total_seconds())
+                detail = f"{late} s late, beyond the {self.grace_s:g} s grace"
+                t.missed(b, occurrence=occurrence, due_at=slot.timestamp(), detail=detail)
+        t.fired_until(b, now)
         if expires is not None and now > expires:
-            db.execute("UPDATE bulletins SET state = 'expired' WHERE issuer = ? AND id = ?", (row["issuer"], row["id"]))
-            self.receipts.add(db, "expired", row["id"], row["rev"], detail="past its expiry time")
-            self.removed(row["issuer"], row["id"])
+            t.expire(b)
+            self.removed(b.issuer, b.id)
         elif next_occurrence(schedule, self.tz, now) is None:
-            db.execute("UPDATE bulletins SET state = 'done' WHERE issuer = ? AND id = ?", (row["issuer"], row["id"]))
+            t.schedule_over(b.issuer, b.id)
         return due
-
-    def _active(self) -> list[sqlite3.Row]:
-        return self.store.query(
-            "SELECT * FROM bulletins WHERE state = 'active' AND json_extract(body, '$.schedule') IS NOT NULL"
-        )
 
     def _arm(self, issuer: str, id: str, schedule: Schedule | None) -> None:
         if schedule is None:
@@ -206,7 +182,7 @@ class Scheduler:
             self._aps.add_job(self.catch_up, trigger, id=base + slot.strftime("%H:%M"), replace_existing=True)
 
 
-def _body(row: sqlite3.Row) -> dict[str, Any]:
-    import json
-
-    return json.loads(row["body"])
+def _schedule(b: StoredBulletin) -> Schedule:
+    schedule = parse_schedule(b.body["schedule"])
+    assert schedule is not None  # only scheduled bulletins are asked
+    return schedule

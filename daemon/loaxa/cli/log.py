@@ -11,10 +11,11 @@ from typing import Any
 
 from loaxa.cli._common import add_config_arg, settings_from
 from loaxa.errors import ConfigError, StoreError
+from loaxa.store import aired as read_aired
+from loaxa.store import open_readonly
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-CLOSED = ("done", "failed", "cancelled", "superseded", "missed", "expired", "on_air")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,18 +47,9 @@ def parse_since(value: str, now: datetime) -> datetime:
 
 def aired(db_path: Any, since: datetime) -> list[dict[str, Any]]:
     """Plays that went on air or were given up, oldest first."""
+    db = open_readonly(db_path)
     try:
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open the station store {db_path}: {exc}") from None
-    db.row_factory = sqlite3.Row
-    try:
-        rows = db.execute(
-            "SELECT p.*, b.priority AS bpriority FROM plays p LEFT JOIN bulletins b ON b.issuer = p.issuer AND b.id = p.id "
-            f"WHERE p.state IN ({','.join('?' * len(CLOSED))}) AND COALESCE(p.started_at, p.due_at) >= ? "
-            "ORDER BY COALESCE(p.started_at, p.due_at), p.pid",
-            (*CLOSED, since.timestamp()),
-        ).fetchall()
+        rows = read_aired(db, since)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read the station store {db_path}: {exc}") from None
     finally:

@@ -30,10 +30,12 @@ def _play_here(settings, args: argparse.Namespace) -> None:  # type: ignore[no-u
     import tempfile
 
     from loaxa.cli._local import air_here
-    from loaxa.content import Sources
+    from loaxa.sources.registry import AudioSource
 
     with tempfile.TemporaryDirectory() as tmp:
-        sources = Sources(Path(tmp), max_bytes=2**31)
-        sha = sources.admit(args.file)
-        body = {"audio": {"url": f"http://localhost/{sha}", "sha256": sha}}
-        air_here(settings, sources.blocks(body, settings.audio.sample_rate_hz, stop=None), chime=not args.no_chime)  # type: ignore[arg-type]
+        rate = settings.audio.sample_rate_hz
+        source = AudioSource(Path(tmp), rate=rate, max_bytes=2**31)
+        samples = source.prepare(source.admit(args.file)).samples
+        step = int(0.1 * rate)
+        blocks = (samples[i : i + step] for i in range(0, len(samples), step))
+        air_here(settings, blocks, chime=not args.no_chime)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Protocol
 
 from loaxa.config import Settings
 from loaxa.errors import AudioError, LoaxaError, VoiceError
@@ -21,10 +20,10 @@ from loaxa.player.chime import chime
 from loaxa.player.output import Output, Sink
 from loaxa.player.session import Session, Stopped
 from loaxa.protocol import parse_time
-from loaxa.queue import BroadcastQueue
-from loaxa.reports import Receipts
-from loaxa.speech.pipeline import Speaker
-from loaxa.store import Play, Store
+from loaxa.broadcast_queue import BroadcastQueue
+from loaxa.sources.registry import Program, SourceRegistry
+from loaxa.states import Outcome
+from loaxa.store import Ledger, Play
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +39,6 @@ class AmpControl(Protocol):
     def release(self) -> None: ...
 
 
-class ContentSource(Protocol):
-    """Recorded audio and relayed streams, as float32 blocks at `rate`."""
-
-    def ready(self, body: dict[str, Any], rate: int) -> None: ...
-
-    def blocks(self, body: dict[str, Any], rate: int, stop: threading.Event) -> Any: ...
-
-
 @dataclass
 class OnAir:
     play: Play
@@ -57,31 +48,30 @@ class OnAir:
 class Player(threading.Thread):
     def __init__(
         self,
+        *,
         settings: Settings,
-        store: Store,
+        ledger: Ledger,
         queue: BroadcastQueue,
-        receipts: Receipts,
-        speaker: Speaker,
+        sources: SourceRegistry,
         sink: Sink,
         amplifier: AmpControl,
-        sources: ContentSource | None = None,
+        voice_name: callable = lambda: "",  # type: ignore[valid-type]
     ) -> None:
         super().__init__(name="player", daemon=True)
         self.settings = settings
-        self.store = store
+        self.ledger = ledger
         self.queue = queue
-        self.receipts = receipts
-        self.speaker = speaker
+        self.sources = sources
         self.sink = sink
         self.amplifier = amplifier
-        self.sources = sources
+        self.voice_name = voice_name
         self.rate = settings.audio.sample_rate_hz
         chime(self.rate, True), chime(self.rate, False)  # made once, before the first bulletin needs it
         self.heartbeat = time.monotonic()
         self.audio_error: str | None = None
         self.on_air: OnAir | None = None
         self._lock = threading.Lock()
-        self._wake = store.listen()
+        self._wake = ledger.store.listen()
         self._look_again = threading.Event()
         self._stopping = threading.Event()
         self._stream_stop = threading.Event()
@@ -128,51 +118,35 @@ class Player(threading.Thread):
                 self._stopping.wait(1.0)
 
     def _air(self, play: Play) -> None:
-        body = play.body
-        now = _now()
-        expires = body.get("expires")
-        if expires and parse_time(expires) <= now:
-            self._close(play, "expired", "expired", detail="expired before it could start")
+        expires = play.body.get("expires")
+        if expires and parse_time(expires) <= _now():
+            self.ledger.expire(play, "expired before it could start")
             return
-        rate = body.get("rate") or self.settings.tts.rate
-        try:
-            sentences = self.speaker.sentences(body["text"]) if "text" in body else []
+        try:  # what can fail without sound fails here: before the amplifier and the chime
+            program = self.sources.prepare(play.content)
         except LoaxaError as exc:
-            self._close(play, "failed", "failed", detail=f"cannot prepare the text: {exc}")
+            self.ledger.end(play, Outcome.FAILED, _cannot_prepare(play, exc))
             return
-        if "audio" in body and self.sources is not None:
-            try:  # a bad download fails here, before the amplifier and the chime
-                self.sources.ready(body, self.rate)
-            except LoaxaError as exc:
-                self._close(play, "failed", "failed", detail=str(exc))
-                return
         try:  # a missing device is retried quietly: no receipt until sound can flow
             self.amplifier.ensure_on()
             output = self.sink.open(self.rate, label=play.id)
         except AudioError as exc:
             self.amplifier.release()
-            self._after(play, "audio_error", str(exc))
+            self._after(play, Outcome.AUDIO_ERROR, str(exc))
             return
         self.audio_error = None
-        resumed = play.started_at is not None
-        with self.store.tx() as db:
-            db.execute(
-                "UPDATE plays SET state = 'on_air', started_at = COALESCE(started_at, ?) WHERE pid = ?",
-                (time.time(), play.pid),
-            )
-            detail = f"from sentence {play.sentence + 1}" if resumed else None
-            self.receipts.add(db, "resumed" if resumed else "started", play.id, play.rev, occurrence=play.occurrence, detail=detail)
+        self.ledger.start(play)
         with self._lock:
             self.on_air = OnAir(play)
             self._stream_stop.clear()
         try:
-            outcome, detail = self._session(play, output, sentences, rate)
+            outcome, detail = self._session(play, output, program)
         finally:
             with self._lock:
                 self.on_air = None
         self._after(play, outcome, detail)
 
-    def _session(self, play: Play, output: Output, sentences: list, rate: float) -> tuple[str, str | None]:
+    def _session(self, play: Play, output: Output, program: Program) -> tuple[Outcome, str | None]:
         body = play.body
         volume = body.get("volume", self.settings.audio.volume)
         with_chime = body.get("chime", True) and self.settings.audio.chime
@@ -184,23 +158,29 @@ class Player(threading.Thread):
             repeat = int(body.get("repeat", 1))
             for run in range(play.played, repeat):
                 start = play.sentence if run == play.played else 0
-                self._content(session, play, sentences, start, run, rate)
+                program.run(
+                    session, start=start, stop=self._stream_stop,
+                    progress=lambda at, run=run: self.ledger.progress(play, sentence=at, played=run),
+                )
+                self.ledger.progress(play, sentence=0, played=run + 1 if run < repeat - 1 else run)
                 if run < repeat - 1:
-                    self._progress(play.pid, 0, run + 1)
                     session.silence(float(body.get("gap_s", 3.0)))
             if with_chime:
                 session.chime(opening=False)
-            return "finished", f"{session.written_s:.1f} s on air, voice {self.speaker.status()['name']}"
+            detail = f"{session.written_s:.1f} s on air, voice {self.voice_name()}"
+            extra = program.summary()
+            return Outcome.FINISHED, f"{detail}; {extra}" if extra else detail
         except Stopped as stopped:
-            if stopped.reason in ("cancelled", "superseded") and with_chime:
+            reason = Outcome(stopped.reason)
+            if reason in (Outcome.CANCELLED, Outcome.SUPERSEDED) and with_chime:
                 Session(output, self.rate, volume).chime(opening=False)
-            return stopped.reason, None
+            return reason, None
         except AudioError as exc:
-            return "audio_error", str(exc)
+            return Outcome.AUDIO_ERROR, str(exc)
         except VoiceError as exc:
-            return "failed", f"no voice could speak it: {exc}"
+            return Outcome.FAILED, f"no voice could speak it: {exc}"
         except LoaxaError as exc:
-            return "failed", str(exc)
+            return Outcome.FAILED, str(exc)
         finally:
             try:
                 output.close()
@@ -208,62 +188,16 @@ class Player(threading.Thread):
                 log.warning("closing output: %s", exc)
             self.amplifier.release()
 
-    def _content(self, session: Session, play: Play, sentences: list, start: int, run: int, rate: float) -> None:
-        if "text" in play.body:
-            with closing(self.speaker.chunks(sentences, start=start, rate=rate)) as chunks:
-                for chunk in chunks:
-                    session.play(chunk.samples)
-                    session.silence(chunk.pause_s)
-                    self._progress(play.pid, chunk.index + 1, run)
-            self._progress(play.pid, 0, run)
-            return
-        if self.sources is None:
-            raise LoaxaError("recorded audio and streams are not available on this station")
-        session.stream(self.sources.blocks(play.body, self.rate, self._stream_stop))
-
-    def _progress(self, pid: int, sentence: int, played: int) -> None:
-        with self.store.tx() as db:
-            db.execute("UPDATE plays SET sentence = ?, played = ? WHERE pid = ?", (sentence, played, pid))
-
-    def _after(self, play: Play, outcome: str, detail: str | None) -> None:
-        if outcome == "finished":
-            self._close(play, "done", "finished", detail=detail)
-        elif outcome == "failed":
-            self._close(play, "failed", "failed", detail=detail)
-        elif outcome in ("cancelled", "superseded"):
-            self._close(play, outcome, None)
-        elif outcome == "preempted":
-            self._requeue(play, "interrupted", "an emergency bulletin cut in")
-        elif outcome == "audio_error":
+    def _after(self, play: Play, outcome: Outcome, detail: str | None) -> None:
+        self.ledger.end(play, outcome, detail)
+        if outcome is Outcome.AUDIO_ERROR:
             log.warning("audio output unavailable: %s; retrying in %.0f s", detail, self.settings.audio.retry_s)
             self.audio_error = detail
-            self._requeue(play, None, None)
             self._stopping.wait(self.settings.audio.retry_s)
-        else:  # shutdown: resumes after the restart
-            self._requeue(play, None, None)
-
-    def _requeue(self, play: Play, event: str | None, detail: str | None) -> None:
-        with self.store.tx() as db:
-            db.execute("UPDATE plays SET state = 'pending' WHERE pid = ? AND state = 'on_air'", (play.pid,))
-            if event:
-                self.receipts.add(db, event, play.id, play.rev, occurrence=play.occurrence, detail=detail)
-
-    def _close(self, play: Play, state: str, event: str | None, detail: str | None = None) -> None:
-        with self.store.tx() as db:
-            db.execute(
-                "UPDATE plays SET state = ?, ended_at = ?, detail = ? WHERE pid = ?", (state, time.time(), detail, play.pid)
-            )
-            if play.occurrence is None and state in ("done", "failed", "expired"):
-                db.execute(
-                    "UPDATE bulletins SET state = ? WHERE issuer = ? AND id = ? AND rev = ? AND state = 'active'",
-                    ("done" if state == "done" else state, play.issuer, play.id, play.rev),
-                )
-            if event:
-                self.receipts.add(db, event, play.id, play.rev, occurrence=play.occurrence, detail=detail)
 
     def _stop_reason(self, play: Play) -> str | None:
         if self._stopping.is_set():
-            return "shutdown"
+            return Outcome.SHUTDOWN
         current = self.on_air
         if current is not None and current.stop_reason:
             return current.stop_reason
@@ -271,13 +205,16 @@ class Player(threading.Thread):
             self._look_again.clear()
             if self.queue.preempts(play, _now()):
                 self._stream_stop.set()
-                return "preempted"
+                return Outcome.PREEMPTED
         return None
 
     def _beat(self) -> None:
         self.heartbeat = time.monotonic()
 
 
+def _cannot_prepare(play: Play, exc: LoaxaError) -> str:
+    return f"cannot prepare the text: {exc}" if play.content.kind == "text" else str(exc)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-

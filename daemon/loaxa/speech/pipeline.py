@@ -268,18 +268,19 @@ def load_voice(spec: str, tts: TtsSettings) -> Voice:
     return PiperVoice.load(find_voice(spec, tts.voices_dir), threads=tts.threads, deadline_s=tts.deadline_s)
 
 
-def build_speaker(tts: TtsSettings, text: TextSettings, sample_rate: int, cache_dir: Path | None = None) -> Speaker:
-    """The configured voice with the fallback behind it, or the fallback alone."""
+def build_speaker(
+    tts: TtsSettings, text: TextSettings, sample_rate: int, cache_dir: Path | None = None, voice: Voice | None = None
+) -> Speaker:
+    """The configured voice (or `voice`, given) with the fallback behind it, or the fallback alone."""
     fallback: Voice | None = None
     if tts.fallback:
         try:
             fallback = load_voice(tts.fallback, tts)
         except VoiceError as exc:
             log.error("fallback voice %s unavailable: %s", tts.fallback, exc)
-    voice: Voice | None = None
     reason = None
     try:
-        voice = load_voice(tts.voice, tts)
+        voice = voice or load_voice(tts.voice, tts)
     except VoiceError as exc:
         reason = f"voice {tts.voice} unavailable: {exc}"
         log.warning("%s; using %s", reason, fallback.name if fallback else "nothing")

@@ -1,7 +1,8 @@
 """What goes on air next: priority, then due time; quiet hours and clock hold.
 
-The queue itself lives in the store (`plays`); this module decides which
-pending play is eligible now and whether one should cut in.
+The queue itself lives in the store (`plays`, ordered by the ledger); this
+module decides which pending play is eligible now and whether one should
+cut in.
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from loaxa.config import QuietHours
-from loaxa.store import Play, Store
+from loaxa.states import Priority
+from loaxa.store import Ledger, Play
 from loaxa.timing import in_quiet_hours
 
-HELD_IN_QUIET_HOURS = 2  # rank of `normal`; `low` (3) too
+HELD_IN_QUIET_HOURS = Priority.NORMAL.rank  # and every rank after it
 
 
 class BroadcastQueue:
     def __init__(
         self,
-        store: Store,
+        ledger: Ledger,
         tz: ZoneInfo,
         quiet: QuietHours | None,
         clock_ok: Callable[[], bool] = lambda: True,
     ) -> None:
-        self.store = store
+        self.ledger = ledger
         self.tz = tz
         self.quiet = quiet
         self.clock_ok = clock_ok
@@ -34,11 +36,11 @@ class BroadcastQueue:
         return self.quiet is not None and in_quiet_hours(now, self.tz, self.quiet.start, self.quiet.end)
 
     def eligible(self, now: datetime) -> list[Play]:
-        """Pending plays that may start now, best first."""
+        """Open plays that may start now, best first (one left on air by a player error is retried)."""
         quiet = self.quiet_now(now)
         clock_ok: bool | None = None
         chosen = []
-        for play in self.store.pending_plays():
+        for play in self.ledger.open_plays():
             if play.due_at > now.timestamp():
                 continue
             if quiet and play.rank >= HELD_IN_QUIET_HOURS:
@@ -57,9 +59,10 @@ class BroadcastQueue:
 
     def preempts(self, current: Play, now: datetime) -> bool:
         """An emergency waits while something less urgent is on air."""
-        if current.rank == 0:
+        emergency = Priority.EMERGENCY.rank
+        if current.rank == emergency:
             return False
-        return any(p.rank == 0 and p.pid != current.pid for p in self.eligible(now))
+        return any(p.rank == emergency and p.pid != current.pid for p in self.eligible(now))
 
     def waiting(self) -> int:
-        return self.store.count_open_plays()
+        return self.ledger.count_open()

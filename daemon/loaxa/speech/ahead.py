@@ -1,0 +1,56 @@
+"""Voicing ahead: scheduled texts are synthesised into the cache before their slot.
+
+One thread, one text at a time behind a bounded queue; the player's own
+synthesis shares the voice's lock, so a bulletin on air is never slowed by
+more than one sentence of work ahead.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+from loaxa.content import Text, content_of
+from loaxa.speech.pipeline import Speaker
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 100
+
+
+class VoiceAhead:
+    def __init__(self, speaker: Speaker) -> None:
+        self.speaker = speaker
+        self._todo: queue.Queue[Text | None] = queue.Queue(maxsize=QUEUE_SIZE)
+        self._thread = threading.Thread(target=self._run, name="voice-ahead", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        try:
+            self._todo.put_nowait(None)
+        except queue.Full:
+            pass  # a daemon thread: it ends with the process
+
+    def prepare(self, body: dict[str, Any]) -> None:
+        """Queue a scheduled bulletin's text to be voiced ahead; other kinds need nothing."""
+        content = content_of(body)
+        if not isinstance(content, Text):
+            return
+        try:
+            self._todo.put_nowait(content)
+        except queue.Full:
+            log.warning("too many bulletins to voice ahead; this one will be voiced on air")
+
+    def _run(self) -> None:
+        while True:
+            text = self._todo.get()
+            if text is None:
+                return
+            try:
+                self.speaker.prepare(text.text, text.rate)
+            except Exception as exc:  # the occurrence will synthesise on air instead
+                log.warning("could not voice a scheduled bulletin ahead: %s", exc)

@@ -1,0 +1,144 @@
+"""The station's SQLite file: schema, one shared connection, the events outbox.
+
+SQLite in WAL mode with `synchronous=FULL`: a power cut loses nothing that
+was committed. One connection is shared by the daemon's threads behind one
+lock; every change is one immediate transaction, and threads waiting on the
+store (player, reporter) are woken after each commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from loaxa.errors import StoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS bulletins (
+    issuer      TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    rev         INTEGER NOT NULL,
+    priority    TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'active',  -- states.BulletinState
+    received_at REAL NOT NULL,
+    fired_until REAL,                            -- occurrences up to here are already accounted for
+    PRIMARY KEY (issuer, id)
+);
+CREATE TABLE IF NOT EXISTS seen (
+    issuer TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    rev    INTEGER NOT NULL,
+    at     REAL NOT NULL,
+    PRIMARY KEY (issuer, id, rev)
+);
+CREATE TABLE IF NOT EXISTS plays (
+    pid        INTEGER PRIMARY KEY AUTOINCREMENT,
+    issuer     TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    rev        INTEGER NOT NULL,
+    occurrence TEXT,                             -- the scheduled slot, NULL for as soon as possible
+    due_at     REAL NOT NULL,
+    rank       INTEGER NOT NULL,                 -- states.Priority.rank: 0 emergency .. 3 low
+    state      TEXT NOT NULL DEFAULT 'pending',  -- states.PlayState
+    sentence   INTEGER NOT NULL DEFAULT 0,       -- where to resume
+    played     INTEGER NOT NULL DEFAULT 0,       -- repeats already aired
+    started_at REAL,
+    ended_at   REAL,
+    detail     TEXT,
+    UNIQUE (issuer, id, rev, occurrence)
+);
+CREATE INDEX IF NOT EXISTS plays_pending ON plays (state, rank, due_at);
+CREATE TABLE IF NOT EXISTS events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    payload TEXT NOT NULL,
+    sent    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_unsent ON events (sent, seq);
+"""
+
+
+class Store:
+    """Thread-safe access to the station database file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._listeners: list[threading.Event] = []
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the station store {path}: {exc}") from None
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One immediate transaction; listeners wake after it commits."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        self.notify()
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def listen(self) -> threading.Event:
+        """An event set after every commit, for threads that wait on the store."""
+        wake = threading.Event()
+        self._listeners.append(wake)
+        return wake
+
+    def notify(self) -> None:
+        for wake in self._listeners:
+            wake.set()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def integrity_ok(self) -> bool:
+        return bool(self.query("PRAGMA integrity_check")[0][0] == "ok")
+
+    # -- the events outbox, read and acknowledged by the reporter -------------
+    def unsent_events(self, limit: int = 50) -> list[tuple[int, str]]:
+        rows = self.query("SELECT seq, payload FROM events WHERE sent = 0 ORDER BY seq LIMIT ?", (limit,))
+        return [(r["seq"], r["payload"]) for r in rows]
+
+    def mark_sent(self, seqs: list[int]) -> None:
+        if not seqs:
+            return
+        with self._lock:
+            self._db.executemany("UPDATE events SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
+
+    def prune_events(self, keep: int = 10_000) -> int:
+        """Forget sent events beyond the newest `keep`; an unsent one is never deleted."""
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM events WHERE sent = 1 AND seq <= (SELECT MAX(seq) FROM events) - ?", (keep,)
+            )
+            return cur.rowcount
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """The store opened for reading only, as a technician's command does."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the station store {path}: {exc}") from None
+    db.row_factory = sqlite3.Row
+    return db
