@@ -18,9 +18,7 @@ import logging
 import signal
 import threading
 import time
-from typing import Any
 
-from loaxa import __version__
 from loaxa.broadcast_queue import BroadcastQueue
 from loaxa.clock import ClockGuard
 from loaxa.config import Settings
@@ -32,8 +30,8 @@ from loaxa.player.amplifier import build_control
 from loaxa.player.output import Sink, build_sink
 from loaxa.player.player import Player
 from loaxa.player.relays import Amplifier
-from loaxa.protocol import Topics, now_iso
-from loaxa.reports import Reporter
+from loaxa.protocol import Topics
+from loaxa.reports import Reporter, StationState
 from loaxa.schedule import Scheduler
 from loaxa.security import RateLimiter, Verifier
 from loaxa.sources.registry import build_sources
@@ -64,7 +62,6 @@ class Station:
     ) -> None:
         s = settings
         self.settings = s
-        self.started = time.monotonic()
         self.stopping = threading.Event()
         tz = s.station.tz
         self.topics = Topics(s.mqtt.prefix, s.station.province, s.station.commune, s.station.id, s.mqtt.groups)
@@ -111,6 +108,16 @@ class Station:
             on_queued=lambda b: self.player.attention(),
             stop_play=self.player.stop_play,
             respond=self._respond,
+        )
+        self.state = StationState(
+            settings=s,
+            voice=self.speaker.status,
+            on_air=lambda: self.player.on_air_id,
+            waiting=self.queue.waiting,
+            clock_synced=lambda: self.clock.synced,
+            last_command_at=lambda: self.inbox.last_command_at,
+            audio_error=lambda: self.player.audio_error,
+            amplifier_fault=lambda: self.amplifier.amp.fault,
         )
         client_id = f"loaxa-{s.station.province}-{s.station.commune}-{s.station.id}"
         will = (self.topics.state, dumps(self.state(online=False)))
@@ -195,27 +202,6 @@ class Station:
             self.amplifier.shutdown()
             self.speaker.close()
             self.store.close()
-
-    # -- reports ----------------------------------------------------------------
-    def state(self, online: bool = True) -> dict[str, Any]:
-        """The retained `state` object of the protocol."""
-        player = getattr(self, "player", None)
-        inbox = getattr(self, "inbox", None)
-        return {
-            "online": online,
-            "version": __version__,
-            "station": self.settings.station.path,
-            "groups": list(self.settings.mqtt.groups),
-            "voice": self.speaker.status(),
-            "on_air": player.on_air_id if player else None,
-            "queue": self.queue.waiting() if online else 0,
-            "clock_synced": self.clock.synced,
-            "last_command_at": inbox.last_command_at if inbox else None,
-            "uptime_s": int(time.monotonic() - self.started),
-            "at": now_iso(),
-            "audio": {"output": self.settings.audio.output, "error": player.audio_error if player else None},
-            "amplifier": {"backend": self.settings.amplifier.backend, "fault": self.amplifier.amp.fault},
-        }
 
     def _respond(self, topic: str, payload: bytes, correlation: bytes | None) -> None:
         from paho.mqtt.packettypes import PacketTypes

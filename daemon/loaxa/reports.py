@@ -14,7 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from loaxa import __version__
+from loaxa.config import Settings
 from loaxa.link import Link, dumps
+from loaxa.protocol import now_iso
 from loaxa.store import Store
 
 log = logging.getLogger(__name__)
@@ -23,13 +26,22 @@ BATCH = 20
 STATE_EVERY_S = 60.0
 VOLATILE = ("uptime_s", "at")  # change every time; alone they do not make a state new
 IDLE_WAIT_S = 5.0  # commits wake the reporter; this bounds how stale `state` can be
+PRUNE_EVERY_S = 3600.0
+KEEP_EVENTS = 10_000  # sent events kept for `loaxa log` and inspection; unsent ones are never pruned
 
 
 class Reporter(threading.Thread):
     """Sends the outbox in order and keeps the retained state fresh."""
 
     def __init__(
-        self, *, store: Store, link: Link, event_topic: str, state_topic: str, state: Callable[[], dict[str, Any]]
+        self,
+        *,
+        store: Store,
+        link: Link,
+        event_topic: str,
+        state_topic: str,
+        state: Callable[[], dict[str, Any]],
+        keep_events: int = KEEP_EVENTS,
     ) -> None:
         super().__init__(name="reporter", daemon=True)
         self.store = store
@@ -37,6 +49,7 @@ class Reporter(threading.Thread):
         self.event_topic = event_topic
         self.state_topic = state_topic
         self.state = state
+        self.keep_events = keep_events
         self.wake = store.listen()
         self.stopping = threading.Event()
         self.state_changed = threading.Event()
@@ -50,8 +63,12 @@ class Reporter(threading.Thread):
     def run(self) -> None:
         last_sent: dict | None = None
         last_at = 0.0
+        pruned_at = -PRUNE_EVERY_S
         while not self.stopping.is_set():
             self.heartbeat = time.monotonic()
+            if self.heartbeat - pruned_at >= PRUNE_EVERY_S:
+                pruned_at = self.heartbeat
+                self._prune()
             self.wake.wait(IDLE_WAIT_S)
             self.wake.clear()
             if not self.link.connected.is_set():
@@ -69,6 +86,16 @@ class Reporter(threading.Thread):
                     self.heartbeat = time.monotonic()
             except Exception:  # the reporter must outlive any one bad moment
                 log.exception("reporter error; will retry")
+
+    def _prune(self) -> None:
+        """The outbox must not grow for ever on the board's SD card."""
+        try:
+            gone = self.store.prune_events(keep=self.keep_events)
+        except Exception:  # a failed prune is retried at the next hour
+            log.exception("pruning sent events failed")
+            return
+        if gone:
+            log.info("pruned %d sent events from the outbox", gone)
 
     def _send_batch(self) -> bool:
         batch = self.store.unsent_events(BATCH)
@@ -95,3 +122,47 @@ class Reporter(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
+
+
+class StationState:
+    """The retained `state` object of the protocol, asked of the parts that know each field."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        voice: Callable[[], dict[str, object]],
+        on_air: Callable[[], str | None],
+        waiting: Callable[[], int],
+        clock_synced: Callable[[], bool | None],
+        last_command_at: Callable[[], str | None],
+        audio_error: Callable[[], str | None],
+        amplifier_fault: Callable[[], str | None],
+    ) -> None:
+        self.settings = settings
+        self.voice = voice
+        self.on_air = on_air
+        self.waiting = waiting
+        self.clock_synced = clock_synced
+        self.last_command_at = last_command_at
+        self.audio_error = audio_error
+        self.amplifier_fault = amplifier_fault
+        self.started = time.monotonic()
+
+    def __call__(self, online: bool = True) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "online": online,
+            "version": __version__,
+            "station": s.station.path,
+            "groups": list(s.mqtt.groups),
+            "voice": self.voice(),
+            "on_air": self.on_air(),
+            "queue": self.waiting() if online else 0,
+            "clock_synced": self.clock_synced(),
+            "last_command_at": self.last_command_at(),
+            "uptime_s": int(time.monotonic() - self.started),
+            "at": now_iso(),
+            "audio": {"output": s.audio.output, "error": self.audio_error()},
+            "amplifier": {"backend": s.amplifier.backend, "fault": self.amplifier_fault()},
+        }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
@@ -55,7 +56,7 @@ class Player(threading.Thread):
         sources: SourceRegistry,
         sink: Sink,
         amplifier: AmpControl,
-        voice_name: callable = lambda: "",  # type: ignore[valid-type]
+        voice_name: Callable[[], str] = lambda: "",
     ) -> None:
         super().__init__(name="player", daemon=True)
         self.settings = settings
@@ -157,11 +158,12 @@ class Player(threading.Thread):
                 session.chime(opening=True)
             repeat = int(body.get("repeat", 1))
             for run in range(play.played, repeat):
+
+                def reached(sentence: int, run: int = run) -> None:
+                    self.ledger.progress(play, sentence=sentence, played=run)
+
                 start = play.sentence if run == play.played else 0
-                program.run(
-                    session, start=start, stop=self._stream_stop,
-                    progress=lambda at, run=run: self.ledger.progress(play, sentence=at, played=run),
-                )
+                program.run(session, start=start, progress=reached, stop=self._stream_stop)
                 self.ledger.progress(play, sentence=0, played=run + 1 if run < repeat - 1 else run)
                 if run < repeat - 1:
                     session.silence(float(body.get("gap_s", 3.0)))

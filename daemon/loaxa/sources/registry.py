@@ -12,7 +12,6 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,11 +52,16 @@ class _Spoken:
     rate: float
 
     def run(self, session: Session, *, start: int, progress: Progress, stop: threading.Event) -> None:
-        with closing(self.speaker.chunks(self.sentences, start=start, rate=self.rate)) as chunks:
+        chunks = self.speaker.chunks(self.sentences, start=start, rate=self.rate)
+        try:
             for chunk in chunks:
                 session.play(chunk.samples)
                 session.silence(chunk.pause_s)
                 progress(chunk.index + 1)
+        finally:
+            close = getattr(chunks, "close", None)  # a generator: closing it stops the synthesis ahead
+            if close is not None:
+                close()
 
     def summary(self) -> str | None:
         return None
