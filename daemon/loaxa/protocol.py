@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from loaxa.errors import CommandError
 from loaxa.timing import parse_instant
+from loaxa.topics import Topics  # noqa: F401 (re-exported: the layout lives there)
 
 VERSION = "v1"
 MAX_TEXT = 20_000
@@ -25,28 +26,6 @@ EVENTS = (
     "received", "rejected", "duplicate", "scheduled", "started", "finished", "interrupted",
     "resumed", "failed", "missed", "expired", "cancelled", "superseded", "pong",
 )  # fmt: skip
-
-
-class Topics:
-    """The topics one station subscribes to and publishes on."""
-
-    def __init__(self, prefix: str, province: str, commune: str, station: str, groups: tuple[str, ...] = ()):
-        self.prefix = prefix
-        base = f"{prefix}/{province}/{commune}/{station}"
-        self.state = f"{base}/state"
-        self.event = f"{base}/event"
-        self.commands = (
-            f"{prefix}/{province}/cmd",
-            f"{prefix}/{province}/{commune}/cmd",
-            f"{base}/cmd",
-            *(f"{prefix}/{province}/group/{g}/cmd" for g in groups),
-        )
-
-
-def station_topics(prefix: str, path: str) -> tuple[str, str, str]:
-    """`(cmd, state, event)` topics of a station named `province/commune/station`."""
-    base = f"{prefix}/{path}"
-    return f"{base}/cmd", f"{base}/state", f"{base}/event"
 
 
 def parse_time(value: str, what: str = "time") -> datetime:

@@ -22,7 +22,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from loaxa.errors import LinkError
-from loaxa.province.targets import station_of
+from loaxa.topics import province_reports, station_of
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,9 @@ class Feed:
         self._subscribed = threading.Event()
         self._connected = threading.Event()
         self._refused: str | None = None
-        filters = []
-        for p in sorted(set(provinces)):
-            if states:
-                filters.append(f"{self.prefix}/{p}/+/+/state")
-            if events:
-                filters.append(f"{self.prefix}/{p}/+/+/event")
-        self.filters = filters
+        self.filters = [
+            f for p in sorted(set(provinces)) for f in province_reports(self.prefix, p, states=states, events=events)
+        ]
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"loaxa-op-{uuid.uuid4().hex[:10]}", protocol=mqtt.MQTTv5
         )
@@ -87,7 +83,7 @@ class Feed:
         if not self._connected.wait(10) or self._refused:
             self.close()
             raise LinkError(f"broker {self.where} {self._refused or 'did not answer the connection within 10 s'}")
-        if filters and not self._subscribed.wait(10):
+        if self.filters and not self._subscribed.wait(10):
             self.close()
             raise LinkError(f"broker {self.where} did not confirm the subscriptions")
 
