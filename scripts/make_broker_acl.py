@@ -31,11 +31,15 @@ from pathlib import Path
 
 import yaml
 
-SLUG = re.compile(r"^[a-z0-9-]{1,40}$")
+try:  # the topic layout is the installed package's, so the ACL always matches what stations use
+    from loaxa.topics import GROUP, SLUG, Topics, province_commands, province_reports
+except ImportError:
+    sys.exit("error: the loaxa package is not installed in this Python (pip install -e . in the repository)")
+
 OPERATOR = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 PREFIX = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 DEFAULT_PREFIX = "loaxa/v1"
-RESERVED_COMMUNES = {"group"}  # `{p}/group/{g}/cmd` would clash with `{p}/{c}/{s}/cmd`
+RESERVED_COMMUNES = {GROUP}  # `{p}/group/{g}/cmd` would clash with `{p}/{c}/{s}/cmd`
 
 
 class InputError(Exception):
@@ -137,28 +141,19 @@ def render_acl(prefix: str, stations: list[Station], operators: list[Operator], 
         "",
     ]
     for st in sorted(stations, key=lambda s: s.username):
-        own = f"{prefix}/{st.username}"
+        topics = Topics(prefix, st.province, st.commune, st.station, st.groups)
         lines += [
             f"user {st.username}",
-            f"topic read {prefix}/{st.province}/cmd",
-            f"topic read {prefix}/{st.province}/{st.commune}/cmd",
-            f"topic read {own}/cmd",
-            *(f"topic read {prefix}/{st.province}/group/{g}/cmd" for g in st.groups),
-            f"topic write {own}/state",
-            f"topic write {own}/event",
+            *(f"topic read {t}" for t in topics.commands),
+            f"topic write {topics.state}",
+            f"topic write {topics.event}",
             "",
         ]
     for op in sorted(operators, key=lambda o: o.username):
         lines.append(f"user {op.username}")
         for p in op.provinces:
-            lines += [
-                f"topic write {prefix}/{p}/cmd",
-                f"topic write {prefix}/{p}/+/cmd",
-                f"topic write {prefix}/{p}/+/+/cmd",
-                f"topic write {prefix}/{p}/group/+/cmd",
-                f"topic read {prefix}/{p}/+/+/state",
-                f"topic read {prefix}/{p}/+/+/event",
-            ]
+            lines += [f"topic write {t}" for t in province_commands(prefix, p)]
+            lines += [f"topic read {t}" for t in province_reports(prefix, p)]
         lines.append("")
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from brokers import have_mosquitto
-from loaxa.province.simfleet import poll_select
+from loaxa.mqttclient import poll_select
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fleet_sim.py"
 

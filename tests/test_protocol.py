@@ -7,7 +7,8 @@ import json
 import pytest
 
 from loaxa.errors import CommandError
-from loaxa.protocol import Bulletin, Cancel, Ping, Topics, parse_command
+from loaxa.protocol import Bulletin, Cancel, Ping, parse_command
+from loaxa.topics import Topics
 
 
 def cmd(**fields) -> bytes:

@@ -30,7 +30,6 @@ from loaxa.player.amplifier import build_control
 from loaxa.player.output import Sink, build_sink
 from loaxa.player.player import Player
 from loaxa.player.relays import Amplifier
-from loaxa.protocol import Topics
 from loaxa.reports import Reporter, StationState
 from loaxa.schedule import Scheduler
 from loaxa.security import RateLimiter, Verifier
@@ -41,6 +40,7 @@ from loaxa.speech.pipeline import build_speaker
 from loaxa.store import Ledger, Store
 from loaxa.systemd import Notifier
 from loaxa.technician import Technician
+from loaxa.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Station:
             max_queue=s.broadcast.max_queue,
             on_queued=lambda b: self.player.attention(),
             stop_play=self.player.stop_play,
-            respond=self._respond,
+            respond=lambda topic, payload, correlation: self.link.respond(topic, payload, correlation),
         )
         self.state = StationState(
             settings=s,
@@ -122,6 +122,7 @@ class Station:
         client_id = f"loaxa-{s.station.province}-{s.station.commune}-{s.station.id}"
         will = (self.topics.state, dumps(self.state(online=False)))
         self.link = Link(s.mqtt, client_id, self.topics.commands, will, self.inbox.submit)
+        self.state.link = self.link.status
         self.reporter = Reporter(
             store=self.store, link=self.link, event_topic=self.topics.event, state_topic=self.topics.state,
             state=self.state,
@@ -202,13 +203,3 @@ class Station:
             self.amplifier.shutdown()
             self.speaker.close()
             self.store.close()
-
-    def _respond(self, topic: str, payload: bytes, correlation: bytes | None) -> None:
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
-        props = Properties(PacketTypes.PUBLISH)
-        if correlation:
-            props.CorrelationData = correlation
-        if self.link.connected.is_set():
-            self.link.client.publish(topic, payload, qos=1, properties=props)

@@ -143,25 +143,13 @@ def _pinned_problem(settings: Settings, spec: str) -> str | None:
 
 def check_broker(settings: Settings) -> Finding:
     """Connect with the station's credentials (under another client id)."""
-    import paho.mqtt.client as mqtt
+    from loaxa.mqttclient import make_client
 
     m = settings.mqtt
     where = f"{m.host}:{m.port}"
-    # Never the station's own client id: that would take its session over.
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"loaxa-doctor-{os.getpid()}", protocol=mqtt.MQTTv5)
-    if m.username:
-        client.username_pw_set(m.username, m.password)
     try:
-        if m.tls is not None:
-            import ssl
-
-            client.tls_set(
-                ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
-                certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
-                keyfile=str(m.tls.key_file) if m.tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(m.tls.insecure)
+        # Never the station's own client id: that would take its session over.
+        client = make_client(m, f"loaxa-doctor-{os.getpid()}")
     except (OSError, ValueError) as exc:
         return Finding("broker", FAIL, f"TLS files unusable: {exc}", "check mqtt.tls.ca_file, cert_file and key_file")
     answer: dict[str, Any] = {}

@@ -6,15 +6,21 @@ paho's network thread only hands commands over (a bounded queue, through
 republished there too. The session is persistent (clean start off, a
 session expiry of days, a fixed client id) so that commands sent while the
 station was offline arrive when it returns.
+
+`Link.status()` says whether the link is up and, if not, why and since when.
+Failed connection attempts are logged with back-off: the first at once, then
+at most once per doubling interval, and a line when the link comes back.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import ssl
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -22,10 +28,65 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from loaxa.config import MqttSettings
+from loaxa.mqttclient import make_client
 
 log = logging.getLogger(__name__)
 
 CommandHandler = Callable[[bytes, bool, dict[str, Any]], None]
+FIRST_REPEAT_S = 30.0  # after the first logged failure, the next one is logged no sooner than this
+MAX_REPEAT_S = 30 * 60.0
+
+
+class LinkState(str, Enum):
+    CONNECTING = "connecting"  # started, the first attempt has not been answered yet
+    CONNECTED = "connected"
+    REFUSED = "refused"  # the broker answered and said no (login, ACL, ...): retrying alone will not help
+    DISCONNECTED = "disconnected"  # no connection (broker unreachable, or the link dropped); retrying
+    STOPPED = "stopped"
+
+
+class FailureLog:
+    """Logs repeated failures with back-off: the first at once, then once per doubling interval.
+
+    `clock` is monotonic seconds; tests pass their own.
+    """
+
+    def __init__(self, first_s: float = FIRST_REPEAT_S, max_s: float = MAX_REPEAT_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.first_s, self.max_s, self.clock = first_s, max_s, clock
+        self.failures = 0  # since the last success
+        self.started: float | None = None  # of the first failure since the last success
+        self._next_at = 0.0
+        self._interval = first_s
+
+    def failed(self, what: str) -> None:
+        now = self.clock()
+        self.failures += 1
+        if self.started is None:
+            self.started = now
+            log.warning("%s", what)
+        elif now >= self._next_at:
+            log.warning("%s (%d failed attempt(s) in %s)", what, self.failures, _duration(now - self.started))
+            self._interval = min(self._interval * 2, self.max_s)
+        else:
+            return
+        self._next_at = now + self._interval
+
+    def succeeded(self) -> str | None:
+        """Reset; says how long the trouble lasted, if there was any."""
+        note = None
+        if self.started is not None:
+            note = f"after {self.failures} failed attempt(s) in {_duration(self.clock() - self.started)}"
+        self.failures, self.started, self._next_at, self._interval = 0, None, 0.0, self.first_s
+        return note
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class Link:
@@ -42,22 +103,14 @@ class Link:
         self.on_command = on_command
         self.connected = threading.Event()
         self.on_connected: list[Callable[[], None]] = []
-        self.last_error: str | None = None
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, reconnect_on_failure=True,
-            manual_ack=True,  # PUBACK only once the inbox has stored the command: a kill -9 must not lose it
-        )
-        if settings.username:
-            client.username_pw_set(settings.username, settings.password)
-        if settings.tls is not None:
-            tls = settings.tls
-            client.tls_set(
-                ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(tls.insecure)
+        self.where = f"{settings.host}:{settings.port}"
+        self._failures = FailureLog()
+        self._lock = threading.Lock()
+        self._state = LinkState.CONNECTING
+        self._since = _now()
+        self._error: str | None = None
+        # PUBACK only once the inbox has stored the command: a kill -9 must not lose it.
+        client = make_client(settings, client_id, manual_ack=True)
         if will is not None:
             client.will_set(will[0], will[1], qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=int(settings.reconnect_max_s))
@@ -65,13 +118,15 @@ class Link:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_connect_error = self._on_connect_error
         self.client = client
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry_s
         self.client.connect_async(
-            self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s, clean_start=False, properties=props
+            self.settings.host, self.settings.port,
+            keepalive=self.settings.keepalive_s, clean_start=False, properties=props,
         )
         self.client.loop_start()
 
@@ -86,6 +141,24 @@ class Link:
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
+        self._set(LinkState.STOPPED, None)
+
+    def status(self) -> dict[str, Any]:
+        """`state` (a `LinkState` value), `since` (ISO time), `error` (why it is not connected), and more."""
+        with self._lock:
+            return {
+                "state": self._state.value,
+                "since": self._since,
+                "error": self._error,
+                "broker": self.where,
+                "failed_attempts": self._failures.failures,
+            }
+
+    def _set(self, state: LinkState, error: str | None) -> None:
+        with self._lock:
+            if state != self._state:
+                self._state, self._since = state, _now()
+            self._error = error
 
     def alive(self) -> bool:
         """The network thread is running (connected or retrying)."""
@@ -98,17 +171,27 @@ class Link:
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         return info if info.rc == mqtt.MQTT_ERR_SUCCESS else None
 
+    def respond(self, topic: str, payload: bytes, correlation: bytes | None) -> None:
+        """An MQTT 5 response on the requester's response topic, with its correlation data."""
+        props = Properties(PacketTypes.PUBLISH)
+        if correlation:
+            props.CorrelationData = correlation
+        if self.connected.is_set():
+            self.client.publish(topic, payload, qos=1, properties=props)
+
     # -- paho callbacks (network thread: hand over, never work) ---------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
-            self.last_error = f"broker refused the connection: {reason}"
-            log.warning("%s", self.last_error)
+            error = f"broker {self.where} refused the connection: {reason}"
+            self._set(LinkState.REFUSED, error)
+            self._failures.failed(error)
             return
+        after = self._failures.succeeded()
         log.info(
-            "connected to %s:%s (session %s)", self.settings.host, self.settings.port,
-            "resumed" if getattr(flags, "session_present", False) else "new",
+            "connected to %s (session %s)%s", self.where,
+            "resumed" if getattr(flags, "session_present", False) else "new", f" {after}" if after else "",
         )  # fmt: skip
-        self.last_error = None
+        self._set(LinkState.CONNECTED, None)
         # retainAsPublished: otherwise the broker clears the retain flag on live delivery
         # and a retained command published while connected would play.
         options = mqtt.SubscribeOptions(qos=1, retainAsPublished=True)
@@ -117,11 +200,25 @@ class Link:
         for hook in self.on_connected:
             hook()
 
+    def _on_connect_error(self, client: mqtt.Client, exc: OSError) -> None:
+        error = f"cannot connect to the broker at {self.where}: {_describe(exc)}"
+        self._set(LinkState.DISCONNECTED, error)
+        self._failures.failed(error)
+
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        was_connected = self.connected.is_set()
         self.connected.clear()
-        if reason is not None and getattr(reason, "value", 0) != 0:
-            self.last_error = f"disconnected: {reason}"
-            log.warning("broker link lost (%s); reconnecting", reason)
+        with self._lock:
+            if self._state in (LinkState.REFUSED, LinkState.STOPPED):
+                return  # the refusal (or the stop) says more than the disconnect that follows it
+        if reason is None or getattr(reason, "value", 0) == 0:
+            self._set(LinkState.DISCONNECTED, "disconnected")
+            return
+        self._set(LinkState.DISCONNECTED, f"disconnected: {reason}")
+        if was_connected:
+            self._failures.failed(f"broker link lost ({reason}); reconnecting")
+        else:
+            self._failures.failed(f"broker {self.where} closed the connection: {reason}")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         meta: dict[str, Any] = {"topic": msg.topic, "ack": lambda: client.ack(msg.mid, msg.qos)}
@@ -130,6 +227,18 @@ class Link:
             meta["response_topic"] = getattr(props, "ResponseTopic", None)
             meta["correlation_data"] = getattr(props, "CorrelationData", None)
         self.on_command(msg.payload, bool(msg.retain), meta)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _describe(exc: OSError) -> str:
+    """`connection refused`, `timed out`, a TLS reason, ...: words, without the errno clutter."""
+    if isinstance(exc, TimeoutError):
+        return "no answer (timed out)"
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return text[:1].lower() + text[1:]
 
 
 def dumps(obj: Any) -> bytes:

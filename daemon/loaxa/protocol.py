@@ -1,4 +1,4 @@
-"""Station protocol v1: topics, commands and events (see docs/protocol.md).
+"""Station protocol v1: commands and events (see docs/protocol.md; topics are in `topics`).
 
 `parse_command` is the only way network bytes become a command: it checks
 every rule of the protocol and raises `CommandError` with a reason an
@@ -23,28 +23,6 @@ MAX_TEXT = 20_000
 MAX_PAYLOAD = 64 * 1024
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 __all__ = ["PRIORITIES", "Bulletin", "Cancel", "Ping", "parse_command", "validate_command", "event"]
-
-
-class Topics:
-    """The topics one station subscribes to and publishes on."""
-
-    def __init__(self, prefix: str, province: str, commune: str, station: str, groups: tuple[str, ...] = ()):
-        self.prefix = prefix
-        base = f"{prefix}/{province}/{commune}/{station}"
-        self.state = f"{base}/state"
-        self.event = f"{base}/event"
-        self.commands = (
-            f"{prefix}/{province}/cmd",
-            f"{prefix}/{province}/{commune}/cmd",
-            f"{base}/cmd",
-            *(f"{prefix}/{province}/group/{g}/cmd" for g in groups),
-        )
-
-
-def station_topics(prefix: str, path: str) -> tuple[str, str, str]:
-    """`(cmd, state, event)` topics of a station named `province/commune/station`."""
-    base = f"{prefix}/{path}"
-    return f"{base}/cmd", f"{base}/state", f"{base}/event"
 
 
 def parse_time(value: str, what: str = "time") -> datetime:

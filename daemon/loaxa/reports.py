@@ -147,6 +147,7 @@ class StationState:
         self.last_command_at = last_command_at
         self.audio_error = audio_error
         self.amplifier_fault = amplifier_fault
+        self.link: Callable[[], dict[str, Any]] | None = None  # set once the link exists
         self.started = time.monotonic()
 
     def __call__(self, online: bool = True) -> dict[str, Any]:
@@ -165,4 +166,5 @@ class StationState:
             "at": now_iso(),
             "audio": {"output": s.audio.output, "error": self.audio_error()},
             "amplifier": {"backend": s.amplifier.backend, "fault": self.amplifier_fault()},
+            "link": self.link() if self.link is not None else None,
         }

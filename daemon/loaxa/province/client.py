@@ -22,7 +22,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from loaxa.errors import LinkError
-from loaxa.province.targets import station_of
+from loaxa.mqttclient import Login, Tls, make_client
+from loaxa.topics import province_reports, station_of
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,15 @@ def add_broker_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--password", help=f"operator password (better: ${PASSWORD_ENV})")
     g.add_argument("--ca-file", help="CA certificate: connect with TLS")
     g.add_argument("--prefix", default="loaxa/v1", help="topic prefix (default loaxa/v1)")
+
+
+def login_of(args: argparse.Namespace) -> Login:
+    """The operator's broker login from `add_broker_args` options (the password also from the environment)."""
+    return Login(
+        username=args.username,
+        password=args.password or os.environ.get(PASSWORD_ENV),
+        tls=Tls(ca_file=args.ca_file) if args.ca_file else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -59,21 +69,10 @@ class Feed:
         self._subscribed = threading.Event()
         self._connected = threading.Event()
         self._refused: str | None = None
-        filters = []
-        for p in sorted(set(provinces)):
-            if states:
-                filters.append(f"{self.prefix}/{p}/+/+/state")
-            if events:
-                filters.append(f"{self.prefix}/{p}/+/+/event")
-        self.filters = filters
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"loaxa-op-{uuid.uuid4().hex[:10]}", protocol=mqtt.MQTTv5
-        )
-        password = args.password or os.environ.get(PASSWORD_ENV)
-        if args.username:
-            client.username_pw_set(args.username, password)
-        if args.ca_file:
-            client.tls_set(ca_certs=args.ca_file)
+        self.filters = [
+            f for p in sorted(set(provinces)) for f in province_reports(self.prefix, p, states=states, events=events)
+        ]
+        client = make_client(login_of(args), f"loaxa-op-{uuid.uuid4().hex[:10]}")
         client.on_connect = self._on_connect
         client.on_subscribe = lambda *a: self._subscribed.set()
         client.on_message = self._on_message
@@ -87,7 +86,7 @@ class Feed:
         if not self._connected.wait(10) or self._refused:
             self.close()
             raise LinkError(f"broker {self.where} {self._refused or 'did not answer the connection within 10 s'}")
-        if filters and not self._subscribed.wait(10):
+        if self.filters and not self._subscribed.wait(10):
             self.close()
             raise LinkError(f"broker {self.where} did not confirm the subscriptions")
 

@@ -10,9 +10,7 @@ operator-tool tests, which need many stations quickly.
 from __future__ import annotations
 
 import logging
-import math
 import resource
-import select
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from loaxa.config import (
     TtsSettings,
 )
 from loaxa.daemon import Station
+from loaxa.mqttclient import allow_high_descriptors
 
 log = logging.getLogger(__name__)
 
@@ -122,43 +121,3 @@ def raise_fd_limit(wanted: int) -> None:
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-def allow_high_descriptors() -> None:
-    """Let paho's select() loop watch descriptors above 1023, in this process only.
-
-    A real station holds a dozen descriptors; a hundred stations in one
-    process hold about 800, and select() refuses any descriptor past
-    FD_SETSIZE (1024). The same call answered with poll() keeps paho's loop,
-    and so every station's code path, unchanged.
-    """
-    if getattr(select.select, "__name__", "") != "poll_select":
-        select.select = poll_select  # type: ignore[assignment]
-
-
-def poll_select(rlist: list, wlist: list, xlist: list, timeout: float | None = None) -> tuple[list, list, list]:
-    """select.select() semantics for readable/writable lists, implemented with poll()."""
-    masks: dict[int, int] = {}
-    objects: dict[int, list] = {}
-    for items, flag in ((rlist, select.POLLIN), (wlist, select.POLLOUT)):
-        for obj in items:
-            fd = obj if isinstance(obj, int) else obj.fileno()
-            if fd < 0:
-                raise ValueError("file descriptor cannot be a negative integer")
-            masks[fd] = masks.get(fd, 0) | flag
-            same = objects.setdefault(fd, [])
-            if not any(obj is o for o in same):
-                same.append(obj)
-    poller = select.poll()
-    for fd, mask in masks.items():
-        poller.register(fd, mask)
-    ready = poller.poll(None if timeout is None else math.ceil(max(0.0, timeout) * 1000))
-    trouble = select.POLLERR | select.POLLHUP | select.POLLNVAL
-    readable, writable = [], []
-    for fd, ev in ready:
-        for obj in objects[fd]:
-            if ev & (select.POLLIN | trouble) and any(obj is o for o in rlist):
-                readable.append(obj)
-            if ev & (select.POLLOUT | trouble) and any(obj is o for o in wlist):
-                writable.append(obj)
-    return readable, writable, []

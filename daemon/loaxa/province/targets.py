@@ -7,14 +7,13 @@ the stations they expect receipts from.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from loaxa.errors import LoaxaError
+from loaxa.topics import GROUP, SLUG, command_topic
+from loaxa.topics import Scope as Kind
 
-SLUG = re.compile(r"^[a-z0-9-]{1,40}$")
-Kind = Literal["station", "commune", "province", "group"]
 SHAPES: dict[str, tuple[int, str]] = {
     "station": (3, "PROVINCE/COMMUNE/STATION"),
     "commune": (2, "PROVINCE/COMMUNE"),
@@ -34,9 +33,7 @@ class Target:
 
     def topic(self, prefix: str) -> str:
         """The command topic that reaches every station of this target."""
-        if self.kind == "group":
-            return f"{prefix}/{self.province}/group/{self.parts[1]}/cmd"
-        return f"{prefix}/{'/'.join(self.parts)}/cmd"
+        return command_topic(prefix, self.kind, self.parts)
 
     def covers(self, station: str, state: dict[str, Any] | None = None) -> bool | None:
         """Whether `station` (`p/c/s`) is addressed; None when a group's members are unknown."""
@@ -64,15 +61,6 @@ def parse_target(kind: str, value: str) -> Target:
     parts = tuple(value.strip().split("/"))
     if len(parts) != count or not all(SLUG.match(p) for p in parts):
         raise LoaxaError(f"--{kind} must be {shape} (slugs of a-z, 0-9 and '-'), got {value!r}")
-    if kind in ("commune", "station") and parts[1] == "group":
+    if kind in ("commune", "station") and parts[1] == GROUP:
         raise LoaxaError(f"--{kind} {value!r}: 'group' is not a commune name (it is the group topic level)")
     return Target(kind, parts)  # type: ignore[arg-type]
-
-
-def station_of(topic: str, prefix: str) -> tuple[str, str] | None:
-    """`(p/c/s, "state"|"event")` for a station topic under `prefix`, else None."""
-    rest = topic[len(prefix) + 1 :] if topic.startswith(prefix + "/") else None
-    parts = rest.split("/") if rest else []
-    if len(parts) != 4 or parts[3] not in ("state", "event"):
-        return None
-    return "/".join(parts[:3]), parts[3]
