@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from loaxa.pcm import to_int16_bytes
+
 RATE = 22050
 
 
@@ -29,7 +31,7 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+        w.writeframes(to_int16_bytes(samples))
     return path
 
 

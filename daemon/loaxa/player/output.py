@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from loaxa.errors import AudioError
+from loaxa.pcm import to_int16_bytes
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,6 @@ def build_sink(spec: str, latency_s: float = 0.03) -> Sink:
     if spec.startswith("wav:"):
         return WavDirSink(Path(spec[4:] or "."))
     return DeviceSink(spec, latency_s)
-
-
-def _to_int16(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
 class NullSink:
@@ -112,7 +109,7 @@ class _WavOutput:
         self._wav.setframerate(sample_rate)
 
     def write(self, samples: np.ndarray) -> None:
-        self._wav.writeframes(_to_int16(samples))
+        self._wav.writeframes(to_int16_bytes(samples))
 
     def close(self) -> None:
         self._wav.close()

@@ -21,6 +21,7 @@ import numpy as np
 
 from loaxa.config import TextSettings, TtsSettings
 from loaxa.errors import VoiceError
+from loaxa.pcm import to_int16
 from loaxa.speech.cache import AudioCache, cache_key
 from loaxa.speech.engine import Chunk, Sentence, Voice, resample
 from loaxa.speech.normalize import Lexicon, normalize
@@ -296,7 +297,7 @@ def synthesize_to_wav(speaker: Speaker, text: str, path: str | Path, rate: float
         wav.setframerate(speaker.sample_rate)
         for chunk in speaker.chunks(speaker.sentences(text, pause_s=silence_s), rate=rate):
             gap = np.zeros(int(round(chunk.pause_s * speaker.sample_rate)), dtype=np.float32)
-            pcm = (np.clip(np.concatenate([chunk.samples, gap]), -1.0, 1.0) * 32767).astype("<i2")
+            pcm = to_int16(np.concatenate([chunk.samples, gap]))
             wav.writeframes(pcm.tobytes())
             total += len(pcm)
     return total / speaker.sample_rate
