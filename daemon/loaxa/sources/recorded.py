@@ -29,6 +29,7 @@ import numpy as np
 
 from loaxa import __version__
 from loaxa.errors import CommandError
+from loaxa.hashing import sha256_file
 from loaxa.sources._common import SourceError, check_keys, check_url, find_ffmpeg, host_of, stderr_tail
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def fetch_audio(url: str, sha256: str, cache_dir: Path, max_bytes: int, timeout_
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / expected
     if target.exists():
-        if _file_sha256(target) == expected:
+        if sha256_file(target) == expected:
             log.debug("audio %s found in cache", expected[:12])
             os.utime(target)  # recently used: prune_cache keeps it
             return target
@@ -180,14 +181,6 @@ def prune_cache(cache_dir: Path, max_bytes: int, keep: frozenset[str] = frozense
             freed += size
         log.info("pruned cached audio %s", name[:12])
     return freed
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download(url: str, out: Any, max_bytes: int, timeout_s: float) -> str:

@@ -9,7 +9,6 @@ patterns can be set; it is warmed up before the voice is handed out.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from loaxa.errors import VoiceError
+from loaxa.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class PiperVoice:
         if not needed <= names:
             raise VoiceError(f"{onnx_path}: not a Piper voice: inputs {sorted(names)}, expected {sorted(needed)}")
         voice = cls(session, config, onnx_path.name.removesuffix(".onnx"), onnx_path)
-        voice.identity = f"{voice.name}:{onnx_path.stat().st_size}:{_digest(config_path)}"
+        voice.identity = f"{voice.name}:{onnx_path.stat().st_size}:{sha256_file(config_path)[:16]}"
         if warm_up:
             # A model that hangs on its first run is as unusable as one that fails to load.
             timer = threading.Timer(deadline_s, voice.terminate)
@@ -312,10 +312,6 @@ def _strip(phonemes: list[str]) -> list[str]:
 def _ort_message(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text.split("Status Message: ", 1)[-1]
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def _replace(config: VoiceConfig, **changes: Any) -> VoiceConfig:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loaxa.errors import VoiceError
+from loaxa.hashing import sha256_file
 from loaxa.speech.piper import VoiceConfig
 
 log = logging.getLogger(__name__)
@@ -171,14 +172,6 @@ def _download(url: str, folder: Path, pin: PinnedFile, progress: Progress | None
     return tmp
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify(voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, load: bool = True, deadline_s: float = 20.0) -> list[tuple[str, str | None]]:
     """(name, problem or None) for each installed voice: config, pins, and a model load."""
     from loaxa.speech.piper import PiperVoice
@@ -190,7 +183,7 @@ def verify(voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, loa
         entry = catalog.get(voice.name)
         if problem is None and entry is not None:
             for path, pin in ((voice.onnx, entry.onnx), (voice.onnx.with_name(voice.onnx.name + ".json"), entry.config)):
-                if path.stat().st_size != pin.size or sha256_of(path) != pin.sha256:
+                if path.stat().st_size != pin.size or sha256_file(path) != pin.sha256:
                     problem = f"{path.name} differs from the pinned download (size or SHA-256)"
                     break
         if problem is None and load:
