@@ -7,10 +7,12 @@ import hashlib
 import http.server
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from audio_servers import FileServer
 from tinyvoice import make_tiny_voice
 
 from loaxa.cli import main
@@ -81,6 +83,16 @@ def test_missing_file_on_the_server_is_a_clear_error(server: tuple[str, Path], t
     (served / f"{NAME}.onnx").unlink()
     with pytest.raises(VoiceError, match="HTTP 404"):
         voices.install(NAME, tmp_path / "voices", url=url, catalog=catalog)
+
+
+def test_a_server_trickling_headers_fails_the_install_at_its_deadline(tmp_path: Path) -> None:
+    catalog = {NAME: voices.CatalogEntry("dribble", voices.PinnedFile(10, "0" * 64), voices.PinnedFile(10, "0" * 64))}
+    started = time.monotonic()
+    with FileServer({f"{NAME}.onnx.json": b"{}", f"{NAME}.onnx": b"x"}, drip_s=0.1) as srv:
+        with pytest.raises(VoiceError, match=f"{NAME}.onnx.json: download failed from .*: timed out after 1 s"):
+            voices.install(NAME, tmp_path / "voices", url=srv.url(""), catalog=catalog, deadline_s=1.0)
+    assert time.monotonic() - started < 1.0 + 1.0
+    assert list((tmp_path / "voices").iterdir()) == []
 
 
 def test_unknown_voice_names_the_installable_ones(tmp_path: Path) -> None:
