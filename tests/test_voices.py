@@ -18,7 +18,7 @@ from tinyvoice import make_tiny_voice
 from loaxa.cli import main
 from loaxa.errors import VoiceError
 from loaxa.speech import voices
-from loaxa.speech.piper import PiperVoice
+from loaxa.speech.piper import NeuralVoice
 
 NAME = "vi_VN-vais1000-medium"
 REPO_PATH = "vi/vi_VN/vais1000/medium"
@@ -54,7 +54,7 @@ def test_install_checks_the_pins_and_renames_into_place(server: tuple[str, Path]
     assert path == target / f"{NAME}.onnx"
     assert sorted(p.name for p in target.iterdir()) == [f"{NAME}.onnx", f"{NAME}.onnx.json"]
     assert seen and seen[-1][1] == seen[-1][2]
-    assert PiperVoice.load(path).sample_rate == 22050
+    assert NeuralVoice.load(path).sample_rate == 22050
 
 
 def test_the_real_pins_refuse_a_different_file_and_leave_nothing(server: tuple[str, Path], tmp_path: Path) -> None:

@@ -263,10 +263,10 @@ def load_voice(spec: str, tts: TtsSettings) -> Voice:
         from loaxa.speech.espeak import EspeakVoice
 
         return EspeakVoice(spec.split(":", 1)[1] or "vi", timeout_s=min(tts.deadline_s, 15.0))
-    from loaxa.speech.piper import PiperVoice
+    from loaxa.speech.piper import NeuralVoice
     from loaxa.speech.voices import find_voice
 
-    return PiperVoice.load(find_voice(spec, tts.voices_dir), threads=tts.threads, deadline_s=tts.deadline_s)
+    return NeuralVoice.load(find_voice(spec, tts.voices_dir), threads=tts.threads, deadline_s=tts.deadline_s)
 
 
 def build_speaker(tts: TtsSettings, text: TextSettings, sample_rate: int, cache_dir: Path | None = None) -> Speaker:

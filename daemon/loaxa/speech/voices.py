@@ -18,7 +18,7 @@ from pathlib import Path
 from loaxa.download import DownloadError, HttpStatus, TooLarge, download
 from loaxa.errors import VoiceError
 from loaxa.hashing import sha256_file
-from loaxa.speech.piper import VoiceConfig
+from loaxa.speech.piper import VoiceModel
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def list_voices(voices_dir: Path) -> list[InstalledVoice]:
     for onnx in sorted(voices_dir.rglob("*.onnx")):
         name = onnx.name.removesuffix(".onnx")
         try:
-            config = VoiceConfig.from_file(onnx.with_name(onnx.name + ".json"))
+            config = VoiceModel.from_file(onnx.with_name(onnx.name + ".json"))
             found.append(InstalledVoice(name, onnx, onnx.stat().st_size, config.sample_rate, config.language, config.quality, None))
         except VoiceError as exc:
             found.append(InstalledVoice(name, onnx, onnx.stat().st_size, None, "", "", str(exc)))
@@ -176,7 +176,7 @@ def _download(
 
 def verify(voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, load: bool = True, deadline_s: float = 20.0) -> list[tuple[str, str | None]]:
     """(name, problem or None) for each installed voice: config, pins, and a model load."""
-    from loaxa.speech.piper import PiperVoice
+    from loaxa.speech.piper import NeuralVoice
 
     catalog = CATALOG if catalog is None else catalog
     results: list[tuple[str, str | None]] = []
@@ -190,7 +190,7 @@ def verify(voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, loa
                     break
         if problem is None and load:
             try:
-                PiperVoice.load(voice.onnx, threads=1, deadline_s=deadline_s).close()
+                NeuralVoice.load(voice.onnx, threads=1, deadline_s=deadline_s).close()
             except VoiceError as exc:
                 problem = str(exc)
         results.append((voice.name, problem))
