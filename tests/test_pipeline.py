@@ -221,17 +221,40 @@ def test_a_synthesis_that_raises_hands_the_bulletin_to_espeak(tmp_path: Path) ->
         sp.close()
 
 
+class Replaced:
+    """A voice whose model files are swapped between bulletins (a technician reinstalls it)."""
+
+    def __init__(self, voice: NeuralVoice) -> None:
+        self.current = voice
+
+    def __getattr__(self, attr: str) -> object:
+        return getattr(self.current, attr)
+
+
 def test_a_hanging_model_is_cut_off_at_the_deadline_and_recovers(tmp_path: Path) -> None:
     hanging = NeuralVoice.load(make_tiny_voice(tmp_path / "hang", mode="hang"), warm_up=False)
-    sp = speaker(hanging, fallback=EspeakVoice("vi"), deadline_s=0.3)
+    voice = Replaced(hanging)
+    sp = speaker(voice, fallback=EspeakVoice("vi"), deadline_s=0.3)
     try:
         chunks = list(sp.chunks(sp.sentences("Xin chào bà con. Tạm biệt.")))
         assert [c.voice for c in chunks] == ["espeak:vi", "espeak:vi"]
         assert "within 0.3 s" in str(sp.status()["reason"])
-        # the stuck run was terminated: the model is free again for the next bulletin
-        sp.voice = NeuralVoice.load(make_tiny_voice(tmp_path / "ok"))
+        # the stuck run was terminated: the speaker is free again for the next bulletin
+        voice.current = NeuralVoice.load(make_tiny_voice(tmp_path / "ok"))
         assert [c.voice for c in sp.chunks(sp.sentences("Xin chào."))] == ["piper:xx_XX-tiny-x_low"]
         assert sp.status()["fallback"] is False
+    finally:
+        sp.close()
+        hanging.close()
+
+
+def test_an_injected_voice_is_used_instead_of_loading_tts_voice(voice: Counting, tmp_path: Path) -> None:
+    tts = TtsSettings(voice="vi_VN-not-installed", voices_dir=tmp_path / "empty")
+    sp = build_speaker(tts, TextSettings(), 22050, cache_dir=tmp_path / "cache", voice=voice)  # type: ignore[arg-type]
+    try:
+        assert sp.status() == {"engine": "piper", "name": "piper:xx_XX-tiny-x_low", "fallback": False, "reason": None}
+        assert {c.voice for c in sp.chunks(sp.sentences("Xin chào bà con."))} == {"piper:xx_XX-tiny-x_low"}
+        assert voice.runs > 0 and sp.fallback is not None and sp.fallback.name == "espeak:vi"
     finally:
         sp.close()
 

@@ -53,17 +53,18 @@ class AudioCache:
     def size_bytes(self) -> int:
         return self._size
 
-    def _path(self, key: str) -> Path:
+    def path_of(self, key: str) -> Path:
+        """Where the entry for `key` lives (whether or not it exists yet)."""
         return self.directory / key[:2] / (key + SUFFIX)
 
     def __contains__(self, key: str) -> bool:
-        return self.enabled and self._path(key).is_file()
+        return self.enabled and self.path_of(key).is_file()
 
     def get(self, key: str) -> np.ndarray | None:
         """Float32 samples, or None on a miss or an unreadable entry."""
         if not self.enabled:
             return None
-        path = self._path(key)
+        path = self.path_of(key)
         try:
             stored = np.load(path, allow_pickle=False)
             os.utime(path)  # recently used: last to be evicted
@@ -82,7 +83,7 @@ class AudioCache:
         """Store atomically (temp file, then rename), then evict to the bound."""
         if not self.enabled:
             return
-        path = self._path(key)
+        path = self.path_of(key)
         pcm = to_int16(samples)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -269,21 +269,32 @@ def load_voice(spec: str, tts: TtsSettings) -> Voice:
     return NeuralVoice.load(find_voice(spec, tts.voices_dir), threads=tts.threads, deadline_s=tts.deadline_s)
 
 
-def build_speaker(tts: TtsSettings, text: TextSettings, sample_rate: int, cache_dir: Path | None = None) -> Speaker:
-    """The configured voice with the fallback behind it, or the fallback alone."""
+def build_speaker(
+    tts: TtsSettings,
+    text: TextSettings,
+    sample_rate: int,
+    cache_dir: Path | None = None,
+    *,
+    voice: Voice | None = None,
+) -> Speaker:
+    """The configured voice with the fallback behind it, or the fallback alone.
+
+    `voice`, when given, is the primary voice instead of loading `tts.voice`
+    (simulated stations and tests bring their own).
+    """
     fallback: Voice | None = None
     if tts.fallback:
         try:
             fallback = load_voice(tts.fallback, tts)
         except VoiceError as exc:
             log.error("fallback voice %s unavailable: %s", tts.fallback, exc)
-    voice: Voice | None = None
     reason = None
-    try:
-        voice = load_voice(tts.voice, tts)
-    except VoiceError as exc:
-        reason = f"voice {tts.voice} unavailable: {exc}"
-        log.warning("%s; using %s", reason, fallback.name if fallback else "nothing")
+    if voice is None:
+        try:
+            voice = load_voice(tts.voice, tts)
+        except VoiceError as exc:
+            reason = f"voice {tts.voice} unavailable: {exc}"
+            log.warning("%s; using %s", reason, fallback.name if fallback else "nothing")
     cache = AudioCache(cache_dir, tts.cache_max_mb * 1024 * 1024) if cache_dir is not None else None
     return Speaker(voice, fallback, tts, text, sample_rate, cache=cache, load_error=reason)
 
