@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from loaxa.pcm import to_int16_bytes
+
 RATE = 22050
 
 
@@ -29,7 +31,7 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+        w.writeframes(to_int16_bytes(samples))
     return path
 
 
@@ -114,13 +116,17 @@ class FileServer(_Server):
     `/nolength/NAME` omits Content-Length; `/lying/NAME` claims a huge
     Content-Length; `/trickle/NAME` sends 100 bytes every 0.1 s;
     `/redirect/NAME` answers 302 to `/NAME`, `/escape/NAME` 302 to
-    `file:///etc/passwd`; anything else 404.
+    `file:///etc/passwd`, `/loop/NAME` 302 to itself; `/short/NAME` promises
+    more bytes than it sends; `/dribble/NAME` sends the status line, then
+    one header byte every `drip_s` and never ends the headers; anything
+    else 404.
     """
 
-    def __init__(self, files: dict[str, bytes], slow_s: float = 5.0) -> None:
+    def __init__(self, files: dict[str, bytes], slow_s: float = 5.0, drip_s: float = 0.1) -> None:
         super().__init__()
         self.files = files
         self.slow_s = slow_s
+        self.drip_s = drip_s
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
         mode, _, name = req.path.lstrip("/").rpartition("/")
@@ -128,10 +134,16 @@ class FileServer(_Server):
         if body is None:
             req.send_error(404)
             return
-        if mode in ("redirect", "escape"):
+        if mode in ("redirect", "escape", "loop"):
             req.send_response(302)
-            req.send_header("Location", f"/{name}" if mode == "redirect" else "file:///etc/passwd")
+            req.send_header("Location", {"redirect": f"/{name}", "escape": "file:///etc/passwd"}.get(mode, req.path))
             req.end_headers()
+            return
+        if mode == "dribble":
+            req.wfile.write(b"HTTP/1.0 200 OK\r\nX-Dribble: ")
+            while not self.closing.wait(self.drip_s):
+                req.wfile.write(b"x")
+                req.wfile.flush()
             return
         if mode == "slow":
             self.closing.wait(self.slow_s)
@@ -139,6 +151,8 @@ class FileServer(_Server):
         req.send_header("Content-Type", "application/octet-stream")
         if mode == "lying":
             req.send_header("Content-Length", str(10**12))
+        elif mode == "short":
+            req.send_header("Content-Length", str(len(body) + 1000))
         elif mode != "nolength":
             req.send_header("Content-Length", str(len(body)))
         req.end_headers()

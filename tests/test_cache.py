@@ -46,8 +46,8 @@ def test_least_recently_used_entries_go_first(tmp_path: Path) -> None:
     cache.put("a" * 64, one)
     cache.put("b" * 64, one)
     # make the order unambiguous whatever the file system's time resolution
-    os.utime(cache._path("a" * 64), ns=(1_000_000_000, 1_000_000_000))
-    os.utime(cache._path("b" * 64), ns=(2_000_000_000, 2_000_000_000))
+    os.utime(cache.path_of("a" * 64), ns=(1_000_000_000, 1_000_000_000))
+    os.utime(cache.path_of("b" * 64), ns=(2_000_000_000, 2_000_000_000))
     assert cache.get("a" * 64) is not None  # touched: now the most recent
     cache.put("c" * 64, one)
     assert "a" * 64 in cache and "c" * 64 in cache
@@ -58,7 +58,7 @@ def test_least_recently_used_entries_go_first(tmp_path: Path) -> None:
 def test_an_unreadable_entry_is_a_miss_and_is_dropped(tmp_path: Path) -> None:
     cache = AudioCache(tmp_path, 10_000_000)
     cache.put("d" * 64, tone(100))
-    cache._path("d" * 64).write_bytes(b"garbage")
+    cache.path_of("d" * 64).write_bytes(b"garbage")
     assert cache.get("d" * 64) is None
     assert "d" * 64 not in cache
 

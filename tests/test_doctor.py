@@ -14,7 +14,7 @@ import yaml
 
 from brokers import start_mosquitto
 from loaxa.config import parse_config
-from loaxa.doctor import FAIL, OK, WARN, check_clock, check_voice
+from loaxa.doctor import FAIL, OK, WARN, check_audio, check_clock, check_permissions, check_voice
 from stations import STATION, Operator, StationProcess, station_config
 from test_faults_rig import FifoSpeaker
 from tinyvoice import make_tiny_voice
@@ -133,3 +133,18 @@ def test_a_working_neural_voice_passes(tmp_path):
     finding = check_voice(settings(tmp_path, voice=str(onnx)))
     assert finding.status == OK, finding
     assert "piper:xx_XX-tiny-x_low" in finding.detail
+
+
+def test_audio_and_permission_checks_read_the_output_spec_like_the_player(tmp_path):
+    def with_output(spec: str):  # type: ignore[no-untyped-def]
+        return settings(tmp_path).model_copy(update={"audio": settings(tmp_path).audio.model_copy(update={"output": spec})})
+
+    null = check_audio(with_output("null"))
+    assert null.status == WARN and "discarded" in null.detail
+    aired = check_audio(with_output(f"wav:{tmp_path / 'aired'}"))
+    assert aired.status == WARN and f"WAV files into {tmp_path / 'aired'} (no loudspeaker)" in aired.detail
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if not os.access(locked, os.W_OK):  # root writes anywhere
+        assert check_audio(with_output(f"wav:{locked}")).status == FAIL
+    assert check_permissions(with_output(f"wav:{tmp_path}"), None).status == OK

@@ -14,7 +14,7 @@ from tinyvoice import make_tiny_voice
 from loaxa.config import TextSettings, TtsSettings
 from loaxa.speech.engine import Sentence
 from loaxa.speech.espeak import EspeakVoice
-from loaxa.speech.piper import PiperVoice
+from loaxa.speech.piper import NeuralVoice
 from loaxa.speech.pipeline import QUEUE_CHUNKS, TARGET_RMS, Speaker, build_speaker, level, synthesize_to_wav
 
 BULLETIN = " ".join(f"Thông báo số {n}: đề nghị bà con thôn {n} đến nhà văn hóa họp." for n in ("một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám"))
@@ -24,7 +24,7 @@ LONG_FIRST = "Đề nghị bà con khẩn trương gia cố nhà cửa, chằng 
 class Counting:
     """A real Piper voice whose model runs are counted."""
 
-    def __init__(self, voice: PiperVoice) -> None:
+    def __init__(self, voice: NeuralVoice) -> None:
         self._voice = voice
         self.runs = 0
         self.name, self.sample_rate, self.identity = voice.name, voice.sample_rate, voice.identity
@@ -39,7 +39,7 @@ class Counting:
 
 @pytest.fixture()
 def voice(tmp_path: Path) -> Counting:
-    return Counting(PiperVoice.load(make_tiny_voice(tmp_path / "voices"), threads=1))
+    return Counting(NeuralVoice.load(make_tiny_voice(tmp_path / "voices"), threads=1))
 
 
 def speaker(voice: object, tmp_path: Path | None = None, fallback: object | None = None, **tts: object) -> Speaker:
@@ -211,7 +211,7 @@ def test_a_voice_found_by_name_in_the_voices_folder_is_used(tmp_path: Path) -> N
 
 
 def test_a_synthesis_that_raises_hands_the_bulletin_to_espeak(tmp_path: Path) -> None:
-    broken = PiperVoice.load(make_tiny_voice(tmp_path, mode="fail"), warm_up=False)
+    broken = NeuralVoice.load(make_tiny_voice(tmp_path, mode="fail"), warm_up=False)
     sp = speaker(broken, fallback=EspeakVoice("vi"))
     try:
         chunks = list(sp.chunks(sp.sentences("Xin chào bà con. Tạm biệt.")))
@@ -221,17 +221,40 @@ def test_a_synthesis_that_raises_hands_the_bulletin_to_espeak(tmp_path: Path) ->
         sp.close()
 
 
+class Replaced:
+    """A voice whose model files are swapped between bulletins (a technician reinstalls it)."""
+
+    def __init__(self, voice: NeuralVoice) -> None:
+        self.current = voice
+
+    def __getattr__(self, attr: str) -> object:
+        return getattr(self.current, attr)
+
+
 def test_a_hanging_model_is_cut_off_at_the_deadline_and_recovers(tmp_path: Path) -> None:
-    hanging = PiperVoice.load(make_tiny_voice(tmp_path / "hang", mode="hang"), warm_up=False)
-    sp = speaker(hanging, fallback=EspeakVoice("vi"), deadline_s=0.3)
+    hanging = NeuralVoice.load(make_tiny_voice(tmp_path / "hang", mode="hang"), warm_up=False)
+    voice = Replaced(hanging)
+    sp = speaker(voice, fallback=EspeakVoice("vi"), deadline_s=0.3)
     try:
         chunks = list(sp.chunks(sp.sentences("Xin chào bà con. Tạm biệt.")))
         assert [c.voice for c in chunks] == ["espeak:vi", "espeak:vi"]
         assert "within 0.3 s" in str(sp.status()["reason"])
-        # the stuck run was terminated: the model is free again for the next bulletin
-        sp.voice = PiperVoice.load(make_tiny_voice(tmp_path / "ok"))
+        # the stuck run was terminated: the speaker is free again for the next bulletin
+        voice.current = NeuralVoice.load(make_tiny_voice(tmp_path / "ok"))
         assert [c.voice for c in sp.chunks(sp.sentences("Xin chào."))] == ["piper:xx_XX-tiny-x_low"]
         assert sp.status()["fallback"] is False
+    finally:
+        sp.close()
+        hanging.close()
+
+
+def test_an_injected_voice_is_used_instead_of_loading_tts_voice(voice: Counting, tmp_path: Path) -> None:
+    tts = TtsSettings(voice="vi_VN-not-installed", voices_dir=tmp_path / "empty")
+    sp = build_speaker(tts, TextSettings(), 22050, cache_dir=tmp_path / "cache", voice=voice)  # type: ignore[arg-type]
+    try:
+        assert sp.status() == {"engine": "piper", "name": "piper:xx_XX-tiny-x_low", "fallback": False, "reason": None}
+        assert {c.voice for c in sp.chunks(sp.sentences("Xin chào bà con."))} == {"piper:xx_XX-tiny-x_low"}
+        assert voice.runs > 0 and sp.fallback is not None and sp.fallback.name == "espeak:vi"
     finally:
         sp.close()
 

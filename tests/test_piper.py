@@ -13,25 +13,25 @@ from piper.phoneme_ids import phonemes_to_ids as piper_phonemes_to_ids
 from tinyvoice import SAMPLES_PER_ID, decode_header, decode_ids, make_tiny_voice
 
 from loaxa.errors import VoiceError
-from loaxa.speech.piper import MAX_PIECE_PHONEMES, PiperVoice, VoiceConfig, split_phonemes
+from loaxa.speech.piper import MAX_PIECE_PHONEMES, NeuralVoice, VoiceModel, split_phonemes
 
 TEXT = "Xin chào bà con, hôm nay trời mưa to. Thông báo khẩn: nước lũ dâng cao!"
 
 
 @pytest.fixture(scope="module")
-def voice(tmp_path_factory: pytest.TempPathFactory) -> PiperVoice:
-    v = PiperVoice.load(make_tiny_voice(tmp_path_factory.mktemp("voice")), threads=1)
+def voice(tmp_path_factory: pytest.TempPathFactory) -> NeuralVoice:
+    v = NeuralVoice.load(make_tiny_voice(tmp_path_factory.mktemp("voice")), threads=1)
     yield v
     v.close()
 
 
-def test_load_reads_the_config_and_names_the_voice(voice: PiperVoice) -> None:
+def test_load_reads_the_config_and_names_the_voice(voice: NeuralVoice) -> None:
     assert voice.name == "piper:xx_XX-tiny-x_low"
     assert voice.sample_rate == 22050
     assert voice.config.espeak_voice == "vi"
 
 
-def test_phonemize_vietnamese_keeps_tones_and_punctuation_per_sentence(voice: PiperVoice) -> None:
+def test_phonemize_vietnamese_keeps_tones_and_punctuation_per_sentence(voice: NeuralVoice) -> None:
     sentences = voice.phonemize(TEXT)
     assert len(sentences) == 2
     first = "".join(sentences[0])
@@ -39,7 +39,7 @@ def test_phonemize_vietnamese_keeps_tones_and_punctuation_per_sentence(voice: Pi
     assert any(ch.isdigit() for ch in first)  # tone digits, as vais1000's map expects
 
 
-def test_ids_are_bos_then_each_phoneme_with_pad_then_eos_like_piper(voice: PiperVoice) -> None:
+def test_ids_are_bos_then_each_phoneme_with_pad_then_eos_like_piper(voice: NeuralVoice) -> None:
     phonemes = voice.phonemize(TEXT)[0]
     ids = voice.phonemes_to_ids(phonemes)
     assert ids == piper_phonemes_to_ids(phonemes, voice.config.phoneme_id_map)
@@ -48,11 +48,11 @@ def test_ids_are_bos_then_each_phoneme_with_pad_then_eos_like_piper(voice: Piper
     assert ids[3::2] == id_map["_"] * (len(phonemes))
 
 
-def test_phonemes_missing_from_the_map_are_skipped(voice: PiperVoice) -> None:
+def test_phonemes_missing_from_the_map_are_skipped(voice: NeuralVoice) -> None:
     assert voice.phonemes_to_ids(["a", "☃", "b"]) == voice.phonemes_to_ids(["a", "b"])
 
 
-def test_the_model_gets_the_ids_and_the_configured_scales(voice: PiperVoice) -> None:
+def test_the_model_gets_the_ids_and_the_configured_scales(voice: NeuralVoice) -> None:
     ids = voice.phonemes_to_ids(list("tˈoŋ"))
     raw = voice.ids_to_audio(ids)
     assert raw.dtype == np.float32 and raw.ndim == 1  # rank-4 output flattened
@@ -62,7 +62,7 @@ def test_the_model_gets_the_ids_and_the_configured_scales(voice: PiperVoice) -> 
     assert sid == -1  # single speaker: no sid input at all
 
 
-def test_rate_shortens_length_scale(voice: PiperVoice) -> None:
+def test_rate_shortens_length_scale(voice: NeuralVoice) -> None:
     ids = voice.phonemes_to_ids(list("ban"))
     fast = voice.ids_to_audio(ids, rate=2.0)
     assert decode_header(fast)[1] == pytest.approx(0.5)
@@ -71,13 +71,13 @@ def test_rate_shortens_length_scale(voice: PiperVoice) -> None:
 
 
 def test_multi_speaker_voice_gets_sid(tmp_path: Path) -> None:
-    voice = PiperVoice.load(make_tiny_voice(tmp_path, num_speakers=3), threads=1)
+    voice = NeuralVoice.load(make_tiny_voice(tmp_path, num_speakers=3), threads=1)
     ids = voice.phonemes_to_ids(list("a"))
     assert decode_header(voice.ids_to_audio(ids))[3] == 0
     assert decode_header(voice.ids_to_audio(ids, speaker_id=2))[3] == 2
 
 
-def test_long_sentences_are_cut_at_clause_marks_into_capped_pieces(voice: PiperVoice) -> None:
+def test_long_sentences_are_cut_at_clause_marks_into_capped_pieces(voice: NeuralVoice) -> None:
     text = ", ".join(["đề nghị bà con sơ tán ngay đến nơi an toàn"] * 8) + "."
     pieces = voice.pieces(text, first_max=40)
     assert len(pieces[0]) <= 40
@@ -94,7 +94,7 @@ def test_split_without_punctuation_cuts_at_spaces() -> None:
     assert "".join("".join(p) + " " for p in pieces).split() == ["abcdefg"] * 40
 
 
-def test_synthesize_concatenates_pieces(voice: PiperVoice) -> None:
+def test_synthesize_concatenates_pieces(voice: NeuralVoice) -> None:
     audio = voice.synthesize(TEXT)
     expected = sum(len(voice.phonemes_to_ids(p)) * SAMPLES_PER_ID + 4 for p in voice.pieces(TEXT))
     assert len(audio) == expected
@@ -109,7 +109,7 @@ def _write(path: Path, data: object) -> Path:
 def test_malformed_config_names_every_bad_key(tmp_path: Path) -> None:
     bad = {"audio": {"sample_rate": "fast"}, "espeak": {}, "phoneme_id_map": {"a": [1]}, "num_speakers": 0}
     with pytest.raises(VoiceError) as err:
-        VoiceConfig.from_file(_write(tmp_path / "v.onnx.json", bad))
+        VoiceModel.from_file(_write(tmp_path / "v.onnx.json", bad))
     message = str(err.value)
     for key in ("audio.sample_rate", "espeak.voice", "'^'", "num_speakers"):
         assert key in message
@@ -121,21 +121,21 @@ def test_malformed_config_names_every_bad_key(tmp_path: Path) -> None:
 )
 def test_unreadable_config_is_a_clear_error(tmp_path: Path, content: str, words: str) -> None:
     with pytest.raises(VoiceError, match=words):
-        VoiceConfig.from_file(_write(tmp_path / "v.onnx.json", content))
+        VoiceModel.from_file(_write(tmp_path / "v.onnx.json", content))
 
 
 def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
     onnx_path = make_tiny_voice(tmp_path)
     onnx_path.with_name(onnx_path.name + ".json").unlink()
     with pytest.raises(VoiceError, match="voice config not found"):
-        PiperVoice.load(onnx_path)
+        NeuralVoice.load(onnx_path)
 
 
 def test_a_file_that_is_not_onnx_is_refused(tmp_path: Path) -> None:
     onnx_path = make_tiny_voice(tmp_path)
     onnx_path.write_bytes(b"this is not a model")
     with pytest.raises(VoiceError, match="cannot load the model"):
-        PiperVoice.load(onnx_path)
+        NeuralVoice.load(onnx_path)
 
 
 def test_a_model_without_piper_inputs_is_refused(tmp_path: Path) -> None:
@@ -150,17 +150,17 @@ def test_a_model_without_piper_inputs_is_refused(tmp_path: Path) -> None:
     model.ir_version = 8
     onnx.save(model, str(onnx_path))
     with pytest.raises(VoiceError, match="not a Piper voice"):
-        PiperVoice.load(onnx_path)
+        NeuralVoice.load(onnx_path)
 
 
 def test_a_model_that_fails_raises_voice_error(tmp_path: Path) -> None:
     with pytest.raises(VoiceError, match="warm-up failed"):
-        PiperVoice.load(make_tiny_voice(tmp_path, mode="fail"))
-    voice = PiperVoice.load(tmp_path / "xx_XX-tiny-x_low.onnx", warm_up=False)
+        NeuralVoice.load(make_tiny_voice(tmp_path, mode="fail"))
+    voice = NeuralVoice.load(tmp_path / "xx_XX-tiny-x_low.onnx", warm_up=False)
     with pytest.raises(VoiceError, match="failed on"):
         voice.ids_to_audio([1, 0, 2])
 
 
 def test_a_model_that_hangs_at_warm_up_is_refused_at_the_deadline(tmp_path: Path) -> None:
     with pytest.raises(VoiceError, match="no audio within 0.3 s"):
-        PiperVoice.load(make_tiny_voice(tmp_path, mode="hang"), deadline_s=0.3)
+        NeuralVoice.load(make_tiny_voice(tmp_path, mode="hang"), deadline_s=0.3)

@@ -101,6 +101,15 @@ def test_trickling_server_is_cut_at_the_overall_deadline(server, tones, tmp_path
     assert cache_entries(tmp_path) == []
 
 
+def test_server_trickling_header_bytes_is_cut_at_the_overall_deadline(server, tones, tmp_path):
+    # Status line, then one header byte every 0.1 s: the headers never end on their own.
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="timed out after 1 s"):
+        fetch_audio(server.url("dribble/tone.wav"), sha(tones["wav"]), tmp_path, 50 * MB, 1.0)
+    assert time.monotonic() - started < 1.0 + 1.0
+    assert cache_entries(tmp_path) == []
+
+
 def test_missing_file_reports_http_status_and_host(server, tmp_path):
     with pytest.raises(SourceError, match=r"HTTP 404 from 127\.0\.0\.1"):
         fetch_audio(server.url("nothing.wav"), GOOD_HASH, tmp_path, 50 * MB, 10)

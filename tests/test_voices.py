@@ -7,16 +7,18 @@ import hashlib
 import http.server
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from audio_servers import FileServer
 from tinyvoice import make_tiny_voice
 
 from loaxa.cli import main
 from loaxa.errors import VoiceError
 from loaxa.speech import voices
-from loaxa.speech.piper import PiperVoice
+from loaxa.speech.piper import NeuralVoice
 
 NAME = "vi_VN-vais1000-medium"
 REPO_PATH = "vi/vi_VN/vais1000/medium"
@@ -52,7 +54,7 @@ def test_install_checks_the_pins_and_renames_into_place(server: tuple[str, Path]
     assert path == target / f"{NAME}.onnx"
     assert sorted(p.name for p in target.iterdir()) == [f"{NAME}.onnx", f"{NAME}.onnx.json"]
     assert seen and seen[-1][1] == seen[-1][2]
-    assert PiperVoice.load(path).sample_rate == 22050
+    assert NeuralVoice.load(path).sample_rate == 22050
 
 
 def test_the_real_pins_refuse_a_different_file_and_leave_nothing(server: tuple[str, Path], tmp_path: Path) -> None:
@@ -81,6 +83,16 @@ def test_missing_file_on_the_server_is_a_clear_error(server: tuple[str, Path], t
     (served / f"{NAME}.onnx").unlink()
     with pytest.raises(VoiceError, match="HTTP 404"):
         voices.install(NAME, tmp_path / "voices", url=url, catalog=catalog)
+
+
+def test_a_server_trickling_headers_fails_the_install_at_its_deadline(tmp_path: Path) -> None:
+    catalog = {NAME: voices.CatalogEntry("dribble", voices.PinnedFile(10, "0" * 64), voices.PinnedFile(10, "0" * 64))}
+    started = time.monotonic()
+    with FileServer({f"{NAME}.onnx.json": b"{}", f"{NAME}.onnx": b"x"}, drip_s=0.1) as srv:
+        with pytest.raises(VoiceError, match=f"{NAME}.onnx.json: download failed from .*: timed out after 1 s"):
+            voices.install(NAME, tmp_path / "voices", url=srv.url(""), catalog=catalog, deadline_s=1.0)
+    assert time.monotonic() - started < 1.0 + 1.0
+    assert list((tmp_path / "voices").iterdir()) == []
 
 
 def test_unknown_voice_names_the_installable_ones(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loaxa.errors import ConfigError
+from loaxa.validation import UNKNOWN, describe_error
 
 SLUG = r"^[a-z0-9-]{1,40}$"
 CONFIG_ENV = "LOAXA_CONFIG"
@@ -241,21 +242,17 @@ def parse_config(raw: dict[str, Any], base: Path = Path("."), source: str = "con
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: " + "; ".join(_describe(exc, raw))) from None
+        raise ConfigError(f"{source}: " + "; ".join(_describe(exc))) from None
     return _resolve_paths(settings, base)
 
 
-def _describe(exc: ValidationError, raw: dict[str, Any]) -> list[str]:
+def _describe(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors():
-        loc = [str(part) for part in err["loc"]]
-        key = ".".join(loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            hint = _suggest(loc)
-            problems.append(f"{key}: unknown key{hint}")
-        else:
-            message = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{key}: {message}")
+        line = describe_error(err)
+        if err["type"] == UNKNOWN:
+            line += _suggest([str(part) for part in err["loc"]])
+        problems.append(line)
     return problems
 
 

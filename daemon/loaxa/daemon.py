@@ -25,7 +25,8 @@ from loaxa.config import Settings
 from loaxa.control import ControlServer
 from loaxa.health import Health, Loop, thread_loop
 from loaxa.inbox import Inbox
-from loaxa.link import Link, dumps
+from loaxa.jsonwire import compact_bytes
+from loaxa.link import Link
 from loaxa.player.amplifier import build_control
 from loaxa.player.output import Sink, build_sink
 from loaxa.player.player import Player
@@ -120,7 +121,7 @@ class Station:
             amplifier_fault=lambda: self.amplifier.amp.fault,
         )
         client_id = f"loaxa-{s.station.province}-{s.station.commune}-{s.station.id}"
-        will = (self.topics.state, dumps(self.state(online=False)))
+        will = (self.topics.state, compact_bytes(self.state(online=False)))
         self.link = Link(s.mqtt, client_id, self.topics.commands, will, self.inbox.submit)
         self.state.link = self.link.status
         self.reporter = Reporter(
@@ -198,7 +199,7 @@ class Station:
             self.reporter.stop()
             self.reporter.join(timeout=5)
             self.ahead.stop()
-            self.link.stop(final=(self.topics.state, dumps(self.state(online=False))))
+            self.link.stop(final=(self.topics.state, compact_bytes(self.state(online=False))))
         finally:
             self.amplifier.shutdown()
             self.speaker.close()

@@ -24,6 +24,7 @@ import numpy as np
 
 from loaxa.config import Settings
 from loaxa.errors import LoaxaError
+from loaxa.player.output import build_sink, parse_output_spec
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +51,18 @@ class Finding:
 
 def check_audio(settings: Settings) -> Finding:
     """The output is found and accepts a moment of silence."""
-    from loaxa.player.output import build_sink
-
-    spec = settings.audio.output
-    if spec == "null":
+    output = parse_output_spec(settings.audio.output)
+    if output.kind == "null":
         return Finding("audio", WARN, "output is 'null': sound is discarded", "set audio.output to the sound card's name")
-    if spec.startswith("wav:"):
-        folder = _existing(Path(spec[4:]))
+    if output.kind == "wav":
+        assert output.folder is not None
+        folder = _existing(output.folder)
         if not os.access(folder, os.W_OK | os.X_OK):
-            return Finding("audio", FAIL, f"{folder} is not writable", f"make {spec[4:]} writable by the service user")
-        return Finding("audio", WARN, f"output writes WAV files into {spec[4:]} (no loudspeaker)", "set audio.output to the sound card")
+            return Finding("audio", FAIL, f"{folder} is not writable", f"make {output.folder} writable by the service user")
+        detail = f"output writes WAV files into {output.folder} (no loudspeaker)"
+        return Finding("audio", WARN, detail, "set audio.output to the sound card")
     try:
-        sink = build_sink(spec, settings.audio.latency_s)
+        sink = build_sink(output, settings.audio.latency_s)
         out = sink.open(settings.audio.sample_rate_hz, label="doctor")
         try:
             out.write(np.zeros(int(0.2 * settings.audio.sample_rate_hz), dtype=np.float32))
@@ -224,8 +225,7 @@ def check_permissions(settings: Settings, config_file: Path | None) -> Finding:
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             problems.append(f"{config_file} holds the broker password and is readable by others")
             fixes.append(f"`chmod 600 {config_file}`")
-    spec = settings.audio.output
-    if not spec.startswith("wav:") and spec != "null" and Path("/dev/snd").is_dir():
+    if parse_output_spec(settings.audio.output).loudspeaker and Path("/dev/snd").is_dir():
         nodes = [p for p in Path("/dev/snd").iterdir() if p.name.startswith("pcm")]
         if nodes and not any(os.access(p, os.R_OK | os.W_OK) for p in nodes):
             problems.append("no access to /dev/snd")

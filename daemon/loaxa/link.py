@@ -14,7 +14,6 @@ at most once per doubling interval, and a line when the link comes back.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -239,7 +238,3 @@ def _describe(exc: OSError) -> str:
         return "no answer (timed out)"
     text = exc.strerror or str(exc) or type(exc).__name__
     return text[:1].lower() + text[1:]
-
-
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()

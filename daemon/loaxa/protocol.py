@@ -17,17 +17,13 @@ from loaxa.content import Content, check_content, content_of
 from loaxa.errors import CommandError
 from loaxa.states import PRIORITIES, Event, Priority
 from loaxa.timing import parse_instant, parse_schedule
+from loaxa.validation import describe_error, error_key
 
 VERSION = "v1"
 MAX_TEXT = 20_000
 MAX_PAYLOAD = 64 * 1024
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 __all__ = ["PRIORITIES", "Bulletin", "Cancel", "Ping", "parse_command", "validate_command", "event"]
-
-
-def parse_time(value: str, what: str = "time") -> datetime:
-    """An ISO 8601 time that carries an offset; CommandError otherwise."""
-    return parse_instant(value, what)
 
 
 def _time_field(value: Any, info: ValidationInfo) -> Any:
@@ -48,7 +44,7 @@ class _Command(BaseModel):
 
     @property
     def issued_at(self) -> datetime | None:
-        return parse_time(self.issued) if self.issued else None
+        return parse_instant(self.issued, "issued") if self.issued else None
 
 
 class Bulletin(_Command):
@@ -88,7 +84,7 @@ class Bulletin(_Command):
 
     @property
     def expires_at(self) -> datetime | None:
-        return parse_time(self.expires) if self.expires else None
+        return parse_instant(self.expires, "expires") if self.expires else None
 
     @property
     def content(self) -> Content:
@@ -139,18 +135,14 @@ def validate_command(data: dict[str, Any]) -> Bulletin | Cancel | Ping:
 
 
 def _describe(err: Any) -> str:
-    field = ".".join(str(p) for p in err["loc"]) or "command"
-    kind = err["type"]
-    if kind == "missing":
-        return f"missing field: {field}"
-    if kind == "extra_forbidden":
-        return f"unknown field: {field}"
-    message = err["msg"].removeprefix("Value error, ")
-    if kind == "string_too_long" and field == "text":
+    field = error_key(err, "command")
+    if err["type"] == "string_too_long" and field == "text":
         return f"text: {len(err['input'])} characters is over the {MAX_TEXT}-character limit"
-    if kind == "string_pattern_mismatch" and field == "id":
+    if err["type"] == "string_pattern_mismatch" and field == "id":
         return "id: must be 1-64 of A-Z a-z 0-9 . _ : -"
-    return f"{field}: {message}" if field != "command" else message
+    return describe_error(
+        err, top="command", bare_top=True, missing="missing field: {key}", unknown="unknown field: {key}"
+    )
 
 
 def _no_constant(name: str) -> Any:

@@ -16,7 +16,8 @@ from typing import Any
 
 from loaxa import __version__
 from loaxa.config import Settings
-from loaxa.link import Link, dumps
+from loaxa.jsonwire import compact_bytes
+from loaxa.link import Link
 from loaxa.protocol import now_iso
 from loaxa.store import Store
 
@@ -79,7 +80,7 @@ class Reporter(threading.Thread):
                 changed = steady != last_sent
                 if changed or self.state_changed.is_set() or time.monotonic() - last_at >= STATE_EVERY_S:
                     self.state_changed.clear()
-                    if self.link.publish(self.state_topic, dumps(state), retain=True) is not None:
+                    if self.link.publish(self.state_topic, compact_bytes(state), retain=True) is not None:
                         last_sent = steady
                         last_at = time.monotonic()
                 while self._send_batch():

@@ -23,9 +23,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from loaxa.protocol import Bulletin, parse_time
+from loaxa.protocol import Bulletin
 from loaxa.store import Ledger, StoredBulletin, Txn
-from loaxa.timing import DAY_NAMES, Schedule, classify_late, next_occurrence, occurrences, parse_schedule
+from loaxa.timing import DAY_NAMES, parse_instant, Schedule, classify_late, next_occurrence, occurrences, parse_schedule
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,16 @@ class Scheduler:
 
     def next_slots(self, limit: int = 20) -> list[tuple[str, str]]:
         """`(id, occurrence)` of upcoming slots, soonest first."""
+        return [(id, when.isoformat()) for when, id in self._upcoming()[:limit]]
+
+    def _upcoming(self) -> list[tuple[datetime, str]]:
         now = self.now()
         upcoming = []
         for b in self.ledger.scheduled_bulletins():
             nxt = next_occurrence(_schedule(b), self.tz, now)
             if nxt is not None:
                 upcoming.append((nxt, b.id))
-        return [(id, when.isoformat()) for when, id in sorted(upcoming)[:limit]]
+        return sorted(upcoming)
 
     def catch_up(self) -> None:
         """Turn every slot up to now into a play, a missed receipt, or expiry."""
@@ -126,10 +129,10 @@ class Scheduler:
         """The amplifier warms up before the next slot, so its sound starts on time."""
         if self.warmup_s <= 0 or not self._aps.running:
             return
-        upcoming = self.next_slots(1)
+        upcoming = self._upcoming()
         if not upcoming:
             return
-        at = datetime.fromisoformat(upcoming[0][1]) - timedelta(seconds=self.warmup_s)
+        at = upcoming[0][0] - timedelta(seconds=self.warmup_s)
         if at <= self.now():
             self.prewarm()
         else:
@@ -137,7 +140,7 @@ class Scheduler:
 
     def _catch_up_one(self, t: Txn, b: StoredBulletin, now: datetime) -> bool:
         schedule = _schedule(b)
-        expires = parse_time(b.body["expires"]) if b.body.get("expires") else None
+        expires = parse_instant(b.body["expires"], "expires") if b.body.get("expires") else None
         since = datetime.fromtimestamp(b.fired_until or b.received_at, timezone.utc)
         if b.fired_until is None:
             since -= timedelta(seconds=self.grace_s)  # a slot just before arrival still plays

@@ -2,9 +2,8 @@
 
 A command is signed over its canonical JSON without `sig`: keys sorted at
 every level, no insignificant white space, UTF-8, non-ASCII characters not
-escaped (`json.dumps(..., sort_keys=True, separators=(",", ":"),
-ensure_ascii=False)`). `kid` names the issuer key and is itself signed; `sig`
-is the standard base64 of the 64-byte Ed25519 signature.
+escaped (`loaxa.jsonwire.canonical`). `kid` names the issuer key and is
+itself signed; `sig` is the standard base64 of the 64-byte Ed25519 signature.
 
 The station verifies every signed command, whatever `require_signature`
 says: a bad signature is never "good enough". Replay of an (id, rev) is the
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from loaxa.config import SecuritySettings
 from loaxa.errors import CommandError, ConfigError
+from loaxa.jsonwire import canonical
 from loaxa.timing import parse_instant
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,7 @@ def canonical_json(command: dict[str, Any]) -> bytes:
         raise CommandError(f"a command must be a JSON object, not {type(command).__name__}")
     body = {k: v for k, v in command.items() if k != "sig"}
     try:
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return text.encode("utf-8")
+        return canonical(body)
     except (TypeError, ValueError) as exc:  # non-JSON value, NaN, non-string key mix
         raise CommandError(f"command cannot be written as canonical JSON: {exc}") from exc
     except UnicodeEncodeError as exc:  # a lone surrogate in a string

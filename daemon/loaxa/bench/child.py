@@ -25,9 +25,9 @@ WARM_UP = "xin chào"
 def ours(voice: str, text: str, threads: int, espeak: str) -> dict[str, float]:
     from loaxa.config import TextSettings, TtsSettings
     from loaxa.speech.pipeline import Speaker
-    from loaxa.speech.piper import PiperVoice
+    from loaxa.speech.piper import NeuralVoice
 
-    piper = PiperVoice.load(voice, threads=threads, espeak_voice=espeak)
+    piper = NeuralVoice.load(voice, threads=threads, espeak_voice=espeak)
     speaker = Speaker(piper, None, TtsSettings(threads=threads), TextSettings(), piper.sample_rate)
     ready = time.perf_counter()
     first, samples = None, 0

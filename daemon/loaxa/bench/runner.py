@@ -46,9 +46,9 @@ def run_child(engine: str, voice: Path, text_file: Path, threads: int, espeak: s
 def run(voice: Path, text: str, threads: int = 0, repeat: int = 3, espeak: str = "vi") -> dict[str, Any]:
     """Median of `repeat` interleaved runs per engine, in separate processes."""
     from loaxa.speech.normalize import normalize
-    from loaxa.speech.piper import VoiceConfig
+    from loaxa.speech.piper import VoiceModel
 
-    config = VoiceConfig.from_file(voice.with_name(voice.name + ".json"))
+    config = VoiceModel.from_file(voice.with_name(voice.name + ".json"))
     spoken = normalize(text)  # all three get the same front-end output
     runs: dict[str, list[dict[str, float]]] = {e: [] for e in ENGINES}
     with tempfile.TemporaryDirectory(prefix="loaxa-bench-") as tmp:

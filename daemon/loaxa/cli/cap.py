@@ -21,7 +21,7 @@ from loaxa.errors import LoaxaError
 from loaxa.province.cap import CapError, CapNotLive, cap_to_commands, parse_cap
 from loaxa.province.capfeed import Document, documents
 from loaxa.province.send import add_send_args, add_target_args, deliver, finish, targets_from
-from loaxa.protocol import parse_time
+from loaxa.timing import parse_instant
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def cap(args: argparse.Namespace) -> int:
 
 def commands_of(doc: Document, args: argparse.Namespace) -> list[dict[str, Any]]:
     """The commands of one document; a reason is printed when there are none."""
-    now = parse_time(args.now) if args.now else datetime.now(timezone.utc)
+    now = parse_instant(args.now, "--now") if args.now else datetime.now(timezone.utc)
     try:
         alert = parse_cap(doc.data)
         commands = cap_to_commands(alert, now, language=args.language)

@@ -14,12 +14,14 @@ import re
 import threading
 import time
 import wave
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from loaxa.errors import AudioError
+from loaxa.pcm import to_int16_bytes
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +42,38 @@ class Sink(Protocol):
     def describe(self) -> str: ...
 
 
-def build_sink(spec: str, latency_s: float = 0.03) -> Sink:
-    """`default`, a PortAudio device name, `wav:DIR`, or `null` (discards samples)."""
+@dataclass(frozen=True)
+class OutputSpec:
+    """What `audio.output` names: a PortAudio device, a WAV folder, or nothing."""
+
+    kind: Literal["device", "wav", "null"]
+    device: str = ""  # for a device: `default` or (part of) its name
+    folder: Path | None = None  # for wav: where the session files go
+
+    @property
+    def loudspeaker(self) -> bool:
+        """Whether sound reaches a sound card (and so needs /dev/snd)."""
+        return self.kind == "device"
+
+
+def parse_output_spec(spec: str) -> OutputSpec:
+    """`default`, a PortAudio device name, `wav:DIR` (`wav:` alone is the current folder), or `null`."""
     if spec == "null":
-        return NullSink()
+        return OutputSpec("null")
     if spec.startswith("wav:"):
-        return WavDirSink(Path(spec[4:] or "."))
-    return DeviceSink(spec, latency_s)
+        return OutputSpec("wav", folder=Path(spec[4:] or "."))
+    return OutputSpec("device", device=spec)
 
 
-def _to_int16(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+def build_sink(spec: str | OutputSpec, latency_s: float = 0.03) -> Sink:
+    """The sink for an output spec (see `parse_output_spec`); `null` discards samples."""
+    output = parse_output_spec(spec) if isinstance(spec, str) else spec
+    if output.kind == "null":
+        return NullSink()
+    if output.kind == "wav":
+        assert output.folder is not None
+        return WavDirSink(output.folder)
+    return DeviceSink(output.device, latency_s)
 
 
 class NullSink:
@@ -112,7 +135,7 @@ class _WavOutput:
         self._wav.setframerate(sample_rate)
 
     def write(self, samples: np.ndarray) -> None:
-        self._wav.writeframes(_to_int16(samples))
+        self._wav.writeframes(to_int16_bytes(samples))
 
     def close(self) -> None:
         self._wav.close()

@@ -20,11 +20,11 @@ from loaxa.errors import AudioError, LoaxaError, VoiceError
 from loaxa.player.chime import chime
 from loaxa.player.output import Output, Sink
 from loaxa.player.session import Session, Stopped
-from loaxa.protocol import parse_time
 from loaxa.broadcast_queue import BroadcastQueue
 from loaxa.sources.registry import Program, SourceRegistry
 from loaxa.states import Outcome
 from loaxa.store import Ledger, Play
+from loaxa.timing import parse_instant
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Player(threading.Thread):
 
     def _air(self, play: Play) -> None:
         expires = play.body.get("expires")
-        if expires and parse_time(expires) <= _now():
+        if expires and parse_instant(expires, "expires") <= _now():
             self.ledger.expire(play, "expired before it could start")
             return
         try:  # what can fail without sound fails here: before the amplifier and the chime

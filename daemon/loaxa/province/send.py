@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from loaxa.errors import CommandError, LoaxaError
-from loaxa.link import dumps
+from loaxa.jsonwire import compact_bytes
 from loaxa.protocol import validate_command
 from loaxa.province.client import Feed, add_broker_args
 from loaxa.province.fleet import Fleet
@@ -89,7 +89,7 @@ def deliver(args: argparse.Namespace, targets: list[Target], command: dict[str, 
     try:
         if goal is None:
             for t in targets:
-                feed.publish(t.topic(args.prefix), dumps(command))
+                feed.publish(t.topic(args.prefix), compact_bytes(command))
                 _say(args, f"published {command['type']} {command['id']} to {t}")
             return 0
         return _follow(args, feed, targets, command, goal)
@@ -117,7 +117,7 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], command
     view: LineView | LiveView = LiveView(tracker, title) if live else LineView(tracker, sys.stderr if args.json else sys.stdout)
     tracker.t0 = time.monotonic()
     for t in targets:
-        feed.publish(t.topic(args.prefix), dumps(command))
+        feed.publish(t.topic(args.prefix), compact_bytes(command))
     if not live:
         _say(args, f"published {title}")
     view.start()

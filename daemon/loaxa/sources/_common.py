@@ -7,10 +7,13 @@ import shutil
 from typing import Any
 from urllib.parse import urlsplit
 
+from loaxa.download import SCHEMES, host_of
 from loaxa.errors import CommandError, LoaxaError
 
 MAX_URL_CHARS = 2048
-SCHEMES = ("http", "https")
+
+# SCHEMES and host_of are the downloader's: what is accepted is what it can fetch.
+__all__ = ["SourceError", "check_keys", "check_number", "check_url", "find_ffmpeg", "host_of", "stderr_tail"]
 
 
 class SourceError(LoaxaError):
@@ -69,10 +72,6 @@ def find_ffmpeg(ffmpeg: str) -> str:
     if path is None:
         raise SourceError(f"{ffmpeg} not found: install the ffmpeg package")
     return path
-
-
-def host_of(url: str) -> str:
-    return urlsplit(url).hostname or url
 
 
 def stderr_tail(data: bytes, limit: int = 300) -> str:

@@ -9,33 +9,25 @@ costs disk pages, not 600 MB of RAM on a 1 GB board.
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import logging
 import os
 import re
-import socket
-import ssl
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from loaxa import __version__
+from loaxa.download import DownloadError, download
 from loaxa.errors import CommandError
+from loaxa.hashing import sha256_file
 from loaxa.sources._common import SourceError, check_keys, check_url, find_ffmpeg, host_of, stderr_tail
 
 log = logging.getLogger(__name__)
 
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-CHUNK_BYTES = 64 * 1024
-MAX_REDIRECTS = 5
 MAX_DURATION_S = 2 * 3600.0
 # Demuxers ffmpeg may pick for a downloaded file. Without this list a
 # file that is really an HLS playlist would make ffmpeg open other URLs.
@@ -69,7 +61,7 @@ def fetch_audio(url: str, sha256: str, cache_dir: Path, max_bytes: int, timeout_
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / expected
     if target.exists():
-        if _file_sha256(target) == expected:
+        if sha256_file(target) == expected:
             log.debug("audio %s found in cache", expected[:12])
             os.utime(target)  # recently used: prune_cache keeps it
             return target
@@ -80,7 +72,10 @@ def fetch_audio(url: str, sha256: str, cache_dir: Path, max_bytes: int, timeout_
     part = Path(part_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            got = _download(url, out, max_bytes, timeout_s)
+            try:
+                got = download(url, out, max_bytes=max_bytes, deadline_s=timeout_s).sha256
+            except DownloadError as exc:
+                raise SourceError(str(exc)) from None
             out.flush()
             os.fsync(out.fileno())  # the rename below must not publish a half-written file
         if got != expected:
@@ -129,7 +124,7 @@ def _decode_to(path: Path, decoded: Path, rate: int, max_duration_s: float, ffmp
     started = time.monotonic()
     try:
         try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired:
             raise SourceError(f"decoding took longer than {timeout_s:g} s") from None
         if proc.returncode != 0:
@@ -180,105 +175,3 @@ def prune_cache(cache_dir: Path, max_bytes: int, keep: frozenset[str] = frozense
             freed += size
         log.info("pruned cached audio %s", name[:12])
     return freed
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _download(url: str, out: Any, max_bytes: int, timeout_s: float) -> str:
-    """Stream `url` into `out`; return the hex SHA-256 of what was written."""
-    host = host_of(url)
-    deadline = time.monotonic() + timeout_s
-    sockets: list[socket.socket] = []
-    too_big = f"download larger than {max_bytes / 1e6:g} MB"
-    timed_out = f"timed out after {timeout_s:g} s"
-    request = urllib.request.Request(url, headers={"User-Agent": f"loaxa/{__version__}"})
-    try:
-        with _opener(sockets).open(request, timeout=timeout_s) as response:
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_bytes:
-                raise SourceError(too_big)
-            digest = hashlib.sha256()
-            total = 0
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise SourceError(timed_out)
-                if sockets:
-                    # Each read may block only for what is left of the whole budget.
-                    sockets[-1].settimeout(remaining)
-                block = response.read1(CHUNK_BYTES)
-                if not block:
-                    break
-                total += len(block)
-                if total > max_bytes:
-                    raise SourceError(too_big)
-                digest.update(block)
-                out.write(block)
-            return digest.hexdigest()
-    except urllib.error.HTTPError as exc:
-        if 300 <= exc.code < 400:  # urllib gave up following: a loop or too many hops
-            raise SourceError(f"too many redirects from {host}") from None
-        raise SourceError(f"HTTP {exc.code} from {host}") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, (socket.timeout, TimeoutError)):
-            raise SourceError(timed_out) from None
-        raise SourceError(f"cannot reach {host}: {_reason(exc.reason)}") from None
-    except (socket.timeout, TimeoutError):
-        raise SourceError(timed_out) from None
-    except ssl.SSLError as exc:
-        raise SourceError(f"TLS error with {host}: {exc.reason or exc}") from None
-    except (http.client.HTTPException, OSError) as exc:
-        raise SourceError(f"download from {host} failed: {_reason(exc)}") from None
-
-
-def _reason(exc: object) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
-
-
-class _RedirectHandler(urllib.request.HTTPRedirectHandler):
-    max_redirections = MAX_REDIRECTS
-
-    def http_error_302(self, req, fp, code, msg, headers):  # type: ignore[no-untyped-def]
-        target = urllib.parse.urljoin(req.full_url, headers.get("Location") or headers.get("URI") or "")
-        if urllib.parse.urlsplit(target).scheme.lower() not in ("http", "https"):
-            fp.close()
-            raise SourceError(f"{host_of(req.full_url)} redirected to a non-HTTP address")
-        return super().http_error_302(req, fp, code, msg, headers)
-
-    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
-
-
-def _opener(sockets: list[socket.socket]) -> urllib.request.OpenerDirector:
-    """An http/https-only opener that records each socket it connects."""
-
-    def recording(base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
-        class Connection(base):  # type: ignore[valid-type, misc]
-            def connect(self) -> None:
-                super().connect()
-                sockets.append(self.sock)
-
-        return Connection
-
-    class Http(urllib.request.HTTPHandler):
-        def http_open(self, req):  # type: ignore[no-untyped-def]
-            return self.do_open(recording(http.client.HTTPConnection), req)
-
-    class Https(urllib.request.HTTPSHandler):
-        def https_open(self, req):  # type: ignore[no-untyped-def]
-            return self.do_open(recording(http.client.HTTPSConnection), req, context=self._context)
-
-    opener = urllib.request.OpenerDirector()
-    for handler in (
-        Http(), Https(), _RedirectHandler(),
-        urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor(),
-    ):  # fmt: skip
-        opener.add_handler(handler)
-    return opener

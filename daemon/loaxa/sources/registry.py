@@ -8,8 +8,8 @@ content kind: it asks the registry for the source of the bulletin's type.
 
 from __future__ import annotations
 
-import hashlib
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ import numpy as np
 
 from loaxa.content import Audio, Content, Stream, Text
 from loaxa.errors import LoaxaError
+from loaxa.hashing import sha256_file
 from loaxa.player.session import Session
 from loaxa.sources._common import SourceError
 from loaxa.sources.recorded import decode_audio, fetch_audio, prune_cache
@@ -112,16 +113,15 @@ class AudioSource:
     def admit(self, path: Path) -> Audio:
         """A local file (a technician's `play`) put into the cache; the content that names it."""
         try:
-            data = path.read_bytes()
+            sha = sha256_file(path)
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            target = self.cache_dir / sha
+            if not target.exists():
+                part = target.with_suffix(".part")
+                shutil.copyfile(path, part)
+                os.replace(part, target)
         except OSError as exc:
             raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
-        sha = hashlib.sha256(data).hexdigest()
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        target = self.cache_dir / sha
-        if not target.exists():
-            part = target.with_suffix(".part")
-            part.write_bytes(data)
-            os.replace(part, target)
         return Audio(url=f"http://localhost/{sha}", sha256=sha)
 
 

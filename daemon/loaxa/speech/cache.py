@@ -3,7 +3,7 @@
 A key is the SHA-256 of (engine version, voice identity, rate, normalised
 text), so a bulletin repeated twice a day for a week is synthesised once and
 a new voice file or engine version never plays stale audio. Entries are
-16-bit `.npy` files; a hit touches the file's mtime, and when the total
+16-bit `.npy` files (loaxa.pcm conversions); a hit touches the file's mtime, and when the total
 passes the bound the least recently used files go first.
 """
 
@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
+
+from loaxa.pcm import from_int16, to_int16
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +53,18 @@ class AudioCache:
     def size_bytes(self) -> int:
         return self._size
 
-    def _path(self, key: str) -> Path:
+    def path_of(self, key: str) -> Path:
+        """Where the entry for `key` lives (whether or not it exists yet)."""
         return self.directory / key[:2] / (key + SUFFIX)
 
     def __contains__(self, key: str) -> bool:
-        return self.enabled and self._path(key).is_file()
+        return self.enabled and self.path_of(key).is_file()
 
     def get(self, key: str) -> np.ndarray | None:
         """Float32 samples, or None on a miss or an unreadable entry."""
         if not self.enabled:
             return None
-        path = self._path(key)
+        path = self.path_of(key)
         try:
             stored = np.load(path, allow_pickle=False)
             os.utime(path)  # recently used: last to be evicted
@@ -74,14 +77,14 @@ class AudioCache:
             self.misses += 1
             return None
         self.hits += 1
-        return stored.astype(np.float32) / 32767.0
+        return from_int16(stored)
 
     def put(self, key: str, samples: np.ndarray) -> None:
         """Store atomically (temp file, then rename), then evict to the bound."""
         if not self.enabled:
             return
-        path = self._path(key)
-        pcm = np.clip(np.asarray(samples, dtype=np.float32) * 32767.0, -32767, 32767).astype(np.int16)
+        path = self.path_of(key)
+        pcm = to_int16(samples)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             old = path.stat().st_size if path.exists() else 0

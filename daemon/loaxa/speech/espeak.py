@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from loaxa.errors import VoiceError
+from loaxa.pcm import from_int16_bytes
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def _read_wav(data: bytes) -> np.ndarray:
         if data[:4] != b"RIFF" or len(data) < 44:
             raise VoiceError(f"espeak-ng wrote no audio: {exc}") from None
         frames, channels = data[44:], 1
-    samples = np.frombuffer(frames[: len(frames) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+    samples = from_int16_bytes(frames)
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1)
     return samples

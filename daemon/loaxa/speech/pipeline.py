@@ -21,6 +21,7 @@ import numpy as np
 
 from loaxa.config import TextSettings, TtsSettings
 from loaxa.errors import VoiceError
+from loaxa.pcm import to_int16
 from loaxa.speech.cache import AudioCache, cache_key
 from loaxa.speech.engine import Chunk, Sentence, Voice, resample
 from loaxa.speech.normalize import Lexicon, normalize
@@ -262,16 +263,25 @@ def load_voice(spec: str, tts: TtsSettings) -> Voice:
         from loaxa.speech.espeak import EspeakVoice
 
         return EspeakVoice(spec.split(":", 1)[1] or "vi", timeout_s=min(tts.deadline_s, 15.0))
-    from loaxa.speech.piper import PiperVoice
+    from loaxa.speech.piper import NeuralVoice
     from loaxa.speech.voices import find_voice
 
-    return PiperVoice.load(find_voice(spec, tts.voices_dir), threads=tts.threads, deadline_s=tts.deadline_s)
+    return NeuralVoice.load(find_voice(spec, tts.voices_dir), threads=tts.threads, deadline_s=tts.deadline_s)
 
 
 def build_speaker(
-    tts: TtsSettings, text: TextSettings, sample_rate: int, cache_dir: Path | None = None, voice: Voice | None = None
+    tts: TtsSettings,
+    text: TextSettings,
+    sample_rate: int,
+    cache_dir: Path | None = None,
+    *,
+    voice: Voice | None = None,
 ) -> Speaker:
-    """The configured voice (or `voice`, given) with the fallback behind it, or the fallback alone."""
+    """The configured voice with the fallback behind it, or the fallback alone.
+
+    `voice`, when given, is the primary voice instead of loading `tts.voice`
+    (simulated stations and tests bring their own).
+    """
     fallback: Voice | None = None
     if tts.fallback:
         try:
@@ -279,11 +289,12 @@ def build_speaker(
         except VoiceError as exc:
             log.error("fallback voice %s unavailable: %s", tts.fallback, exc)
     reason = None
-    try:
-        voice = voice or load_voice(tts.voice, tts)
-    except VoiceError as exc:
-        reason = f"voice {tts.voice} unavailable: {exc}"
-        log.warning("%s; using %s", reason, fallback.name if fallback else "nothing")
+    if voice is None:
+        try:
+            voice = load_voice(tts.voice, tts)
+        except VoiceError as exc:
+            reason = f"voice {tts.voice} unavailable: {exc}"
+            log.warning("%s; using %s", reason, fallback.name if fallback else "nothing")
     cache = AudioCache(cache_dir, tts.cache_max_mb * 1024 * 1024) if cache_dir is not None else None
     return Speaker(voice, fallback, tts, text, sample_rate, cache=cache, load_error=reason)
 
@@ -297,7 +308,7 @@ def synthesize_to_wav(speaker: Speaker, text: str, path: str | Path, rate: float
         wav.setframerate(speaker.sample_rate)
         for chunk in speaker.chunks(speaker.sentences(text, pause_s=silence_s), rate=rate):
             gap = np.zeros(int(round(chunk.pause_s * speaker.sample_rate)), dtype=np.float32)
-            pcm = (np.clip(np.concatenate([chunk.samples, gap]), -1.0, 1.0) * 32767).astype("<i2")
+            pcm = to_int16(np.concatenate([chunk.samples, gap]))
             wav.writeframes(pcm.tobytes())
             total += len(pcm)
     return total / speaker.sample_rate

@@ -5,11 +5,13 @@ clause, punctuation kept), `phonemes_to_ids` (BOS, each phoneme then PAD,
 EOS), `ids_to_audio` (one onnxruntime run). The session is built here rather
 than by `piper.PiperVoice.load` so that threads, spinning and memory
 patterns can be set; it is warmed up before the voice is handed out.
+
+`NeuralVoice` and `VoiceModel` are named apart from piper-tts's own
+`PiperVoice` and `PiperConfig`: the benchmark loads both side by side.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from loaxa.errors import VoiceError
+from loaxa.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +39,8 @@ _espeak: Any = None
 
 
 @dataclass(frozen=True)
-class VoiceConfig:
-    """The parts of a Piper `.onnx.json` that synthesis needs."""
+class VoiceModel:
+    """What a voice model's `.onnx.json` says: the parts synthesis needs."""
 
     sample_rate: int
     espeak_voice: str
@@ -52,7 +55,7 @@ class VoiceConfig:
     language: str = ""
 
     @classmethod
-    def from_file(cls, path: Path) -> VoiceConfig:
+    def from_file(cls, path: Path) -> VoiceModel:
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -62,7 +65,7 @@ class VoiceConfig:
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
-    def from_dict(cls, raw: Any, source: str = "voice config") -> VoiceConfig:
+    def from_dict(cls, raw: Any, source: str = "voice config") -> VoiceModel:
         """Validate every field at once; the error names each bad key."""
         problems: list[str] = []
 
@@ -139,10 +142,10 @@ def session_options(threads: int = 0) -> Any:
     return opts
 
 
-class PiperVoice:
+class NeuralVoice:
     """One Piper voice: text in, float32 samples out."""
 
-    def __init__(self, session: Any, config: VoiceConfig, name: str, path: Path, speaker_id: int | None = None) -> None:
+    def __init__(self, session: Any, config: VoiceModel, name: str, path: Path, speaker_id: int | None = None) -> None:
         self.session = session
         self.config = config
         self.name = f"piper:{name}"
@@ -163,7 +166,7 @@ class PiperVoice:
         espeak_voice: str | None = None,
         warm_up: bool = True,
         deadline_s: float = 60.0,
-    ) -> PiperVoice:
+    ) -> NeuralVoice:
         """Read the config, check the model's inputs, build and warm the session."""
         import onnxruntime as ort
 
@@ -171,7 +174,7 @@ class PiperVoice:
         config_path = Path(config_path) if config_path else onnx_path.with_name(onnx_path.name + ".json")
         if not onnx_path.is_file():
             raise VoiceError(f"{onnx_path}: voice model not found")
-        config = VoiceConfig.from_file(config_path)
+        config = VoiceModel.from_file(config_path)
         if espeak_voice:
             config = _replace(config, espeak_voice=espeak_voice)
         started = time.perf_counter()
@@ -184,7 +187,7 @@ class PiperVoice:
         if not needed <= names:
             raise VoiceError(f"{onnx_path}: not a Piper voice: inputs {sorted(names)}, expected {sorted(needed)}")
         voice = cls(session, config, onnx_path.name.removesuffix(".onnx"), onnx_path)
-        voice.identity = f"{voice.name}:{onnx_path.stat().st_size}:{_digest(config_path)}"
+        voice.identity = f"{voice.name}:{onnx_path.stat().st_size}:{sha256_file(config_path)[:16]}"
         if warm_up:
             # A model that hangs on its first run is as unusable as one that fails to load.
             timer = threading.Timer(deadline_s, voice.terminate)
@@ -314,11 +317,7 @@ def _ort_message(exc: Exception) -> str:
     return text.split("Status Message: ", 1)[-1]
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def _replace(config: VoiceConfig, **changes: Any) -> VoiceConfig:
+def _replace(config: VoiceModel, **changes: Any) -> VoiceModel:
     from dataclasses import replace
 
     return replace(config, **changes)

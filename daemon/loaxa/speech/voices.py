@@ -8,24 +8,24 @@ it is renamed into place, so a half or wrong download is never a voice.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loaxa.download import DownloadError, HttpStatus, TooLarge, download
 from loaxa.errors import VoiceError
-from loaxa.speech.piper import VoiceConfig
+from loaxa.hashing import sha256_file
+from loaxa.speech.piper import VoiceModel
 
 log = logging.getLogger(__name__)
 
 BASE_URL = "https://huggingface.co/rhasspy/piper-voices/resolve/main"
 URL_ENV = "LOAXA_VOICES_URL"
-BLOCK = 1 << 16
+# The model is 63 MB: two hours still allow a link of 9 kB/s; a dead one is caught by timeout_s.
+DOWNLOAD_DEADLINE_S = 7200.0
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def list_voices(voices_dir: Path) -> list[InstalledVoice]:
     for onnx in sorted(voices_dir.rglob("*.onnx")):
         name = onnx.name.removesuffix(".onnx")
         try:
-            config = VoiceConfig.from_file(onnx.with_name(onnx.name + ".json"))
+            config = VoiceModel.from_file(onnx.with_name(onnx.name + ".json"))
             found.append(InstalledVoice(name, onnx, onnx.stat().st_size, config.sample_rate, config.language, config.quality, None))
         except VoiceError as exc:
             found.append(InstalledVoice(name, onnx, onnx.stat().st_size, None, "", "", str(exc)))
@@ -113,8 +113,12 @@ def install(
     catalog: dict[str, CatalogEntry] | None = None,
     progress: Progress | None = None,
     timeout_s: float = 30.0,
+    deadline_s: float = DOWNLOAD_DEADLINE_S,
 ) -> Path:
-    """Download a catalogued voice, check size and SHA-256, then rename into place."""
+    """Download a catalogued voice, check size and SHA-256, then rename into place.
+
+    `timeout_s` bounds a stall (no data at all); `deadline_s` each file's whole transfer.
+    """
     catalog = CATALOG if catalog is None else catalog
     entry = catalog.get(name)
     if entry is None:
@@ -126,7 +130,8 @@ def install(
     temps: list[Path] = []
     try:
         for suffix, pin in ((".onnx.json", entry.config), (".onnx", entry.onnx)):
-            temps.append(_download(f"{root}/{name}{suffix}", voices_dir, pin, progress, timeout_s))
+            file_url = f"{root}/{name}{suffix}"
+            temps.append(_download(file_url, voices_dir, pin, progress=progress, timeout_s=timeout_s, deadline_s=deadline_s))
         # Config first: a voice counts as installed once its .onnx is there.
         os.replace(temps[0], config_target)
         os.replace(temps[1], onnx_target)
@@ -137,51 +142,41 @@ def install(
     return onnx_target
 
 
-def _download(url: str, folder: Path, pin: PinnedFile, progress: Progress | None, timeout_s: float) -> Path:
+def _download(
+    url: str, folder: Path, pin: PinnedFile, *, progress: Progress | None, timeout_s: float, deadline_s: float
+) -> Path:
+    """One pinned file into a temporary file in `folder`; VoiceError unless size and SHA-256 match."""
     fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".download-", suffix=".part")
     tmp = Path(tmp_name)
-    digest = hashlib.sha256()
-    got = 0
     label = url.rsplit("/", 1)[-1]
+    report = (lambda got: progress(label, got, pin.size)) if progress else None
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
-            while block := response.read(BLOCK):
-                got += len(block)
-                if got > pin.size:
-                    raise VoiceError(f"{label}: larger than the pinned {pin.size:,} bytes; refused")
-                digest.update(block)
-                out.write(block)
-                if progress:
-                    progress(label, got, pin.size)
-    except urllib.error.HTTPError as exc:
+        with os.fdopen(fd, "wb") as out:
+            got = download(url, out, max_bytes=pin.size, deadline_s=deadline_s, stall_s=timeout_s, progress=report)
+    except TooLarge:
         tmp.unlink(missing_ok=True)
-        raise VoiceError(f"{label}: download failed: HTTP {exc.code} from {url}") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise VoiceError(f"{label}: larger than the pinned {pin.size:,} bytes; refused") from None
+    except HttpStatus as exc:
         tmp.unlink(missing_ok=True)
-        raise VoiceError(f"{label}: download failed from {url}: {getattr(exc, 'reason', exc)}") from None
+        raise VoiceError(f"{label}: download failed: HTTP {exc.status} from {url}") from None
+    except (DownloadError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise VoiceError(f"{label}: download failed from {url}: {exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if got != pin.size:
+    if got.size != pin.size:
         tmp.unlink(missing_ok=True)
-        raise VoiceError(f"{label}: got {got:,} bytes, pinned size is {pin.size:,}; refused")
-    if digest.hexdigest() != pin.sha256:
+        raise VoiceError(f"{label}: got {got.size:,} bytes, pinned size is {pin.size:,}; refused")
+    if got.sha256 != pin.sha256:
         tmp.unlink(missing_ok=True)
-        raise VoiceError(f"{label}: SHA-256 {digest.hexdigest()} does not match the pinned {pin.sha256}; refused")
+        raise VoiceError(f"{label}: SHA-256 {got.sha256} does not match the pinned {pin.sha256}; refused")
     return tmp
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, load: bool = True, deadline_s: float = 20.0) -> list[tuple[str, str | None]]:
     """(name, problem or None) for each installed voice: config, pins, and a model load."""
-    from loaxa.speech.piper import PiperVoice
+    from loaxa.speech.piper import NeuralVoice
 
     catalog = CATALOG if catalog is None else catalog
     results: list[tuple[str, str | None]] = []
@@ -190,12 +185,12 @@ def verify(voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, loa
         entry = catalog.get(voice.name)
         if problem is None and entry is not None:
             for path, pin in ((voice.onnx, entry.onnx), (voice.onnx.with_name(voice.onnx.name + ".json"), entry.config)):
-                if path.stat().st_size != pin.size or sha256_of(path) != pin.sha256:
+                if path.stat().st_size != pin.size or sha256_file(path) != pin.sha256:
                     problem = f"{path.name} differs from the pinned download (size or SHA-256)"
                     break
         if problem is None and load:
             try:
-                PiperVoice.load(voice.onnx, threads=1, deadline_s=deadline_s).close()
+                NeuralVoice.load(voice.onnx, threads=1, deadline_s=deadline_s).close()
             except VoiceError as exc:
                 problem = str(exc)
         results.append((voice.name, problem))

@@ -20,6 +20,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from loaxa.jsonwire import compact
 from loaxa.protocol import event
 from loaxa.states import BulletinState, Event, Outcome, PlayState, Priority
 from loaxa.store.db import Store
@@ -112,7 +113,7 @@ class Txn:
         payload = event(kind, self.station, id, rev, detail=detail, occurrence=occurrence)
         cur = self._db.execute("INSERT INTO events (payload) VALUES ('')")
         payload["seq"] = cur.lastrowid
-        self._db.execute("UPDATE events SET payload = ? WHERE seq = ?", (_compact(payload), cur.lastrowid))
+        self._db.execute("UPDATE events SET payload = ? WHERE seq = ?", (compact(payload), cur.lastrowid))
 
     # -- bulletins ------------------------------------------------------------
     def bulletin(self, issuer: str, id: str) -> StoredBulletin | None:
@@ -468,8 +469,6 @@ def _bulletin(row: sqlite3.Row) -> StoredBulletin:
     )
 
 
-def _compact(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 __all__ = ["Accepted", "Completion", "Ledger", "Play", "StoredBulletin", "Txn", "aired"]
