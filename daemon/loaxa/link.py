@@ -225,7 +225,7 @@ class Link:
         if props is not None:
             meta["response_topic"] = getattr(props, "ResponseTopic", None)
             meta["correlation_data"] = getattr(props, "CorrelationData", None)
-        self.on_command(msg.payload, bool(msg.retain), meta)
+        self.on_command(bytes(msg.payload), bool(msg.retain), meta)
 
 
 def _now() -> str:

@@ -122,7 +122,8 @@ def decode_payload(payload: bytes) -> dict[str, Any]:
 
 def validate_command(data: dict[str, Any]) -> Bulletin | Cancel | Ping:
     kind = data.get("type")
-    model = {"bulletin": Bulletin, "cancel": Cancel, "ping": Ping}.get(kind) if isinstance(kind, str) else None
+    models: dict[str, type[Bulletin | Cancel | Ping]] = {"bulletin": Bulletin, "cancel": Cancel, "ping": Ping}
+    model = models.get(kind) if isinstance(kind, str) else None
     if model is None:
         known = "bulletin, cancel, ping"
         raise CommandError(f"unknown command type {kind!r} (expected one of {known})" if kind is not None else "missing field: type")

@@ -66,7 +66,8 @@ def province_commands(prefix: str, province: str) -> tuple[str, ...]:
 
 def province_reports(prefix: str, province: str, *, states: bool = True, events: bool = True) -> tuple[str, ...]:
     """Filters matching the `state` and/or `event` of every station of a province."""
-    kinds: list[Kind] = [k for k, wanted in (("state", states), ("event", events)) if wanted]
+    wanted: dict[Kind, bool] = {"state": states, "event": events}
+    kinds = [k for k, on in wanted.items() if on]
     return tuple(station_topic(prefix, province, ANY, ANY, k) for k in kinds)
 
 

@@ -16,7 +16,7 @@ import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -192,7 +192,7 @@ class DeviceSink:
 
 
 class _DeviceOutput:
-    def __init__(self, stream: object, sink: DeviceSink) -> None:
+    def __init__(self, stream: Any, sink: DeviceSink) -> None:
         self._stream = stream
         self._sink = sink
 

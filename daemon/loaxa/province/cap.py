@@ -12,7 +12,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NoReturn
 from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
@@ -126,7 +126,7 @@ def _safe_parse(data: bytes) -> Element:
     builder = TreeBuilder()
     parser = expat.ParserCreate(namespace_separator="}")
 
-    def refuse(*_: object) -> None:
+    def refuse(*_: object) -> NoReturn:
         raise CapError("CAP document has a DOCTYPE or entity declaration; refused for safety")
 
     def start(name: str, attrs: dict[str, str]) -> None:

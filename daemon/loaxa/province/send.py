@@ -114,13 +114,14 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], command
         _say(args, f"no known station is addressed by {', '.join(map(str, targets))} (no retained state seen)")
     title = f"{command['type']} {command['id']} → {', '.join(map(str, targets))}"
     live = sys.stdout.isatty() and not (args.plain or args.json)
-    view: LineView | LiveView = LiveView(tracker, title) if live else LineView(tracker, sys.stderr if args.json else sys.stdout)
+    out = sys.stderr if args.json else sys.stdout
+    screen: LineView | LiveView = LiveView(tracker, title) if live else LineView(tracker, out)
     tracker.t0 = time.monotonic()
     for t in targets:
         feed.publish(t.topic(args.prefix), compact_bytes(command))
     if not live:
         _say(args, f"published {title}")
-    view.start()
+    screen.start()
     deadline = tracker.t0 + args.timeout
     timed_out = True
     try:
@@ -128,7 +129,7 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], command
             try:
                 msg = feed.messages.get(timeout=min(0.25, left))
             except queue.Empty:
-                view.refresh()
+                screen.refresh()
                 continue
             if msg.kind == "state":
                 fleet.update(msg)
@@ -137,12 +138,12 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], command
             else:
                 row: Row | None = tracker.event(msg.station, msg.body, msg.arrived)
                 if row is not None:
-                    view.changed(row)
+                    screen.changed(row)
             if tracker.complete():
                 timed_out = False
                 break
     finally:
-        view.stop()
+        screen.stop()
     return _report(args, tracker, timed_out)
 
 

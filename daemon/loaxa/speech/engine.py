@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -47,6 +47,17 @@ class Voice(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PhonemeVoice(Voice, Protocol):
+    """A voice that speaks phoneme pieces (Piper): cut long sentences, first audio sooner."""
+
+    def pieces(self, text: str, first_max: int = ..., max_len: int = ...) -> list[list[str]]: ...
+
+    def phonemes_to_ids(self, phonemes: list[str]) -> list[int]: ...
+
+    def ids_to_audio(self, ids: list[int], rate: float = 1.0, speaker_id: int | None = None) -> np.ndarray: ...
 
 
 def resample(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:

@@ -2,7 +2,13 @@
 
 A request that the child does not answer within the deadline kills it (a new
 one starts on the next request); if pyttsx3 cannot start at all, the
-`espeak-ng` command is called directly, which is the same engine.
+`espeak-ng` command is called directly, which is the same engine. So is a
+sentence for which pyttsx3 wrote no file, or one too short to hold the
+sentence: the listener hears it either way, never a gap.
+
+The child's files go to one folder per voice, made when first needed and
+removed at close; folders left by a process that died are removed by the
+next voice that starts.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import select
 import shutil
 import subprocess
@@ -28,6 +35,8 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 22050
 BASE_WPM = 170
+MIN_S_PER_CHAR = 0.02  # espeak-ng reads Vietnamese at ~0.07 s a character; far less means a cut file
+TMP_PREFIX = "loaxa-espeak-"
 
 
 class EspeakVoice:
@@ -42,7 +51,7 @@ class EspeakVoice:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._use_command = False
-        self._tmp = Path(tempfile.mkdtemp(prefix="loaxa-espeak-"))
+        self._tmp: Path | None = None
 
     def synthesize(self, text: str, rate: float = 1.0) -> np.ndarray:
         if not text.strip():
@@ -59,12 +68,14 @@ class EspeakVoice:
     def close(self) -> None:
         with self._lock:
             self._stop_worker()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                self._tmp = None
 
     # -- pyttsx3 in a child -------------------------------------------------
     def _via_worker(self, text: str, rate: float) -> np.ndarray:
         proc = self._worker()
-        path = self._tmp / "out.wav"
+        path = self._folder() / "out.wav"
         path.unlink(missing_ok=True)
         request = {"text": text, "path": str(path), "voice": self.voice, "rate": rate}
         try:
@@ -75,9 +86,21 @@ class EspeakVoice:
         except (OSError, VoiceError):
             self._stop_worker()
             raise
-        if not reply.get("ok"):
-            raise VoiceError(f"espeak-ng failed: {reply.get('error')}")
-        return _read_wav(path.read_bytes())
+        if reply.get("ok"):
+            samples = _read_wav(path.read_bytes())
+            if len(samples) >= MIN_S_PER_CHAR * len(text) / max(rate, 0.5) * SAMPLE_RATE:
+                return samples
+            problem = f"pyttsx3 wrote only {len(samples) / SAMPLE_RATE:.2f} s for {len(text)} characters"
+        else:
+            problem = str(reply.get("error"))
+        log.info("%s; this sentence goes through the espeak-ng command", problem)
+        return self._via_command(text, rate)
+
+    def _folder(self) -> Path:
+        if self._tmp is None:
+            _remove_orphans()
+            self._tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-"))
+        return self._tmp
 
     def _worker(self) -> subprocess.Popen[bytes]:
         if self._proc is not None and self._proc.poll() is None:
@@ -133,6 +156,24 @@ class EspeakVoice:
 
 class _WorkerUnavailable(Exception):
     pass
+
+
+def _remove_orphans() -> None:
+    """Folders of voices whose process is gone (killed, or never closed its voice)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
+        pid = folder.name.removeprefix(TMP_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _read_wav(data: bytes) -> np.ndarray:

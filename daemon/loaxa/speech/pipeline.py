@@ -17,13 +17,15 @@ import wave
 from collections.abc import Iterator
 from pathlib import Path
 
+from typing import cast
+
 import numpy as np
 
 from loaxa.config import TextSettings, TtsSettings
 from loaxa.errors import VoiceError
 from loaxa.pcm import to_int16
 from loaxa.speech.cache import AudioCache, cache_key
-from loaxa.speech.engine import Chunk, Sentence, Voice, resample
+from loaxa.speech.engine import Chunk, PhonemeVoice, Sentence, Voice, resample
 from loaxa.speech.normalize import Lexicon, normalize
 from loaxa.speech.split import split_sentences
 
@@ -118,7 +120,7 @@ class Speaker:
                     yield from self._fallback_chunks(sentences, next_index, rate, reason)
                     return
                 if kind == "chunk":
-                    chunk, last = payload  # type: ignore[misc]
+                    chunk, last = cast(tuple[Chunk, bool], payload)
                     if last:
                         next_index = chunk.index + 1
                     yield chunk
@@ -143,11 +145,13 @@ class Speaker:
                     continue
             return False
 
+        voice = self.voice
+        assert voice is not None  # only called when the neural voice is there
         try:
             for index in range(start, len(sentences)):
                 sentence = sentences[index]
                 for samples, last in self._voiced(sentence.text, rate, first=index == start, stop=stop):
-                    chunk = self._chunk(index, sentence, samples, self.voice, last)
+                    chunk = self._chunk(index, sentence, samples, voice, last)
                     if not put(("chunk", (chunk, last))):
                         return
             put(("done", None))
@@ -251,7 +255,7 @@ class Speaker:
 
 def _pieces(voice: Voice, text: str, first_max: int | None) -> list:
     """Callables rate -> raw samples: phoneme pieces for Piper, one call otherwise."""
-    if hasattr(voice, "pieces"):
+    if isinstance(voice, PhonemeVoice):
         limits = {"first_max": first_max} if first_max else {}
         return [lambda rate, ids=voice.phonemes_to_ids(p): voice.ids_to_audio(ids, rate) for p in voice.pieces(text, **limits)]
     return [lambda rate: voice.synthesize(text, rate)]

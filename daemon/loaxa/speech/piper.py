@@ -107,7 +107,7 @@ class VoiceModel:
         inference = {k: get("inference", k, kind=(int, float), default=d, required=False) for k, d in (("noise_scale", 0.667), ("length_scale", 1.0), ("noise_w", 0.8))}
         if problems:
             raise VoiceError(f"{source}: " + "; ".join(problems))
-        lang = raw.get("language") if isinstance(raw.get("language"), dict) else {}
+        lang: dict[str, Any] = raw["language"] if isinstance(raw.get("language"), dict) else {}
         audio = raw.get("audio", {})
         return cls(
             sample_rate=rate,

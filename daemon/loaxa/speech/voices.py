@@ -89,7 +89,7 @@ def find_voice(spec: str, voices_dir: Path) -> Path:
 
 def list_voices(voices_dir: Path) -> list[InstalledVoice]:
     """Every `.onnx` under the folder, with what its config says or why it is unusable."""
-    found = []
+    found: list[InstalledVoice] = []
     if not voices_dir.is_dir():
         return found
     for onnx in sorted(voices_dir.rglob("*.onnx")):
