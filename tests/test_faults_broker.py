@@ -12,9 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from brokers import start_mosquitto
-from stations import StationProcess, station_config, voiced_seconds
-from test_faults_rig import RATE, FifoSpeaker, Province, distinct_by_seq
+from loaxa.testing.audio import RATE, FifoSpeaker, voiced_seconds
+from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.station import Province, StationProcess, distinct_by_seq, station_config
 
 THREE = "Thông báo của ủy ban nhân dân xã về lịch tiêm phòng. Sáng thứ hai, cán bộ thú y đến từng thôn. Mọi thắc mắc xin liên hệ trưởng thôn."
 

@@ -21,9 +21,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from brokers import start_mosquitto
-from stations import StationProcess, station_config
-from test_faults_rig import FifoSpeaker, Province, distinct_by_seq, integrity
+from loaxa.testing.audio import FifoSpeaker
+from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.station import Province, StationProcess, distinct_by_seq, integrity, station_config
 
 SHORT = "Xin chào bà con."
 DELAYS = (0.0, 0.0, 0.005, 0.02, 0.1)  # or a random moment up to 3 s
