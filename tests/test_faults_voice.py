@@ -9,11 +9,11 @@ the espeak-ng fallback, and its retained state says fallback and why.
 from __future__ import annotations
 
 import pytest
-from tinyvoice import make_tiny_voice
 
 from loaxa.testing.audio import read_wav, voiced_seconds, wait_for_files
 from loaxa.testing.broker import start_mosquitto
 from loaxa.testing.station import Operator, StationProcess, station_config
+from loaxa.testing.tinyvoice import make_tiny_voice
 
 
 @pytest.mark.parametrize("mode, why", [("fail", "unavailable"), ("hang", "1 s")])
