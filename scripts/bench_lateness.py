@@ -47,7 +47,8 @@ def main() -> int:
                 slot = (first + timedelta(seconds=n * args.gap)).replace(microsecond=0)
                 id = f"bench-{n}"
                 slots[id] = slot
-                operator.send({"type": "bulletin", "id": id, "text": TEXT.format(n=n + 1), "schedule": {"at": slot.isoformat()}})
+                text = TEXT.format(n=n + 1)
+                operator.send({"type": "bulletin", "id": id, "text": text, "schedule": {"at": slot.isoformat()}})
             late_ms = []
             for id, slot in slots.items():
                 wait = (slot - datetime.now(UTC)).total_seconds() + 30

@@ -282,7 +282,10 @@ class Province:
 
     def wait_for(self, id: str | None, event: str, timeout_s: float = 60.0) -> dict[str, Any]:
         """The first `event` for bulletin `id`."""
-        self.wait(lambda: any(e["id"] == id and e["event"] == event for e in self.events), timeout_s, f"{event} of {id}")
+        def seen() -> bool:
+            return any(e["id"] == id and e["event"] == event for e in self.events)
+
+        self.wait(seen, timeout_s, f"{event} of {id}")
         return next(e for e in self.events if e["id"] == id and e["event"] == event)
 
     def of(self, id: str | None) -> list[str]:
