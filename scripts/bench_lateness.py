@@ -15,13 +15,11 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from brokers import start_mosquitto  # noqa: E402
-from stations import Operator, StationProcess, station_config  # noqa: E402
+from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.station import Operator, StationProcess, station_config
 
 TEXT = "Thông báo số {n}. Mời bà con chú ý lắng nghe. Chiều nay có họp thôn lúc mười bốn giờ."
 
@@ -43,16 +41,17 @@ def main() -> int:
         try:
             station.start()
             operator.wait_state(lambda st: st["online"], 60)
-            first = datetime.now(timezone.utc) + timedelta(seconds=args.lead)
+            first = datetime.now(UTC) + timedelta(seconds=args.lead)
             slots = {}
             for n in range(args.slots):
                 slot = (first + timedelta(seconds=n * args.gap)).replace(microsecond=0)
                 id = f"bench-{n}"
                 slots[id] = slot
-                operator.send({"type": "bulletin", "id": id, "text": TEXT.format(n=n + 1), "schedule": {"at": slot.isoformat()}})
+                text = TEXT.format(n=n + 1)
+                operator.send({"type": "bulletin", "id": id, "text": text, "schedule": {"at": slot.isoformat()}})
             late_ms = []
             for id, slot in slots.items():
-                wait = (slot - datetime.now(timezone.utc)).total_seconds() + 30
+                wait = (slot - datetime.now(UTC)).total_seconds() + 30
                 started = operator.wait_for(id, "started", max(wait, 30))
                 late_ms.append((datetime.fromisoformat(started["at"]) - slot).total_seconds() * 1000)
                 operator.wait_for(id, "finished", 60)

@@ -40,6 +40,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from loaxa.testing.broker import free_port
+
 PREFIX = "loaxa/v1"
 TICK = os.sysconf("SC_CLK_TCK")
 TEXT = (
@@ -93,12 +95,6 @@ def worker(args: argparse.Namespace) -> int:
 
 
 # -- coordinator ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_broker(folder: Path) -> tuple[subprocess.Popen[bytes], int]:

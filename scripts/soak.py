@@ -5,9 +5,10 @@
     .venv/bin/python scripts/soak.py broker --rounds 100 [--seed N] [--keep DIR]
 
 `kill9` kills the daemon with SIGKILL at random moments while bulletins
-arrive and play (tests/test_faults_kill9.py); `broker` stops and restarts
-the broker at random moments mid-bulletin (tests/test_faults_broker.py).
-Needs mosquitto and espeak-ng.
+arrive and play; `broker` stops and restarts the broker at random moments
+mid-bulletin (both in loaxa.testing.soak, which tests/test_faults_kill9.py
+and tests/test_faults_broker.py run for a few rounds). Needs mosquitto and
+espeak-ng.
 """
 
 from __future__ import annotations
@@ -15,15 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from test_faults_broker import run_broker_soak  # noqa: E402
-from test_faults_kill9 import run_kill9  # noqa: E402
+from loaxa.testing.soak import run_broker_soak, run_kill9
 
 SOAKS = {"kill9": run_kill9, "broker": run_broker_soak}
 
@@ -42,7 +39,7 @@ def main() -> int:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            figures = SOAKS[args.fault](folder, args.rounds, seed, say=lambda msg: print(msg, flush=True))
+            figures = SOAKS[args.fault](folder, rounds=args.rounds, seed=seed, say=lambda msg: print(msg, flush=True))
         except AssertionError as exc:
             print(f"FAIL (seed {seed}): {exc}", flush=True)
             return 1

@@ -1,11 +1,33 @@
-"""Fixtures shared by the end-to-end tests: a real broker and an operator on it."""
+"""Fixtures shared by the end-to-end tests: a real broker and an operator on it.
+
+A test that needs Mosquitto where it is not installed is skipped, not failed:
+`start_mosquitto` raises `MosquittoMissing`, turned into a skip here.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from brokers import start_mosquitto
-from stations import Operator
+from loaxa.testing.broker import MosquittoMissing, start_mosquitto
+from loaxa.testing.station import Operator
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """Fixtures (module-scoped ones too) that start a broker."""
+    try:
+        return (yield)
+    except MosquittoMissing as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Test bodies that start a broker."""
+    try:
+        return (yield)
+    except MosquittoMissing as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture

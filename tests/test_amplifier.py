@@ -16,9 +16,9 @@ from loaxa.player.relays import (
     CommandAmplifier,
     GpioAmplifier,
     NoAmplifier,
-    RecordingAmplifier,
     build_amplifier,
 )
+from loaxa.testing.amplifier import RecordingAmplifier
 
 
 def names(amp: RecordingAmplifier) -> list[str]:

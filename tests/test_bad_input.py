@@ -8,13 +8,12 @@ than the tests); each test compares the store before and after.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
-from brokers import start_mosquitto
-from stations import Operator, StationProcess, station_config, store_rows
+from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.station import Operator, StationProcess, station_config, store_rows
 
 GOOD = "Xin chào bà con."
 LONG_TEXT = "ạ" * 20_001  # 60 kB of UTF-8: under the payload limit, over the text limit
@@ -35,18 +34,6 @@ def rig(tmp_path_factory):
         op.close()
         broker.stop()
         assert code == 0, station.log()
-
-
-def next_event(op: Operator, since: int, timeout_s: float = 20.0) -> dict[str, Any]:
-    """The first event published after `since` events had arrived."""
-    deadline = time.monotonic() + timeout_s
-    with op._new:
-        while len(op.events) <= since:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no event within {timeout_s} s")
-            op._new.wait(remaining)
-        return op.events[since]
 
 
 def good_bulletin_plays(op: Operator, station: StationProcess, id: str) -> None:
@@ -92,7 +79,7 @@ def test_bad_command_is_rejected_with_its_reason_and_changes_nothing(rig, reques
     before = store_rows(station)
     since = len(op.events)
     op.send(payload)
-    ev = next_event(op, since)
+    ev = op.next_event(since)
     assert (ev["event"], ev["id"], ev["rev"]) == ("rejected", rid, rev)
     assert ev["detail"].startswith(detail), ev["detail"]
     assert ev["station"] == "hue/phu-vang/loa-1"

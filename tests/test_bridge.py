@@ -16,11 +16,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from test_fleet_helpers import wait_online
 
-from brokers import Broker, start_mosquitto
 from loaxa.cli import main
 from loaxa.province.simfleet import SimFleet, sim_settings
-from test_fleet_helpers import wait_online
+from loaxa.testing.broker import Broker, start_mosquitto
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "mosquitto" / "bridge.example.conf"
 REMOTE_LOGIN = ("remote_username", "remote_password", "bridge_cafile", "bridge_tls_version")

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from audio_servers import StreamServer, tone_file
+
 from loaxa.player.chime import chime
-from stations import Operator, StationProcess, station_config, voiced_seconds
+from loaxa.testing.audio import voiced_seconds
+from loaxa.testing.station import Operator, StationProcess, station_config
 
 RATE = 22050
 SENTENCES = [

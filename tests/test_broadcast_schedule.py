@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-
 from audio_servers import FileServer, dominant_hz, tone, write_wav
+
 from loaxa.clock import clock_synced
 from loaxa.player.chime import chime
-from stations import StationProcess, read_wav, station_config, wait_for_files
+from loaxa.testing.audio import read_wav, wait_for_files
+from loaxa.testing.station import StationProcess, station_config
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SHORT = "Xin chào bà con."

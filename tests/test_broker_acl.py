@@ -21,7 +21,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
-from brokers import Broker, start_mosquitto
+from loaxa.testing.broker import Broker, start_mosquitto
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "make_broker_acl.py"

@@ -8,13 +8,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from test_fleet_helpers import Province, start_province
 
-from brokers import start_mosquitto
 from loaxa.cli import build_parser, main
 from loaxa.cli.cap import NOTHING, Bridge
 from loaxa.province.capfeed import documents
 from loaxa.province.targets import parse_target
-from test_fleet_helpers import Province, start_province
+from loaxa.testing.broker import start_mosquitto
 
 DATA = Path(__file__).parent / "data" / "cap"
 SAMPLE_NOW = "2025-09-14T08:05:00+07:00"  # the samples' own "now": sent, not yet expired

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
-from brokers import start_mosquitto
 from loaxa.config import parse_config
 from loaxa.doctor import FAIL, OK, WARN, check_audio, check_clock, check_permissions, check_voice
-from stations import STATION, Operator, StationProcess, station_config
-from test_faults_rig import FifoSpeaker
-from tinyvoice import make_tiny_voice
+from loaxa.testing.audio import FifoSpeaker
+from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.station import STATION, Operator, StationProcess, station_config
+from loaxa.testing.tinyvoice import make_tiny_voice
 
 
 def doctor(config: dict[str, Any], root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

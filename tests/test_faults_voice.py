@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from brokers import start_mosquitto
-from stations import Operator, StationProcess, read_wav, station_config, voiced_seconds, wait_for_files
-from tinyvoice import make_tiny_voice
+from loaxa.testing.audio import read_wav, voiced_seconds, wait_for_files
+from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.station import Operator, StationProcess, station_config
+from loaxa.testing.tinyvoice import make_tiny_voice
 
 
 @pytest.mark.parametrize("mode, why", [("fail", "unavailable"), ("hang", "1 s")])

@@ -15,10 +15,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from brokers import Broker
 from loaxa.cli import main
 from loaxa.config import Issuer, SecuritySettings
 from loaxa.province.simfleet import SimFleet, sim_settings
+from loaxa.testing.broker import Broker
 
 PREFIX = "loaxa/v1"
 # province "tinh": commune "xa-a" has 3 stations, "xa-b" has 2; "flood" group: a/1, b/1.

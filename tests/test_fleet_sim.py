@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from brokers import have_mosquitto
 from loaxa.mqttclient import poll_select
+from loaxa.testing.broker import have_mosquitto
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fleet_sim.py"
 

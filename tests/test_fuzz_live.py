@@ -8,12 +8,12 @@ from __future__ import annotations
 import time
 
 from hypothesis import HealthCheck, given, settings
+from test_fuzz_commands import hostile_payloads
 
-from brokers import start_mosquitto
 from loaxa.errors import CommandError
 from loaxa.protocol import parse_command
-from stations import Operator, StationProcess, station_config
-from test_fuzz_commands import hostile_payloads
+from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.station import Operator, StationProcess, station_config
 
 COUNT = 300
 

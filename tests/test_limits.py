@@ -13,11 +13,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from audio_servers import FileServer, tone, write_wav
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audio_servers import FileServer, tone, write_wav
-from stations import Operator, StationProcess, station_config, store_rows
 from loaxa.security import public_key_b64, sign
+from loaxa.testing.station import Operator, StationProcess, station_config, store_rows
 
 TEXT = "Xin chào bà con."
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from brokers import Broker, free_port, start_mosquitto
+from loaxa.testing.broker import Broker, free_port, start_mosquitto
 from loaxa.config import MqttSettings
 from loaxa.link import FailureLog, Link
 from loaxa.topics import Topics

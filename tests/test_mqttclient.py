@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from brokers import Broker, free_port, start_mosquitto
+from loaxa.testing.broker import Broker, free_port, start_mosquitto
 from loaxa.config import MqttSettings, TlsSettings
 from loaxa.mqttclient import Login, Tls, allow_high_descriptors, make_client, poll_select
 

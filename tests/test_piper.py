@@ -10,10 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 from piper.phoneme_ids import phonemes_to_ids as piper_phonemes_to_ids
-from tinyvoice import SAMPLES_PER_ID, decode_header, decode_ids, make_tiny_voice
 
 from loaxa.errors import VoiceError
 from loaxa.speech.piper import MAX_PIECE_PHONEMES, NeuralVoice, VoiceModel, split_phonemes
+from loaxa.testing.tinyvoice import SAMPLES_PER_ID, decode_header, decode_ids, make_tiny_voice
 
 TEXT = "Xin chào bà con, hôm nay trời mưa to. Thông báo khẩn: nước lũ dâng cao!"
 

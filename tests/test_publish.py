@@ -12,14 +12,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from test_fleet_helpers import OFFLINE, Province, signing_security, start_province
 
-from brokers import start_mosquitto
 from loaxa.cli import build_parser
 from loaxa.cli.publish import build_command
 from loaxa.errors import LoaxaError
 from loaxa.province.targets import parse_target
 from loaxa.province.watch import Tracker
-from test_fleet_helpers import OFFLINE, Province, signing_security, start_province
+from loaxa.testing.broker import start_mosquitto
 
 ICT = timezone(timedelta(hours=7))
 NOW = datetime(2025, 9, 14, 16, 0, tzinfo=ICT)

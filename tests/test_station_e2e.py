@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stations import StationProcess, read_wav, station_config, voiced_seconds, wait_for_files, with_alsa_file
+from loaxa.testing.audio import read_wav, voiced_seconds, wait_for_files, with_alsa_file
+from loaxa.testing.station import StationProcess, station_config
 
 TEXT = "Ủy ban nhân dân xã thông báo. Sáng mai toàn xã ra quân làm vệ sinh môi trường. Đề nghị bà con tham gia đầy đủ."
 

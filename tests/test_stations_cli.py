@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from brokers import start_mosquitto
 from test_fleet_helpers import OFFLINE, Province, start_province
+
+from loaxa.testing.broker import start_mosquitto
 
 
 @pytest.fixture(scope="module")

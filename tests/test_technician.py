@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import sys
+import time
 import wave
 
 import numpy as np
@@ -14,8 +14,9 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from brokers import start_mosquitto
-from stations import Operator, StationProcess, read_wav, station_config, voiced_seconds, wait_for_files
+from loaxa.testing.audio import read_wav, voiced_seconds, wait_for_files
+from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.station import Operator, StationProcess, station_config
 
 
 def loaxa(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from audio_servers import FileServer
-from tinyvoice import make_tiny_voice
 
 from loaxa.cli import main
 from loaxa.errors import VoiceError
 from loaxa.speech import voices
 from loaxa.speech.piper import NeuralVoice
+from loaxa.testing.tinyvoice import make_tiny_voice
 
 NAME = "vi_VN-vais1000-medium"
 REPO_PATH = "vi/vi_VN/vais1000/medium"

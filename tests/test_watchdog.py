@@ -20,9 +20,9 @@ import threading
 import time
 from pathlib import Path
 
-from brokers import start_mosquitto
-from stations import Operator, StationProcess, station_config
-from test_faults_rig import FifoSpeaker
+from loaxa.testing.audio import FifoSpeaker
+from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.station import Operator, StationProcess, station_config
 
 WATCHDOG_S = 3.0  # the daemon checks its health every WATCHDOG_S / 3
 

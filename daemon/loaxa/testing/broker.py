@@ -1,11 +1,12 @@
-"""A real Mosquitto on a free loopback port, for tests.
+"""A real Mosquitto on a free loopback port, for tests and soak scripts.
 
 `start_mosquitto(tmp_path)` gives an anonymous broker with persistence in
 `tmp_path`, so QoS 1 messages queued for an offline persistent session
 survive `broker.restart()`. Pass `extra_conf` (password_file, acl_file, ...)
 and `anonymous=False` for an access-controlled broker. The broker listens on
 127.0.0.1 with plain TCP; `broker.log()` returns its log for assertions and
-failure messages.
+failure messages. Without the mosquitto binary, `start_mosquitto` raises
+`MosquittoMissing` (the test suite's conftest turns that into a skip).
 
     broker = start_mosquitto(tmp_path)
     try:
@@ -27,19 +28,24 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pytest
+from typing import Self
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
 
+class MosquittoMissing(RuntimeError):
+    """The mosquitto binary is not installed."""
+
+
 def have_mosquitto() -> bool:
+    """Whether the mosquitto binary is there to run."""
     return os.access(MOSQUITTO, os.X_OK)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (another process may take it before you bind)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -107,7 +113,7 @@ class Broker:
         except OSError:
             return ""
 
-    def __enter__(self) -> Broker:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -133,10 +139,10 @@ def start_mosquitto(
 ) -> Broker:
     """Write a config into `tmp_path`, start mosquitto and wait until it accepts.
 
-    Skips the calling test when the mosquitto binary is not installed.
+    Raises `MosquittoMissing` when the mosquitto binary is not installed.
     """
     if not have_mosquitto():
-        pytest.skip(f"mosquitto not installed ({MOSQUITTO})")
+        raise MosquittoMissing(f"mosquitto not installed ({MOSQUITTO})")
     directory = _unique_dir(Path(tmp_path))
     log_path = directory / "mosquitto.log"
     # As root, mosquitto would drop to the "mosquitto" user and could not
