@@ -11,17 +11,17 @@ import pytest
 
 from loaxa.config import AmplifierSettings
 from loaxa.errors import AudioError
-from loaxa.player.amplifier import AmplifierControl, build_control
+from loaxa.player.amplifier import Amplifier, build_amplifier
 from loaxa.player.relays import (
-    CommandAmplifier,
-    GpioAmplifier,
-    NoAmplifier,
-    build_amplifier,
+    CommandRelay,
+    GpioRelay,
+    NoRelay,
+    build_relay,
 )
-from loaxa.testing.amplifier import RecordingAmplifier
+from loaxa.testing.amplifier import RecordingRelay
 
 
-def names(amp: RecordingAmplifier) -> list[str]:
+def names(amp: RecordingRelay) -> list[str]:
     return [event for event, _ in amp.events]
 
 
@@ -29,9 +29,9 @@ def names(amp: RecordingAmplifier) -> list[str]:
 
 
 def test_switches_on_then_waits_the_warm_up_before_returning() -> None:
-    amp = RecordingAmplifier()
+    amp = RecordingRelay()
     waits: list[tuple[float, list[str]]] = []
-    control = AmplifierControl(amp, warmup_s=1.5, hold_s=30, sleep=lambda s: waits.append((s, names(amp))))
+    control = Amplifier(amp, warmup_s=1.5, hold_s=30, sleep=lambda s: waits.append((s, names(amp))))
     assert control.ensure_on() == 1.5
     assert waits == [(1.5, ["on"])]  # the relay was on when the warm-up began
     assert amp.is_on
@@ -39,9 +39,9 @@ def test_switches_on_then_waits_the_warm_up_before_returning() -> None:
 
 
 def test_already_on_costs_no_warm_up() -> None:
-    amp = RecordingAmplifier()
+    amp = RecordingRelay()
     waits: list[float] = []
-    control = AmplifierControl(amp, warmup_s=1.5, hold_s=30, sleep=waits.append)
+    control = Amplifier(amp, warmup_s=1.5, hold_s=30, sleep=waits.append)
     control.ensure_on()
     assert control.ensure_on() == 0
     assert waits == [1.5] and names(amp) == ["on"]
@@ -49,8 +49,8 @@ def test_already_on_costs_no_warm_up() -> None:
 
 
 def test_switches_off_only_after_the_idle_hold() -> None:
-    amp = RecordingAmplifier()
-    control = AmplifierControl(amp, warmup_s=0, hold_s=0.1)
+    amp = RecordingRelay()
+    control = Amplifier(amp, warmup_s=0, hold_s=0.1)
     control.ensure_on()
     released_at = time.monotonic()
     control.release()
@@ -62,8 +62,8 @@ def test_switches_off_only_after_the_idle_hold() -> None:
 
 
 def test_back_to_back_bulletins_keep_it_on() -> None:
-    amp = RecordingAmplifier()
-    control = AmplifierControl(amp, warmup_s=0, hold_s=0.1)
+    amp = RecordingRelay()
+    control = Amplifier(amp, warmup_s=0, hold_s=0.1)
     control.ensure_on()
     control.release()
     assert control.ensure_on() == 0  # the next bulletin arrives within the hold
@@ -76,16 +76,16 @@ def test_back_to_back_bulletins_keep_it_on() -> None:
 
 
 def test_zero_hold_switches_off_at_once() -> None:
-    amp = RecordingAmplifier()
-    control = AmplifierControl(amp, warmup_s=0, hold_s=0)
+    amp = RecordingRelay()
+    control = Amplifier(amp, warmup_s=0, hold_s=0)
     control.ensure_on()
     control.release()
     assert names(amp) == ["on", "off"]
 
 
 def test_shutdown_switches_off_at_once_and_cancels_the_hold() -> None:
-    amp = RecordingAmplifier()
-    control = AmplifierControl(amp, warmup_s=0, hold_s=60)
+    amp = RecordingRelay()
+    control = Amplifier(amp, warmup_s=0, hold_s=60)
     control.ensure_on()
     control.release()
     control.shutdown()
@@ -97,16 +97,16 @@ def test_shutdown_switches_off_at_once_and_cancels_the_hold() -> None:
 
 def test_shutdown_switches_off_even_when_it_believes_it_is_off() -> None:
     # After a crash the relay's real state is unknown; exit always sends off.
-    amp = RecordingAmplifier()
-    AmplifierControl(amp, warmup_s=0, hold_s=30).shutdown()
+    amp = RecordingRelay()
+    Amplifier(amp, warmup_s=0, hold_s=30).shutdown()
     assert names(amp) == ["off", "close"]
 
 
 def test_a_failing_relay_never_stops_the_broadcast() -> None:
-    amp = RecordingAmplifier()
+    amp = RecordingRelay()
     amp.failing = True
     waits: list[float] = []
-    control = AmplifierControl(amp, warmup_s=1.0, hold_s=0, sleep=waits.append)
+    control = Amplifier(amp, warmup_s=1.0, hold_s=0, sleep=waits.append)
     assert control.ensure_on() == 1.0  # still waits: the amplifier may be wired on
     assert amp.fault == "on failed (test)"
     amp.failing = False
@@ -116,13 +116,13 @@ def test_a_failing_relay_never_stops_the_broadcast() -> None:
 
 
 def test_a_backend_that_raises_still_gets_switched_off() -> None:
-    class Buggy(RecordingAmplifier):
+    class Buggy(RecordingRelay):
         def on(self) -> bool:
             super().on()
             raise RuntimeError("driver bug")
 
     amp = Buggy()
-    control = AmplifierControl(amp, warmup_s=0, hold_s=0.05)
+    control = Amplifier(amp, warmup_s=0, hold_s=0.05)
     control.ensure_on()  # does not raise into the player
     control.release()
     assert amp.wait_for(2)
@@ -131,11 +131,11 @@ def test_a_backend_that_raises_still_gets_switched_off() -> None:
 
 
 def test_build_control_starts_from_off_and_skips_warm_up_without_a_relay() -> None:
-    amp = RecordingAmplifier()
-    control = build_control(AmplifierSettings(backend="none", warmup_s=2.0, hold_s=5.0), amp)
+    amp = RecordingRelay()
+    control = build_amplifier(AmplifierSettings(backend="none", warmup_s=2.0, hold_s=5.0), amp)
     assert names(amp) == ["off"]
     assert (control.warmup_s, control.hold_s) == (0.0, 5.0)
-    control = build_control(AmplifierSettings(backend="command", on_command=("true",), off_command=("true",), warmup_s=2.0))
+    control = build_amplifier(AmplifierSettings(backend="command", on_command=("true",), off_command=("true",), warmup_s=2.0))
     assert control.warmup_s == 2.0
 
 
@@ -144,8 +144,8 @@ def test_build_control_starts_from_off_and_skips_warm_up_without_a_relay() -> No
 
 def test_command_backend_switches_a_real_relay_file(tmp_path: Path) -> None:
     relay = tmp_path / "relay-on"
-    amp = build_amplifier(AmplifierSettings(backend="command", on_command=("touch", str(relay)), off_command=("rm", str(relay))))
-    control = AmplifierControl(amp, warmup_s=0, hold_s=0.05)
+    amp = build_relay(AmplifierSettings(backend="command", on_command=("touch", str(relay)), off_command=("rm", str(relay))))
+    control = Amplifier(amp, warmup_s=0, hold_s=0.05)
     control.ensure_on()
     assert relay.exists() and amp.is_on
     control.release()
@@ -158,7 +158,7 @@ def test_command_backend_switches_a_real_relay_file(tmp_path: Path) -> None:
 
 
 def test_commands_run_without_a_shell(tmp_path: Path) -> None:
-    amp = CommandAmplifier(["touch", str(tmp_path / "a;touch b")], ["true"])
+    amp = CommandRelay(["touch", str(tmp_path / "a;touch b")], ["true"])
     assert amp.on()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a;touch b"]
 
@@ -172,7 +172,7 @@ def test_commands_run_without_a_shell(tmp_path: Path) -> None:
     ],
 )
 def test_failing_commands_are_reported_not_raised(argv: list[str], reason: str) -> None:
-    amp = CommandAmplifier(argv, argv)
+    amp = CommandRelay(argv, argv)
     assert amp.on() is False
     assert amp.fault is not None and reason in amp.fault
     assert not amp.is_on
@@ -182,7 +182,7 @@ def test_a_hanging_command_is_killed_with_its_children(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     # The child keeps stderr open: waiting for it alone would hang the player.
     hang = ["sh", "-c", f"sleep 30 & echo $! > {pidfile}; wait"]
-    amp = CommandAmplifier(hang, hang, timeout_s=0.3)
+    amp = CommandRelay(hang, hang, timeout_s=0.3)
     assert amp.on() is False
     assert amp.fault is not None and "did not finish within 0.3 s" in amp.fault
     child = int(pidfile.read_text())
@@ -206,8 +206,8 @@ def _gone(pid: int) -> bool:
 
 
 def test_backend_none_does_nothing_harmful() -> None:
-    amp = build_amplifier(AmplifierSettings())
-    assert isinstance(amp, NoAmplifier)
+    amp = build_relay(AmplifierSettings())
+    assert isinstance(amp, NoRelay)
     assert amp.on() and amp.is_on and amp.off() and not amp.is_on and amp.fault is None
 
 
@@ -220,14 +220,14 @@ def test_backend_none_does_nothing_harmful() -> None:
 )
 def test_incomplete_settings_fail_at_start_up(settings: AmplifierSettings, reason: str) -> None:
     with pytest.raises(AudioError, match=reason):
-        build_amplifier(settings)
+        build_relay(settings)
 
 
 def test_gpio_without_bindings_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "gpiod", None)
     monkeypatch.setitem(sys.modules, "gpiozero", None)
     with pytest.raises(AudioError, match=r"gpiod>=2.*gpiozero"):
-        build_amplifier(AmplifierSettings(backend="gpio", gpio_pin=17))
+        build_relay(AmplifierSettings(backend="gpio", gpio_pin=17))
 
 
 class FakeRequest:
@@ -269,8 +269,8 @@ def fake_gpiod(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
 
 
 def test_gpio_holds_the_line_and_switches_it(fake_gpiod: types.SimpleNamespace) -> None:
-    amp = build_amplifier(AmplifierSettings(backend="gpio", gpio_pin=17))
-    assert isinstance(amp, GpioAmplifier)
+    amp = build_relay(AmplifierSettings(backend="gpio", gpio_pin=17))
+    assert isinstance(amp, GpioRelay)
     assert fake_gpiod.log == [
         ("request", "/dev/gpiochip0", 17, {"direction": "output", "output_value": "inactive", "active_low": False})
     ]
@@ -281,7 +281,7 @@ def test_gpio_holds_the_line_and_switches_it(fake_gpiod: types.SimpleNamespace) 
 
 
 def test_a_vanished_pin_is_reported_and_reclaimed(fake_gpiod: types.SimpleNamespace) -> None:
-    amp = GpioAmplifier("gpiochip0", 17)
+    amp = GpioRelay("gpiochip0", 17)
     fake_gpiod.requests[0].vanished = True
     assert amp.on() is False
     assert amp.fault is not None and "No such device" in amp.fault and not amp.is_on
@@ -292,9 +292,9 @@ def test_a_vanished_pin_is_reported_and_reclaimed(fake_gpiod: types.SimpleNamesp
 
 def test_a_prewarm_switches_on_ahead_so_the_slot_waits_only_what_is_left() -> None:
     now = [100.0]
-    amp = RecordingAmplifier(clock=lambda: now[0])
+    amp = RecordingRelay(clock=lambda: now[0])
     slept: list[float] = []
-    control = AmplifierControl(amp, warmup_s=1.5, hold_s=30, clock=lambda: now[0], sleep=slept.append)
+    control = Amplifier(amp, warmup_s=1.5, hold_s=30, clock=lambda: now[0], sleep=slept.append)
     control.prewarm()
     assert amp.is_on
     now[0] += 1.0  # the slot comes 1 s after the pre-warm
@@ -306,8 +306,8 @@ def test_a_prewarm_switches_on_ahead_so_the_slot_waits_only_what_is_left() -> No
 
 
 def test_a_prewarm_with_nothing_to_play_switches_off_after_the_hold() -> None:
-    amp = RecordingAmplifier()
-    control = AmplifierControl(amp, warmup_s=0.05, hold_s=0.1)
+    amp = RecordingRelay()
+    control = Amplifier(amp, warmup_s=0.05, hold_s=0.1)
     control.prewarm_hold_s = 0.2
     control.prewarm()
     assert amp.wait_for(2, timeout_s=5)

@@ -27,10 +27,10 @@ from loaxa.health import Health, Loop, thread_loop
 from loaxa.inbox import Inbox
 from loaxa.jsonwire import compact_bytes
 from loaxa.link import Link
-from loaxa.player.amplifier import build_control
+from loaxa.player.amplifier import build_amplifier
 from loaxa.player.output import Sink, build_sink
 from loaxa.player.player import Player
-from loaxa.player.relays import Amplifier
+from loaxa.player.relays import Relay
 from loaxa.reports import Reporter, StationState
 from loaxa.schedule import Scheduler
 from loaxa.security import RateLimiter, Verifier
@@ -58,7 +58,7 @@ class Station:
         store: Store | None = None,
         voice: Voice | None = None,
         sink: Sink | None = None,
-        relay: Amplifier | None = None,
+        relay: Relay | None = None,
         clock: ClockGuard | None = None,
     ) -> None:
         s = settings
@@ -71,7 +71,7 @@ class Station:
         self.clock = clock or ClockGuard(s.clock.require_sync)
         self.speaker = build_speaker(s.tts, s.text, s.audio.sample_rate_hz, cache_dir=s.storage.dir / "cache", voice=voice)
         self.ahead = VoiceAhead(self.speaker)
-        self.amplifier = build_control(s.amplifier, relay)
+        self.amplifier = build_amplifier(s.amplifier, relay)
         self.queue = BroadcastQueue(self.ledger, tz, s.broadcast.quiet_hours, self.clock.ok)
         self.sources = build_sources(
             self.speaker,
@@ -118,7 +118,7 @@ class Station:
             clock_synced=lambda: self.clock.synced,
             last_command_at=lambda: self.inbox.last_command_at,
             audio_error=lambda: self.player.audio_error,
-            amplifier_fault=lambda: self.amplifier.amp.fault,
+            amplifier_fault=lambda: self.amplifier.relay.fault,
         )
         client_id = f"loaxa-{s.station.province}-{s.station.commune}-{s.station.id}"
         will = (self.topics.state, compact_bytes(self.state(online=False)))

@@ -7,16 +7,16 @@ from collections.abc import Iterable
 import numpy as np
 
 from loaxa.config import Settings
-from loaxa.player.amplifier import build_control
+from loaxa.player.amplifier import build_amplifier
 from loaxa.player.output import build_sink
 from loaxa.player.session import Session
 from loaxa.speech.engine import Chunk
 
 
 def air_here(settings: Settings, content: Iterable[Chunk | np.ndarray], chime: bool = True) -> float:
-    """Amplifier on, chime, content, chime, amplifier off; the seconds written."""
+    """Relay on, chime, content, chime, amplifier off; the seconds written."""
     audio = settings.audio
-    amplifier = build_control(settings.amplifier)
+    amplifier = build_amplifier(settings.amplifier)
     try:
         amplifier.ensure_on()
         output = build_sink(audio.output, audio.latency_s).open(audio.sample_rate_hz, "local")

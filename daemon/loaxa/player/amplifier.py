@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 
 from loaxa.config import AmplifierSettings
-from loaxa.player.relays import Amplifier, build_amplifier
+from loaxa.player.relays import Relay, build_relay
 
 log = logging.getLogger(__name__)
 
-class AmplifierControl:
+class Amplifier:
     """On with a warm-up before sound, off after an idle hold, off at exit.
 
     The player calls `ensure_on()` before a bulletin and `release()` after
@@ -27,13 +27,13 @@ class AmplifierControl:
 
     def __init__(
         self,
-        amp: Amplifier,
+        relay: Relay,
         warmup_s: float,
         hold_s: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.amp = amp
+        self.relay = relay
         self.warmup_s = warmup_s
         self.hold_s = hold_s
         self._clock = clock
@@ -51,7 +51,7 @@ class AmplifierControl:
             if self._closed:
                 log.warning("amplifier switched on after shutdown; ignored")
                 return 0.0
-            if not self.amp.is_on:
+            if not self.relay.is_on:
                 self._switch_on()
                 wait = self.warmup_s  # waited even when the relay failed: it may be wired on regardless
             else:
@@ -70,7 +70,7 @@ class AmplifierControl:
         with self._cond:
             if self._closed:
                 return
-            if not self.amp.is_on:
+            if not self.relay.is_on:
                 self._switch_on()
             self._cancel_hold()
             hold_id = self._hold_id
@@ -78,8 +78,8 @@ class AmplifierControl:
         threading.Thread(target=self._hold, args=(hold_id, deadline), name="amplifier-hold", daemon=True).start()
 
     def _switch_on(self) -> None:
-        if self._safely(self.amp.on):
-            log.info("amplifier %s on", self.amp.name)
+        if self._safely(self.relay.on):
+            log.info("amplifier %s on", self.relay.name)
         self._warm_at = self._clock() + self.warmup_s
 
     def release(self) -> None:
@@ -101,9 +101,9 @@ class AmplifierControl:
             self._closed = True
             self._switch_off()
             try:
-                self.amp.close()
+                self.relay.close()
             except Exception:
-                log.exception("amplifier %s: close failed", self.amp.name)
+                log.exception("amplifier %s: close failed", self.relay.name)
 
     def _hold(self, hold_id: int, deadline: float) -> None:
         with self._cond:
@@ -119,8 +119,8 @@ class AmplifierControl:
         self._cond.notify_all()
 
     def _switch_off(self) -> None:
-        if self._safely(self.amp.off):
-            log.info("amplifier %s off", self.amp.name)
+        if self._safely(self.relay.off):
+            log.info("amplifier %s off", self.relay.name)
 
     def _safely(self, switch: Callable[[], bool]) -> bool:
         # Backends report rather than raise; a bug that raises must still not
@@ -128,18 +128,18 @@ class AmplifierControl:
         try:
             return switch()
         except Exception:
-            log.exception("amplifier %s: switch raised", self.amp.name)
+            log.exception("amplifier %s: switch raised", self.relay.name)
             return False
 
 
-def build_control(settings: AmplifierSettings, amp: Amplifier | None = None) -> AmplifierControl:
-    """The control for these settings, with the relay switched off to start with.
+def build_amplifier(settings: AmplifierSettings, relay: Relay | None = None) -> Amplifier:
+    """The amplifier for these settings, with its relay switched off to start with.
 
     A crash or power cut may have left the relay on. There is no warm-up wait
     when there is no relay to wait for.
     """
-    amp = amp if amp is not None else build_amplifier(settings)
-    if not amp.off():
-        log.warning("amplifier %s: could not switch off at start: %s", amp.name, amp.fault)
+    relay = relay if relay is not None else build_relay(settings)
+    if not relay.off():
+        log.warning("amplifier %s: could not switch off at start: %s", relay.name, relay.fault)
     warmup_s = 0.0 if settings.backend == "none" else settings.warmup_s
-    return AmplifierControl(amp, warmup_s, settings.hold_s)
+    return Amplifier(relay, warmup_s, settings.hold_s)

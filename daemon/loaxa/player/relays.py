@@ -1,4 +1,4 @@
-"""Amplifier relays: `none`, a GPIO pin, or two commands, behind `Amplifier`.
+"""Amplifier relays: `none`, a GPIO pin, or two commands, behind `Relay`.
 
 A relay that fails is logged and reported in `fault`; it never stops a
 broadcast (the amplifier may be wired on anyway) and never raises.
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 COMMAND_TIMEOUT_S = 10.0
 
 
-class Amplifier(Protocol):
+class Relay(Protocol):
     """A switch for the amplifier. `on`/`off` return False on failure, never raise."""
 
     name: str
@@ -41,7 +41,7 @@ class Amplifier(Protocol):
     def close(self) -> None: ...
 
 
-class NoAmplifier:
+class NoRelay:
     """No relay: the amplifier is always on, or switched by hand."""
 
     name = "none"
@@ -62,7 +62,7 @@ class NoAmplifier:
         self.is_on = False
 
 
-class CommandAmplifier:
+class CommandRelay:
     """Runs argv lists (no shell) to switch; each with a timeout."""
 
     def __init__(self, on_command: Sequence[str], off_command: Sequence[str], timeout_s: float = COMMAND_TIMEOUT_S) -> None:
@@ -121,7 +121,7 @@ def _run(argv: list[str], timeout_s: float) -> str | None:
     return None
 
 
-class GpioAmplifier:
+class GpioRelay:
     """A relay on a GPIO line, held from start to close so nothing else drives it.
 
     libgpiod v2 (`gpiod`) is preferred; gpiozero (BCM numbering) otherwise. A
@@ -225,13 +225,13 @@ def _gpio_driver() -> str:
     )
 
 
-def build_amplifier(settings: AmplifierSettings) -> Amplifier:
+def build_relay(settings: AmplifierSettings) -> Relay:
     """The backend the settings name; AudioError when it cannot be set up."""
     if settings.backend == "gpio":
         if settings.gpio_pin is None:
             raise AudioError("amplifier backend 'gpio' needs amplifier.gpio_pin")
-        return GpioAmplifier(settings.gpio_chip, settings.gpio_pin, settings.gpio_active_low)
+        return GpioRelay(settings.gpio_chip, settings.gpio_pin, settings.gpio_active_low)
     if settings.backend == "command":
         timeout_s = settings.command_timeout_s
-        return CommandAmplifier(settings.on_command, settings.off_command, timeout_s)
-    return NoAmplifier()
+        return CommandRelay(settings.on_command, settings.off_command, timeout_s)
+    return NoRelay()

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 
-class RecordingAmplifier:
+class RecordingRelay:
     """Records `(event, clock())` pairs; with `failing` set, `on`/`off` fail and set `fault`."""
 
     name = "recording"

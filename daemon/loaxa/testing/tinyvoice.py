@@ -46,11 +46,13 @@ def _phoneme_id_map() -> dict[str, list[int]]:
     return {k: list(v) for k, v in DEFAULT_PHONEME_ID_MAP.items()}
 
 
-def _const(name: str, value: object, dtype: int | None = None, dims: list[int] | None = None) -> onnx.NodeProto:
+def _const(
+    name: str, value: float | list[float] | list[int], dtype: int | None = None, dims: list[int] | None = None
+) -> onnx.NodeProto:
     """A Constant node; float32 unless `dtype` says otherwise, a scalar unless `dims`."""
     from onnx import TensorProto, helper
 
-    vals = value if isinstance(value, list) else [value]
+    vals: list[float] | list[int] = value if isinstance(value, list) else [value]
     dtype = TensorProto.FLOAT if dtype is None else dtype
     tensor = helper.make_tensor(name + "_t", dtype, dims if dims is not None else [], vals)
     return helper.make_node("Constant", [], [name], value=tensor)
