@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time `normalize()` on a 20,000-character bulletin; prints the median of repeats.
 
-    .venv/bin/python scripts/bench_normalize.py [--chars 20000] [--repeats 21] [--dialect north]
+.venv/bin/python scripts/bench_normalize.py [--chars 20000] [--repeats 21] [--dialect north]
 """
 
 from __future__ import annotations
@@ -64,7 +64,10 @@ def main() -> None:
         norm_ms.append((t1 - t0) * 1000)
         split_ms.append((t2 - t1) * 1000)
 
-    print(f"input: {len(text)} characters, {text.count(chr(10)) + 1} lines -> {len(spoken)} characters, {len(chunks)} chunks")
+    print(
+        f"input: {len(text)} characters, {text.count(chr(10)) + 1} lines"
+        f" -> {len(spoken)} characters, {len(chunks)} chunks"
+    )
     print(f"first call (lexicon load + warm-up): {first_ms:.1f} ms")
     print(f"normalize: median {statistics.median(norm_ms):.1f} ms, min {min(norm_ms):.1f} ms over {args.repeats} runs")
     print(f"split_sentences: median {statistics.median(split_ms):.1f} ms")

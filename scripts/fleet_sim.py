@@ -63,7 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     # Hundreds of station threads per process thrash the GIL at the default 5 ms
     # switch interval (measured: 10x the CPU); threads here mostly block on I/O.
-    p.add_argument("--switch-interval", type=float, default=0.1, help="sys.setswitchinterval in the workers (default 0.1)")
+    p.add_argument(
+        "--switch-interval", type=float, default=0.1, help="sys.setswitchinterval in the workers (default 0.1)"
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--root", help=argparse.SUPPRESS)
@@ -105,8 +107,13 @@ def start_broker(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
         f"max_queued_messages 1000\nlog_dest file {folder / 'mosquitto.log'}\nlog_type error\nlog_type warning\n"
     )
-    proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, preexec_fn=_more_files)  # fmt: skip
+    proc = subprocess.Popen(
+        [mosquitto, "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_more_files,
+    )
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -155,8 +162,9 @@ class Observer:
 
     def __init__(self, host: str, port: int, province: str) -> None:
         self.q: queue.Queue[tuple[str, str, dict[str, Any], float]] = queue.Queue()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fleet-sim-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv5)  # fmt: skip
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"fleet-sim-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+        )
         self.client.on_message = self._on_message
         self.client.connect(host, port, keepalive=60)
         base = f"{PREFIX}/{province}/+/+"
@@ -188,10 +196,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t_start = time.monotonic()
         for first in range(0, args.stations, args.per_process):
             count = min(args.per_process, args.stations - first)
-            cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--first", str(first), "--stations", str(count),
-                   "--host", host, "--port", str(port), "--province", args.province, "--root", str(root),
-                   "--switch-interval", str(args.switch_interval)]  # fmt: skip
-            log = open(root / f"worker-{first}.log", "wb")
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--worker",
+                "--first",
+                str(first),
+                "--stations",
+                str(count),
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--province",
+                args.province,
+                "--root",
+                str(root),
+                "--switch-interval",
+                str(args.switch_interval),
+            ]
+            log = open(root / f"worker-{first}.log", "wb")  # noqa: SIM115 - the worker's stderr for its lifetime
             workers.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log))
         for w in workers:
             assert w.stdout is not None
@@ -218,7 +242,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bid = f"fleet-{uuid.uuid4().hex[:10]}"
         command = {"type": "bulletin", "id": bid, "priority": "high", "text": TEXT}
         t0 = time.monotonic()
-        observer.client.publish(f"{PREFIX}/{args.province}/cmd", json.dumps(command, ensure_ascii=False).encode(), qos=1)
+        observer.client.publish(
+            f"{PREFIX}/{args.province}/cmd", json.dumps(command, ensure_ascii=False).encode(), qos=1
+        )
         received: dict[str, float] = {}
         finished: dict[str, float] = {}
         other: dict[str, str] = {}
@@ -255,7 +281,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "max_finished_s": _round(max(finished.values(), default=None)),
             "complete": len(received) == len(finished) == args.stations,
             "startup_s": round(startup_s, 1),
-            "idle_cpu_pct": {"simulator": _pct(idle1[0] - idle0[0], args.idle), "broker": _pct(idle1[1] - idle0[1], args.idle)},
+            "idle_cpu_pct": {
+                "simulator": _pct(idle1[0] - idle0[0], args.idle),
+                "broker": _pct(idle1[1] - idle0[1], args.idle),
+            },
             "bulletin_cpu_s": {"simulator": round(busy[0] - idle1[0], 2), "broker": round(busy[1] - idle1[1], 2)},
             "bulletin_window_s": round(window, 2),
             "peak_rss_mb": {"simulator": round(peak[0], 1), "broker": round(peak[1], 1)},
@@ -303,10 +332,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['stations']} stations in {result['processes']} process(es), online after {result['startup_s']} s")
-        print(f"received: {result['received']}  p50 {result['p50_received_s']} s  p99 {result['p99_received_s']} s  max {result['max_received_s']} s")
-        print(f"finished: {result['finished']}  p50 {result['p50_finished_s']} s  p99 {result['p99_finished_s']} s  max {result['max_finished_s']} s")
-        print(f"idle CPU: {result['idle_cpu_pct']} %   bulletin CPU: {result['bulletin_cpu_s']} s   peak RSS: {result['peak_rss_mb']} MB")
+        print(
+            f"{result['stations']} stations in {result['processes']} process(es), online after {result['startup_s']} s"
+        )
+        print(
+            f"received: {result['received']}  p50 {result['p50_received_s']} s"
+            f"  p99 {result['p99_received_s']} s  max {result['max_received_s']} s"
+        )
+        print(
+            f"finished: {result['finished']}  p50 {result['p50_finished_s']} s"
+            f"  p99 {result['p99_finished_s']} s  max {result['max_finished_s']} s"
+        )
+        print(
+            f"idle CPU: {result['idle_cpu_pct']} %   bulletin CPU: {result['bulletin_cpu_s']} s"
+            f"   peak RSS: {result['peak_rss_mb']} MB"
+        )
         for station, problem in result["problems"].items():
             print(f"  {station}: {problem}")
     return 0 if result["complete"] else 1

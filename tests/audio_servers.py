@@ -42,8 +42,10 @@ def tone_file(
     wav = write_wav(folder / f"tone-{seconds:g}s-{rate}.wav", tone(seconds, freq, rate), rate)
     if fmt == "wav":
         return wav
-    codec = {"mp3": ["-c:a", "libmp3lame", "-b:a", bitrate, "-write_xing", "0", "-id3v2_version", "0"],
-             "ogg": ["-c:a", "libvorbis"]}[fmt]  # fmt: skip
+    codec = {
+        "mp3": ["-c:a", "libmp3lame", "-b:a", bitrate, "-write_xing", "0", "-id3v2_version", "0"],
+        "ogg": ["-c:a", "libvorbis"],
+    }[fmt]
     out = folder / f"tone-{seconds:g}s-{rate}.{fmt}"
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(wav), *codec, str(out)], check=True)
     return out
@@ -76,7 +78,7 @@ class _Server:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 owner.requests += 1
                 try:
                     owner.handle(self)

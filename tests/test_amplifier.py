@@ -135,7 +135,9 @@ def test_build_control_starts_from_off_and_skips_warm_up_without_a_relay() -> No
     control = build_amplifier(AmplifierSettings(backend="none", warmup_s=2.0, hold_s=5.0), amp)
     assert names(amp) == ["off"]
     assert (control.warmup_s, control.hold_s) == (0.0, 5.0)
-    control = build_amplifier(AmplifierSettings(backend="command", on_command=("true",), off_command=("true",), warmup_s=2.0))
+    control = build_amplifier(
+        AmplifierSettings(backend="command", on_command=("true",), off_command=("true",), warmup_s=2.0)
+    )
     assert control.warmup_s == 2.0
 
 
@@ -144,7 +146,9 @@ def test_build_control_starts_from_off_and_skips_warm_up_without_a_relay() -> No
 
 def test_command_backend_switches_a_real_relay_file(tmp_path: Path) -> None:
     relay = tmp_path / "relay-on"
-    amp = build_relay(AmplifierSettings(backend="command", on_command=("touch", str(relay)), off_command=("rm", str(relay))))
+    amp = build_relay(
+        AmplifierSettings(backend="command", on_command=("touch", str(relay)), off_command=("rm", str(relay)))
+    )
     control = Amplifier(amp, warmup_s=0, hold_s=0.05)
     control.ensure_on()
     assert relay.exists() and amp.is_on
@@ -214,7 +218,10 @@ def test_backend_none_does_nothing_harmful() -> None:
 @pytest.mark.parametrize(
     ("settings", "reason"),
     [
-        (AmplifierSettings(backend="command", on_command=("true",)), "needs both amplifier.on_command and amplifier.off_command"),
+        (
+            AmplifierSettings(backend="command", on_command=("true",)),
+            "needs both amplifier.on_command and amplifier.off_command",
+        ),
         (AmplifierSettings(backend="gpio"), "needs amplifier.gpio_pin"),
     ],
 )
@@ -257,7 +264,7 @@ def fake_gpiod(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     gpiod.LineSettings = lambda **kw: kw
 
     def request_lines(path: str, consumer: str, config: dict) -> FakeRequest:
-        (offset, settings), = config.items()
+        ((offset, settings),) = config.items()
         state.log.append(("request", path, offset, settings))
         state.requests.append(FakeRequest(state.log, offset))
         return state.requests[-1]
@@ -277,7 +284,12 @@ def test_gpio_holds_the_line_and_switches_it(fake_gpiod: types.SimpleNamespace) 
     assert amp.on() and amp.is_on
     assert amp.off() and not amp.is_on
     amp.close()
-    assert fake_gpiod.log[1:] == [("set", 17, "active"), ("set", 17, "inactive"), ("set", 17, "inactive"), ("release", 17)]
+    assert fake_gpiod.log[1:] == [
+        ("set", 17, "active"),
+        ("set", 17, "inactive"),
+        ("set", 17, "inactive"),
+        ("release", 17),
+    ]
 
 
 def test_a_vanished_pin_is_reported_and_reclaimed(fake_gpiod: types.SimpleNamespace) -> None:

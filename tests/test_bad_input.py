@@ -48,28 +48,58 @@ def _bulletin(**fields: Any) -> bytes:
 
 
 CASES = [
-    pytest.param(b'{"type": "bulletin", "id": "bi-json"', None, None, "payload is not valid JSON: Expecting ',' delimiter", id="invalid-json"),
+    pytest.param(
+        b'{"type": "bulletin", "id": "bi-json"',
+        None,
+        None,
+        "payload is not valid JSON: Expecting ',' delimiter",
+        id="invalid-json",
+    ),
     pytest.param(b"\xff\xfe{}", None, None, "payload is not UTF-8 (byte 0)", id="invalid-utf8"),
     pytest.param(b'["bulletin"]', None, None, "payload must be a JSON object", id="not-an-object"),
-    pytest.param(_bulletin(id="bi-type", text=123), "bi-type", None, "text: Input should be a valid string", id="wrong-type-text"),
     pytest.param(
-        _bulletin(id="bi-rev", text=GOOD, rev="2", priority=1), "bi-rev", None,
+        _bulletin(id="bi-type", text=123), "bi-type", None, "text: Input should be a valid string", id="wrong-type-text"
+    ),
+    pytest.param(
+        _bulletin(id="bi-rev", text=GOOD, rev="2", priority=1),
+        "bi-rev",
+        None,
         "rev: Input should be a valid integer; priority: Input should be 'emergency', 'high', 'normal' or 'low'",
         id="wrong-types-rev-priority",
-    ),  # fmt: skip
+    ),
     pytest.param(_bulletin(text=GOOD), None, None, "missing field: id", id="missing-id"),
     pytest.param(b'{"id": "bi-notype", "text": "x"}', "bi-notype", None, "missing field: type", id="missing-type"),
-    pytest.param(_bulletin(id="bi-none"), "bi-none", None, "exactly one of text, audio, stream is required (got none)", id="missing-content"),
-    pytest.param(_bulletin(id="bi-extra", text=GOOD, colour="red"), "bi-extra", None, "unknown field: colour", id="extra-field"),
     pytest.param(
-        _bulletin(id="bi-long", rev=3, text=LONG_TEXT), "bi-long", 3,
-        "text: 20001 characters is over the 20000-character limit", id="over-long-text",
-    ),  # fmt: skip
+        _bulletin(id="bi-none"),
+        "bi-none",
+        None,
+        "exactly one of text, audio, stream is required (got none)",
+        id="missing-content",
+    ),
     pytest.param(
-        b'{"type": "reboot", "id": "bi-reboot"}', "bi-reboot", None,
-        "unknown command type 'reboot' (expected one of bulletin, cancel, ping)", id="unknown-type",
-    ),  # fmt: skip
-    pytest.param(_bulletin(id="../../etc/passwd", text=GOOD), None, None, "id: must be 1-64 of A-Z a-z 0-9 . _ : -", id="path-in-id"),
+        _bulletin(id="bi-extra", text=GOOD, colour="red"), "bi-extra", None, "unknown field: colour", id="extra-field"
+    ),
+    pytest.param(
+        _bulletin(id="bi-long", rev=3, text=LONG_TEXT),
+        "bi-long",
+        3,
+        "text: 20001 characters is over the 20000-character limit",
+        id="over-long-text",
+    ),
+    pytest.param(
+        b'{"type": "reboot", "id": "bi-reboot"}',
+        "bi-reboot",
+        None,
+        "unknown command type 'reboot' (expected one of bulletin, cancel, ping)",
+        id="unknown-type",
+    ),
+    pytest.param(
+        _bulletin(id="../../etc/passwd", text=GOOD),
+        None,
+        None,
+        "id: must be 1-64 of A-Z a-z 0-9 . _ : -",
+        id="path-in-id",
+    ),
 ]
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from test_fleet_helpers import wait_online
 
 from loaxa.cli import main
 from loaxa.province.simfleet import SimFleet, sim_settings
 from loaxa.testing.broker import Broker, start_mosquitto
+from test_fleet_helpers import wait_online
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "mosquitto" / "bridge.example.conf"
 REMOTE_LOGIN = ("remote_username", "remote_password", "bridge_cafile", "bridge_tls_version")
@@ -43,7 +43,9 @@ def relay_conf(province: Broker) -> str:
 def relay(tmp_path: Path) -> tuple[Broker, Broker, SimFleet]:
     province = start_mosquitto(tmp_path / "province")
     district = start_mosquitto(tmp_path / "district", relay_conf(province))
-    fleet = SimFleet([sim_settings(tmp_path / "st" / p[1], district.host, district.port, p, ("flood",)) for p in STATIONS])
+    fleet = SimFleet(
+        [sim_settings(tmp_path / "st" / p[1], district.host, district.port, p, ("flood",)) for p in STATIONS]
+    )
     fleet.start()
     try:
         wait_online(province, ["/".join(p) for p in STATIONS])  # retained state crossed the bridge
@@ -60,7 +62,9 @@ def publish(province: Broker, capsys: pytest.CaptureFixture[str], *argv: str) ->
     return code, json.loads(capsys.readouterr().out)
 
 
-def test_example_bridges_commands_in_and_receipts_out(relay: tuple[Broker, Broker, SimFleet], capsys: pytest.CaptureFixture[str]) -> None:
+def test_example_bridges_commands_in_and_receipts_out(
+    relay: tuple[Broker, Broker, SimFleet], capsys: pytest.CaptureFixture[str]
+) -> None:
     province, _, _ = relay
     code, out = publish(province, capsys, "--province", "ha-noi", "--text", "Qua trạm chuyển tiếp huyện.")
     assert code == 0 and out["counts"]["expected"] == 2 and out["counts"]["finished"] == 2
@@ -84,7 +88,17 @@ def test_commands_sent_while_the_relay_is_down_arrive_when_it_returns(relay: tup
     observer.loop_start()
     try:
         district.stop()  # the relay and its bridge are gone; the province queues for the bridge's session
-        argv = ["publish", "--commune", "ha-noi/ba-vi", "--id", "mat-ket-noi", "--text", "Gửi khi mất kết nối.", "--wait", "none"]
+        argv = [
+            "publish",
+            "--commune",
+            "ha-noi/ba-vi",
+            "--id",
+            "mat-ket-noi",
+            "--text",
+            "Gửi khi mất kết nối.",
+            "--wait",
+            "none",
+        ]
         assert main([*argv, "--host", province.host, "--port", str(province.port)]) == 0
         district.start()  # same port and persistence: the bridge and the stations resume their sessions
         assert finished.wait(45), district.log()[-2000:]

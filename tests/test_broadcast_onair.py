@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from audio_servers import StreamServer, tone_file
 
+from audio_servers import StreamServer, tone_file
 from loaxa.player.chime import chime
 from loaxa.testing.audio import voiced_seconds
 from loaxa.testing.station import Operator, StationProcess, station_config
@@ -225,7 +225,9 @@ def test_a_higher_rev_supersedes_a_pending_bulletin_and_one_on_air(station, oper
 def test_a_stream_relay_is_interrupted_by_an_emergency_and_resumes(tmp_path, station, operator):
     clip = tone_file(tmp_path, "mp3", seconds=1.0, rate=RATE).read_bytes()
     with StreamServer(clip, 1.0, burst_s=0.5) as server:
-        operator.send({"type": "bulletin", "id": "relay", "stream": {"url": server.url("live"), "duration_s": 4}, "chime": False})
+        operator.send(
+            {"type": "bulletin", "id": "relay", "stream": {"url": server.url("live"), "duration_s": 4}, "chime": False}
+        )
         operator.wait_for("relay", "started", 20)
         wait_heard(station.aired)  # the relayed tone is on air
         operator.send({"type": "bulletin", "id": "alarm", "text": ALARM, "priority": "emergency", "chime": False})
@@ -245,9 +247,15 @@ def test_the_amplifier_warms_up_before_sound_holds_between_bulletins_and_is_off_
     switch = lambda word: ["sh", "-c", f"echo {word} $(date +%s.%N) >> {log}"]  # noqa: E731
     warmup_s, hold_s = 0.5, 2.0
     station = paced_station(
-        tmp_path, broker, operator, amplifier__backend="command", amplifier__on_command=switch("on"),
-        amplifier__off_command=switch("off"), amplifier__warmup_s=warmup_s, amplifier__hold_s=hold_s,
-    )  # fmt: skip
+        tmp_path,
+        broker,
+        operator,
+        amplifier__backend="command",
+        amplifier__on_command=switch("on"),
+        amplifier__off_command=switch("off"),
+        amplifier__warmup_s=warmup_s,
+        amplifier__hold_s=hold_s,
+    )
 
     def switched() -> list[tuple[str, float]]:
         lines = log.read_text().split() if log.exists() else []

@@ -13,13 +13,13 @@ import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from audio_servers import FileServer, dominant_hz, tone, write_wav
 
+from audio_servers import FileServer, dominant_hz, tone, write_wav
 from loaxa.clock import clock_synced
 from loaxa.player.chime import chime
 from loaxa.testing.audio import read_wav, wait_for_files
@@ -47,7 +47,7 @@ def station(tmp_path, broker, operator):
 
 def slot_in(seconds: float) -> datetime:
     """A whole-second slot at least `seconds` ahead, at the station's offset."""
-    when = datetime.now(timezone.utc) + timedelta(seconds=seconds + 1)
+    when = datetime.now(UTC) + timedelta(seconds=seconds + 1)
     return when.replace(microsecond=0).astimezone(TZ)
 
 
@@ -84,12 +84,19 @@ def test_a_scheduled_bulletin_survives_kill_9_and_still_plays(tmp_path, broker, 
 
 
 def test_expired_bulletins_never_play(station, operator):
-    past = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     operator.send({"type": "bulletin", "id": "stale", "text": SHORT, "expires": past})
     slot = slot_in(2)
     expires = slot - timedelta(seconds=1)
-    operator.send({"type": "bulletin", "id": "expires-first", "text": SHORT,
-                   "schedule": {"at": slot.isoformat()}, "expires": expires.isoformat()})  # fmt: skip
+    operator.send(
+        {
+            "type": "bulletin",
+            "id": "expires-first",
+            "text": SHORT,
+            "schedule": {"at": slot.isoformat()},
+            "expires": expires.isoformat(),
+        }
+    )
     operator.wait_for("stale", "expired", 20)
     operator.wait_for("expires-first", "expired", 30)
     operator.send({"type": "bulletin", "id": "after", "text": SHORT})
@@ -105,7 +112,7 @@ def test_a_slot_missed_while_the_station_was_off_is_reported_missed(tmp_path, br
     operator.send({"type": "bulletin", "id": "while-off", "text": SHORT, "schedule": {"at": slot.isoformat()}})
     operator.wait_for("while-off", "scheduled", 10)
     station.kill()
-    while datetime.now(timezone.utc) < slot + timedelta(seconds=2.5):
+    while datetime.now(UTC) < slot + timedelta(seconds=2.5):
         time.sleep(0.2)
     station.start()
     try:
@@ -161,7 +168,7 @@ def test_an_unsynchronised_clock_holds_scheduled_bulletins_but_not_asap_ones(tmp
         operator.wait_for("guarded", "scheduled", 10)
         operator.send({"type": "bulletin", "id": "asap", "text": SHORT})
         operator.wait_for("asap", "finished", 30)
-        while datetime.now(timezone.utc) < slot + timedelta(seconds=2):
+        while datetime.now(UTC) < slot + timedelta(seconds=2):
             time.sleep(0.2)
         assert operator.of("guarded") == ["received", "scheduled"]
         assert station.control({"cmd": "status"})["state"]["clock_synced"] is False
@@ -183,7 +190,7 @@ def test_recorded_audio_plays_when_its_hash_matches_and_fails_when_not(tmp_path,
     assert "started" not in operator.of("rec-bad")  # nothing aired, not even the chime
     [aired] = wait_for_files(station.out, 1)
     samples, rate = read_wav(aired)
-    middle = samples[int(0.1 * rate + len(chime(rate, True))) :][: rate]
+    middle = samples[int(0.1 * rate + len(chime(rate, True))) :][:rate]
     assert dominant_hz(middle, rate) == pytest.approx(660.0, abs=5)
     assert np.abs(middle).max() > 0.2
 
@@ -191,8 +198,11 @@ def test_recorded_audio_plays_when_its_hash_matches_and_fails_when_not(tmp_path,
 def loaxa(station: StationProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "loaxa", *args, "--config", str(station.config_path)],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def test_cli_queue_cancel_and_log_tell_a_technician_what_is_planned_and_what_aired(station, operator):
@@ -225,9 +235,15 @@ def test_the_amplifier_is_warmed_up_before_a_scheduled_slot(tmp_path, broker, op
     switch = lambda word: ["sh", "-c", f"echo {word} $(date +%s.%N) >> {log}"]  # noqa: E731
     warmup_s = 1.5
     station = start_station(
-        tmp_path, broker, operator, amplifier__backend="command", amplifier__on_command=switch("on"),
-        amplifier__off_command=switch("off"), amplifier__warmup_s=warmup_s, amplifier__hold_s=1.0,
-    )  # fmt: skip
+        tmp_path,
+        broker,
+        operator,
+        amplifier__backend="command",
+        amplifier__on_command=switch("on"),
+        amplifier__off_command=switch("off"),
+        amplifier__warmup_s=warmup_s,
+        amplifier__hold_s=1.0,
+    )
     try:
         slot = slot_in(4)
         operator.send({"type": "bulletin", "id": "warm-1", "text": SHORT, "schedule": {"at": slot.isoformat()}})

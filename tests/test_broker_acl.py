@@ -60,7 +60,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Broker, di
     tmp = tmp_path_factory.mktemp("acl")
     (tmp / "stations.yaml").write_text(yaml.safe_dump(STATIONS))
     (tmp / "secrets.yaml").write_text(yaml.safe_dump({A: "mật khẩu của A"}, allow_unicode=True))
-    result = run_script(tmp, "--passwd", str(tmp / "passwd"), "--passwords", str(tmp / "secrets.yaml"), "--new-passwords")
+    result = run_script(
+        tmp, "--passwd", str(tmp / "passwd"), "--passwords", str(tmp / "secrets.yaml"), "--new-passwords"
+    )
     assert result.returncode == 0, result.stderr
     passwords = yaml.safe_load((tmp / "secrets.yaml").read_text())
     assert passwords[A] == "mật khẩu của A"  # a given password is kept, missing ones are made
@@ -206,7 +208,9 @@ def test_operator_writes_only_its_own_provinces_commands(peers: dict[str, Peer])
 
 
 @pytest.mark.parametrize("user, password", [(None, None), (A, "wrong"), ("nobody", "x")])
-def test_anonymous_and_wrong_logins_are_refused(setup: tuple[Broker, dict[str, str]], user: str | None, password: str | None) -> None:
+def test_anonymous_and_wrong_logins_are_refused(
+    setup: tuple[Broker, dict[str, str]], user: str | None, password: str | None
+) -> None:
     peer, code = connect(setup[0], user, password)
     assert peer is None
     assert code == NOT_AUTHORIZED
@@ -247,7 +251,13 @@ def test_generator_writes_nothing_when_a_password_is_missing(tmp_path: Path) -> 
 
 def test_example_stations_file_is_valid(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(ROOT / "config/mosquitto/stations.example.yaml"), "--acl", str(tmp_path / "acl")],
+        [
+            sys.executable,
+            str(SCRIPT),
+            str(ROOT / "config/mosquitto/stations.example.yaml"),
+            "--acl",
+            str(tmp_path / "acl"),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -259,8 +269,19 @@ def test_example_stations_file_is_valid(tmp_path: Path) -> None:
 def test_shipped_broker_config_keeps_queued_commands_across_a_restart(tmp_path: Path) -> None:
     """loaxa.conf, minus its site paths and listeners, runs on a real broker and
     delivers a command queued for an offline station after a broker restart."""
-    site_specific = ("listener", "certfile", "keyfile", "cafile", "tls_version", "password_file", "acl_file",
-                     "persistence_location", "log_dest", "allow_anonymous", "per_listener_settings")
+    site_specific = (
+        "listener",
+        "certfile",
+        "keyfile",
+        "cafile",
+        "tls_version",
+        "password_file",
+        "acl_file",
+        "persistence_location",
+        "log_dest",
+        "allow_anonymous",
+        "per_listener_settings",
+    )
     lines = (ROOT / "config/mosquitto/loaxa.conf").read_text().splitlines()
     kept = [line for line in lines if line.strip() and not line.startswith("#") and not line.startswith(site_specific)]
     assert "persistence true" in kept and any(line.startswith("max_queued_messages") for line in kept)

@@ -17,8 +17,12 @@ def tone(n: int, amp: float = 0.5) -> np.ndarray:
 def test_key_changes_with_text_voice_rate_and_engine_version() -> None:
     base = cache_key("Xin chào.", "piper:v", 1.0, "1")
     assert base == cache_key("Xin chào.", "piper:v", 1.0, "1")
-    others = {cache_key("Xin chào!", "piper:v", 1.0, "1"), cache_key("Xin chào.", "piper:w", 1.0, "1"),
-              cache_key("Xin chào.", "piper:v", 1.2, "1"), cache_key("Xin chào.", "piper:v", 1.0, "2")}
+    others = {
+        cache_key("Xin chào!", "piper:v", 1.0, "1"),
+        cache_key("Xin chào.", "piper:w", 1.0, "1"),
+        cache_key("Xin chào.", "piper:v", 1.2, "1"),
+        cache_key("Xin chào.", "piper:v", 1.0, "2"),
+    }
     assert base not in others and len(others) == 4
 
 

@@ -30,9 +30,13 @@ ICT = timezone(timedelta(hours=7))
 NOW = datetime(2025, 9, 14, 8, 5, tzinfo=ICT)
 SAMPLES = sorted(p.name for p in DATA.glob("*.xml"))
 VALID = [
-    "storm_alert.xml", "storm_update.xml", "storm_cancel.xml", "flood_alert.xml",
-    "epidemic_notice.xml", "bilingual_alert.xml",
-]  # fmt: skip
+    "storm_alert.xml",
+    "storm_update.xml",
+    "storm_cancel.xml",
+    "flood_alert.xml",
+    "epidemic_notice.xml",
+    "bilingual_alert.xml",
+]
 
 
 def load(name: str) -> CapAlert:
@@ -367,7 +371,9 @@ def test_expires_before_effective_is_an_error():
 
 def test_text_is_announcer_ready_sentences():
     text = commands("flood_alert.xml")[0]["text"]
-    assert text.startswith("Cảnh báo lũ trên sông Thu Bồn, cấp độ rủi ro thiên tai cấp 2. Khu vực: Xã Duy Phước, Xã Duy Vinh. ")
+    assert text.startswith(
+        "Cảnh báo lũ trên sông Thu Bồn, cấp độ rủi ro thiên tai cấp 2. Khu vực: Xã Duy Phước, Xã Duy Vinh. "
+    )
     assert "dưới báo động 3 là 0,2 mét. Các vùng trũng" in text  # ";" at a line end became "."
     assert "•" not in text and "\n" not in text
     assert text.endswith("không cho trẻ em tắm sông, chơi gần khu vực nước chảy xiết.")
@@ -381,8 +387,10 @@ def test_each_part_ends_with_a_full_stop_and_keeps_its_own_punctuation():
 
 
 def test_headline_falls_back_to_event():
-    info = "<info><language>vi</language><category>Fire</category><event>Cháy rừng</event>" \
-        "<urgency>Immediate</urgency><severity>Severe</severity><certainty>Observed</certainty></info>"  # fmt: skip
+    info = (
+        "<info><language>vi</language><category>Fire</category><event>Cháy rừng</event>"
+        "<urgency>Immediate</urgency><severity>Severe</severity><certainty>Observed</certainty></info>"
+    )
     assert cap_to_commands(parse_cap(doc(info=info)), NOW)[0]["text"] == "Cháy rừng."
 
 
@@ -420,8 +428,12 @@ def test_every_sample_command_is_accepted_by_the_station_parser(name):
 
 def test_every_sample_is_covered():
     assert set(SAMPLES) == set(VALID) | {
-        "test_alert.xml", "no_vietnamese.xml", "malformed.xml", "entity_attack.xml", "external_entity.xml",
-    }  # fmt: skip
+        "test_alert.xml",
+        "no_vietnamese.xml",
+        "malformed.xml",
+        "entity_attack.xml",
+        "external_entity.xml",
+    }
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

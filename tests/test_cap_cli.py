@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_fleet_helpers import Province, start_province
 
 from loaxa.cli import build_parser, main
 from loaxa.cli.cap import NOTHING, Bridge
 from loaxa.province.capfeed import documents
 from loaxa.province.targets import parse_target
 from loaxa.testing.broker import start_mosquitto
+from test_fleet_helpers import Province, start_province
 
 DATA = Path(__file__).parent / "data" / "cap"
 SAMPLE_NOW = "2025-09-14T08:05:00+07:00"  # the samples' own "now": sent, not yet expired
@@ -23,7 +23,7 @@ STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 
 def fresh(name: str, folder: Path) -> Path:
     """A sample with every time moved so that it was sent five minutes ago."""
-    shift = datetime.now(timezone.utc) - datetime.fromisoformat(SAMPLE_NOW)
+    shift = datetime.now(UTC) - datetime.fromisoformat(SAMPLE_NOW)
     text = (DATA / name).read_text(encoding="utf-8")
     moved = STAMP.sub(lambda m: (datetime.fromisoformat(m.group()) + shift).isoformat(timespec="seconds"), text)
     path = folder / name
@@ -57,10 +57,16 @@ def test_test_alert_is_never_aired(capsys: pytest.CaptureFixture[str]) -> None:
     assert "status is Test: never aired live" in out.err and out.out == ""
 
 
-def test_malformed_document_is_named_and_the_rest_still_read(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+def test_malformed_document_is_named_and_the_rest_still_read(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     assert main(["cap", str(DATA / "malformed.xml"), str(DATA / "storm_cancel.xml"), "--now", SAMPLE_NOW]) == 1
     assert "malformed.xml: CAP document is not well-formed XML" in caplog.text
-    assert json.loads(capsys.readouterr().out) == {"type": "cancel", "id": "cap-85ec19c06ffce2b1", "issued": "2025-09-16T09:00:00+07:00"}
+    assert json.loads(capsys.readouterr().out) == {
+        "type": "cancel",
+        "id": "cap-85ec19c06ffce2b1",
+        "issued": "2025-09-16T09:00:00+07:00",
+    }
 
 
 def test_atom_feed_entries_are_fetched(tmp_path: Path) -> None:
@@ -69,13 +75,16 @@ def test_atom_feed_entries_are_fetched(tmp_path: Path) -> None:
     (tmp_path / "feed.atom").write_text(
         '<feed xmlns="http://www.w3.org/2005/Atom"><title>Cảnh báo</title>'
         '<entry><link type="application/cap+xml" href="storm_alert.xml"/></entry>'
-        '<entry><link href="flood_alert.xml"/></entry></feed>', encoding="utf-8",
-    )  # fmt: skip
+        '<entry><link href="flood_alert.xml"/></entry></feed>',
+        encoding="utf-8",
+    )
     docs = documents(str(tmp_path / "feed.atom"))
     assert [Path(d.source).name for d in docs] == ["storm_alert.xml", "flood_alert.xml"]
 
 
-def test_live_alert_is_played_by_every_station(province: Province, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_live_alert_is_played_by_every_station(
+    province: Province, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     alert = fresh("storm_alert.xml", tmp_path)
     capsys.readouterr()
     assert province.run("cap", str(alert), "--province", "tinh", "--json", "--timeout", "20") == 0
@@ -83,13 +92,29 @@ def test_live_alert_is_played_by_every_station(province: Province, tmp_path: Pat
     assert out["id"] == "cap-85ec19c06ffce2b1" and out["counts"]["finished"] == 5
 
 
-def test_bridge_publishes_each_new_alert_once(province: Province, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bridge_publishes_each_new_alert_once(
+    province: Province, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     fresh("flood_alert.xml", inbox)
     fresh("test_alert.xml", inbox)
-    argv = ["cap", "--bridge", str(inbox), "--commune", "tinh/xa-a", "--wait", "received", "--plain", "--timeout", "20",
-            "--host", province.broker.host, "--port", str(province.broker.port)]  # fmt: skip
+    argv = [
+        "cap",
+        "--bridge",
+        str(inbox),
+        "--commune",
+        "tinh/xa-a",
+        "--wait",
+        "received",
+        "--plain",
+        "--timeout",
+        "20",
+        "--host",
+        province.broker.host,
+        "--port",
+        str(province.broker.port),
+    ]
     args = build_parser().parse_args(argv)
     bridge = Bridge(args, [parse_target("commune", "tinh/xa-a")])
     capsys.readouterr()

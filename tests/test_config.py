@@ -51,7 +51,13 @@ def test_every_error_is_reported_at_once_with_its_key():
     with pytest.raises(ConfigError) as err:
         parse_config(raw)
     text = str(err.value)
-    for expected in ("station.commune", "station.id", "station.comune: unknown key (did you mean 'commune'?)", "mqtt.port", "audio.volume"):
+    for expected in (
+        "station.commune",
+        "station.id",
+        "station.comune: unknown key (did you mean 'commune'?)",
+        "mqtt.port",
+        "audio.volume",
+    ):
         assert expected in text
 
 
@@ -94,7 +100,9 @@ def test_missing_file_and_bad_yaml_are_one_line_errors(tmp_path):
 
 def test_config_command_masks_the_password(tmp_path, capsys):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"station": STATION, "mqtt": {"username": "hue/phu-vang/loa-1", "password": "s3cret"}}))
+    path.write_text(
+        yaml.safe_dump({"station": STATION, "mqtt": {"username": "hue/phu-vang/loa-1", "password": "s3cret"}})
+    )
     assert main(["config", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "s3cret" not in out and "password: '****'" in out and "hue/phu-vang/loa-1" in out

@@ -20,14 +20,19 @@ from loaxa.testing.station import STATION, Operator, StationProcess, station_con
 from loaxa.testing.tinyvoice import make_tiny_voice
 
 
-def doctor(config: dict[str, Any], root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def doctor(
+    config: dict[str, Any], root: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     path = root / "doctor.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     path.chmod(0o600)
     return subprocess.run(
         [sys.executable, "-m", "loaxa", "doctor", "--config", str(path), *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def findings(done: subprocess.CompletedProcess[str]) -> dict[str, dict[str, str]]:
@@ -99,15 +104,32 @@ def test_a_password_in_a_config_others_can_read_is_a_permission_failure(tmp_path
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o644)
     done = subprocess.run(
-        [sys.executable, "-m", "loaxa", "doctor", "-c", str(path), "--json", *sum((["--skip", c] for c in ("service", "voice", "fallback", "broker")), [])],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "loaxa",
+            "doctor",
+            "-c",
+            str(path),
+            "--json",
+            *sum((["--skip", c] for c in ("service", "voice", "fallback", "broker")), []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     perm = findings(done)["permissions"]
     assert perm["status"] == FAIL and f"chmod 600 {path}" in perm["fix"]
 
 
 def settings(tmp_path: Path, **tts: Any):  # type: ignore[no-untyped-def]
-    return parse_config({"station": dict(zip(("province", "commune", "id"), STATION)), "storage": {"dir": str(tmp_path)}, "tts": tts})
+    return parse_config(
+        {
+            "station": dict(zip(("province", "commune", "id"), STATION, strict=False)),
+            "storage": {"dir": str(tmp_path)},
+            "tts": tts,
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,7 +137,13 @@ def settings(tmp_path: Path, **tts: Any):  # type: ignore[no-untyped-def]
     [(True, True, OK), (False, True, FAIL), (False, False, WARN), (None, True, WARN)],
 )
 def test_clock_verdicts(tmp_path, synced, require, status):
-    s = settings(tmp_path).model_copy(update={"clock": parse_config({"station": {"province": "a", "commune": "b", "id": "c"}, "clock": {"require_sync": require}}).clock})
+    s = settings(tmp_path).model_copy(
+        update={
+            "clock": parse_config(
+                {"station": {"province": "a", "commune": "b", "id": "c"}, "clock": {"require_sync": require}}
+            ).clock
+        }
+    )
     finding = check_clock(s, synced=lambda: synced)
     assert finding.status == status
     assert (finding.fix == "") == (status == OK)
@@ -137,7 +165,9 @@ def test_a_working_neural_voice_passes(tmp_path):
 
 def test_audio_and_permission_checks_read_the_output_spec_like_the_player(tmp_path):
     def with_output(spec: str):  # type: ignore[no-untyped-def]
-        return settings(tmp_path).model_copy(update={"audio": settings(tmp_path).audio.model_copy(update={"output": spec})})
+        return settings(tmp_path).model_copy(
+            update={"audio": settings(tmp_path).audio.model_copy(update={"output": spec})}
+        )
 
     null = check_audio(with_output("null"))
     assert null.status == WARN and "discarded" in null.detail

@@ -27,7 +27,9 @@ def server() -> Iterator[FileServer]:
 
 def fetch(url: str, **limits: float) -> tuple[bytes, str]:
     out = io.BytesIO()
-    got = download(url, out, max_bytes=int(limits.pop("max_bytes", 50 * MB)), deadline_s=limits.pop("deadline_s", 10), **limits)
+    got = download(
+        url, out, max_bytes=int(limits.pop("max_bytes", 50 * MB)), deadline_s=limits.pop("deadline_s", 10), **limits
+    )
     return out.getvalue(), got.sha256
 
 

@@ -17,7 +17,10 @@ from loaxa.testing.audio import RATE, FifoSpeaker, voiced_seconds
 from loaxa.testing.broker import start_mosquitto
 from loaxa.testing.station import Operator, StationProcess, station_config
 
-THREE = "Thông báo của ủy ban nhân dân xã về lịch tiêm phòng. Sáng thứ hai, cán bộ thú y đến từng thôn. Mọi thắc mắc xin liên hệ trưởng thôn."
+THREE = (
+    "Thông báo của ủy ban nhân dân xã về lịch tiêm phòng. Sáng thứ hai, cán bộ thú y đến từng thôn. "
+    "Mọi thắc mắc xin liên hệ trưởng thôn."
+)
 
 
 @pytest.fixture

@@ -13,7 +13,10 @@ from loaxa.testing.broker import start_mosquitto
 from loaxa.testing.soak import assert_in_order_without_gaps, run_broker_soak
 from loaxa.testing.station import Province, StationProcess, distinct_by_seq, station_config
 
-THREE = "Thông báo của ủy ban nhân dân xã về lịch tiêm phòng. Sáng thứ hai, cán bộ thú y đến từng thôn. Mọi thắc mắc xin liên hệ trưởng thôn."
+THREE = (
+    "Thông báo của ủy ban nhân dân xã về lịch tiêm phòng. Sáng thứ hai, cán bộ thú y đến từng thôn. "
+    "Mọi thắc mắc xin liên hệ trưởng thôn."
+)
 
 
 def test_broker_restart_mid_bulletin_playback_goes_on_and_events_arrive_in_order(tmp_path):

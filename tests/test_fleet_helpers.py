@@ -44,7 +44,9 @@ class Province:
 
 
 def start_province(root: Path, broker: Broker, security: SecuritySettings | None = None) -> Province:
-    settings = [sim_settings(root / "/".join(path), broker.host, broker.port, path, groups, security) for path, groups in LAYOUT]
+    settings = [
+        sim_settings(root / "/".join(path), broker.host, broker.port, path, groups, security) for path, groups in LAYOUT
+    ]
     fleet = SimFleet(settings)
     fleet.start()
     publish_retained(broker, f"{PREFIX}/{OFFLINE}/state", {"online": False, "station": OFFLINE, "groups": ["flood"]})
@@ -92,4 +94,6 @@ def signing_security(key_file: Path) -> SecuritySettings:
 
     key = Ed25519PrivateKey.generate()
     save_private_key(key_file, key, "test-province")
-    return SecuritySettings(require_signature=True, issuers=(Issuer(kid="test-province", public_key=public_key_b64(key)),))
+    return SecuritySettings(
+        require_signature=True, issuers=(Issuer(kid="test-province", public_key=public_key_b64(key)),)
+    )

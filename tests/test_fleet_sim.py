@@ -21,9 +21,23 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fleet_sim.py"
 @pytest.mark.skipif(not have_mosquitto(), reason="mosquitto not installed")
 def test_small_fleet_reports_every_receipt_as_json() -> None:
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--stations", "24", "--per-process", "12", "--idle", "0.5", "--json", "--timeout", "60"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--stations",
+            "24",
+            "--per-process",
+            "12",
+            "--idle",
+            "0.5",
+            "--json",
+            "--timeout",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["stations"] == 24 and report["processes"] == 2
@@ -37,14 +51,16 @@ def test_small_fleet_reports_every_receipt_as_json() -> None:
 def test_poll_select_answers_like_select_for_sockets_past_1023() -> None:
     """Hundreds of stations in one process put paho's sockets past select()'s 1024 limit."""
     import os
+    import resource
     import select
     import socket
 
     from loaxa.province.simfleet import raise_fd_limit
 
-    import resource
-
-    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] not in (resource.RLIM_INFINITY,) and resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 2100:
+    if (
+        resource.getrlimit(resource.RLIMIT_NOFILE)[1] not in (resource.RLIM_INFINITY,)
+        and resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 2100
+    ):
         pytest.skip("this machine allows fewer than 2100 open files")
     raise_fd_limit(2100)
     low, b = socket.socketpair()

@@ -29,14 +29,50 @@ SHA = "ab" * 32
 # -- strategies: shared with the live fuzz test ---------------------------------
 
 HOSTILE_STRINGS = [
-    "", " ", "\x00", "\u202e", "\ud800", "../../etc/passwd", "..\\..\\boot.ini", "%2e%2e%2f", "/dev/zero",
-    "file:///etc/shadow", "http://user:pw@127.0.0.1/x.wav", "http://[::1", "javascript:alert(1)", "x" * 5000,
-    "a\nb\rc\td", "\x1b[31m", "ｉｄ", "NaN", "1e999", "--", ";DROP TABLE plays;--", "$(reboot)", "`id`",
-]  # fmt: skip
+    "",
+    " ",
+    "\x00",
+    "\u202e",
+    "\ud800",
+    "../../etc/passwd",
+    "..\\..\\boot.ini",
+    "%2e%2e%2f",
+    "/dev/zero",
+    "file:///etc/shadow",
+    "http://user:pw@127.0.0.1/x.wav",
+    "http://[::1",
+    "javascript:alert(1)",
+    "x" * 5000,
+    "a\nb\rc\td",
+    "\x1b[31m",
+    "ｉｄ",
+    "NaN",
+    "1e999",
+    "--",
+    ";DROP TABLE plays;--",
+    "$(reboot)",
+    "`id`",
+]
 FIELDS = [
-    "type", "id", "rev", "priority", "text", "audio", "stream", "schedule", "repeat", "gap_s", "expires", "chime",
-    "volume", "voice", "rate", "issued", "kid", "sig",
-]  # fmt: skip
+    "type",
+    "id",
+    "rev",
+    "priority",
+    "text",
+    "audio",
+    "stream",
+    "schedule",
+    "repeat",
+    "gap_s",
+    "expires",
+    "chime",
+    "volume",
+    "voice",
+    "rate",
+    "issued",
+    "kid",
+    "sig",
+]
 
 json_scalars = st.one_of(
     st.none(),
@@ -47,7 +83,11 @@ json_scalars = st.one_of(
     st.text(max_size=40),
     st.sampled_from(HOSTILE_STRINGS),
 )
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 def _deep(depth: int, kind: str) -> str:
@@ -81,12 +121,18 @@ def hostile_nested(draw: st.DrawFn) -> dict[str, Any]:
         nested = draw(
             st.sampled_from(
                 [
-                    {"at": url}, {"daily": [url]}, {"daily": ["25:61"]}, {"daily": ["05:30"] * 10_000},
-                    {"daily": ["05:30"], "days": ["funday"]}, {"at": "2026-01-01T00:00:00"}, {"daily": "05:30"},
-                    {"daily": ["05:30"], "from": "2026-13-01"}, {"at": "9999-12-31T23:59:59+14:00", "daily": ["05:30"]},
+                    {"at": url},
+                    {"daily": [url]},
+                    {"daily": ["25:61"]},
+                    {"daily": ["05:30"] * 10_000},
+                    {"daily": ["05:30"], "days": ["funday"]},
+                    {"at": "2026-01-01T00:00:00"},
+                    {"daily": "05:30"},
+                    {"daily": ["05:30"], "from": "2026-13-01"},
+                    {"at": "9999-12-31T23:59:59+14:00", "daily": ["05:30"]},
                 ]
             )
-        )  # fmt: skip
+        )
     body: dict[str, Any] = {"type": "bulletin", "id": "fz-nested", which: nested}
     if which == "schedule":
         body["text"] = "Xin chào."
@@ -108,12 +154,17 @@ hostile_payloads = st.one_of(
     st.builds(_deep, st.sampled_from([100, 5_000, 30_000]), st.sampled_from(["list", "dict"])).map(str.encode),
     st.sampled_from(
         [
-            b'{"type": "bulletin", "id": "x", "text": NaN}', b'{"type": "bulletin", "id": "x", "text": "a", "rev": Infinity}',
-            b'{"type": "ping", "id": "x", "id": "y", "type": "cancel", "type": 3}', b'{"type": "bulletin", "rev": ' + b"9" * 5000 + b"}",
-            b'\xef\xbb\xbf{"type": "ping", "id": "bom"}', b'{"type": "ping", "id": "x\\u0000"}', b"\x00" * 100,
-            b'{"type": "bulletin", "id": "x", "text": "\\ud800"}', b"{" * 70_000,
+            b'{"type": "bulletin", "id": "x", "text": NaN}',
+            b'{"type": "bulletin", "id": "x", "text": "a", "rev": Infinity}',
+            b'{"type": "ping", "id": "x", "id": "y", "type": "cancel", "type": 3}',
+            b'{"type": "bulletin", "rev": ' + b"9" * 5000 + b"}",
+            b'\xef\xbb\xbf{"type": "ping", "id": "bom"}',
+            b'{"type": "ping", "id": "x\\u0000"}',
+            b"\x00" * 100,
+            b'{"type": "bulletin", "id": "x", "text": "\\ud800"}',
+            b"{" * 70_000,
         ]
-    ),  # fmt: skip
+    ),
 )
 
 # -- the in-process rig ------------------------------------------------------------
@@ -138,10 +189,16 @@ class Rig:
         )
 
     def rows(self) -> dict[str, list[tuple[Any, ...]]]:
-        return {t: [tuple(r) for r in self.store.query(f"SELECT * FROM {t} ORDER BY rowid")] for t in ("bulletins", "seen", "plays")}
+        return {
+            t: [tuple(r) for r in self.store.query(f"SELECT * FROM {t} ORDER BY rowid")]
+            for t in ("bulletins", "seen", "plays")
+        }
 
     def events_after(self, seq: int) -> list[dict[str, Any]]:
-        return [json.loads(r["payload"]) for r in self.store.query("SELECT payload FROM events WHERE seq > ? ORDER BY seq", (seq,))]
+        return [
+            json.loads(r["payload"])
+            for r in self.store.query("SELECT payload FROM events WHERE seq > ? ORDER BY seq", (seq,))
+        ]
 
     def last_seq(self) -> int:
         return int(self.store.query("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0])
@@ -166,7 +223,9 @@ def check_one(rig: Rig, payload: bytes) -> str:
     rig.inbox.handle(payload, False, {"topic": "loaxa/v1/hue/phu-vang/loa-1/cmd"})
     events = rig.events_after(seq)
     if refused is None:
-        assert len(events) >= 1 and events[0]["event"] in ("received", "duplicate", "pong", "cancelled", "rejected"), events
+        assert len(events) >= 1 and events[0]["event"] in ("received", "duplicate", "pong", "cancelled", "rejected"), (
+            events
+        )
         return "accepted"
     assert [e["event"] for e in events] == ["rejected"], events
     assert isinstance(events[0]["detail"], str) and events[0]["detail"].strip()

@@ -8,12 +8,12 @@ from __future__ import annotations
 import time
 
 from hypothesis import HealthCheck, given, settings
-from test_fuzz_commands import hostile_payloads
 
 from loaxa.errors import CommandError
 from loaxa.protocol import parse_command
 from loaxa.testing.broker import start_mosquitto
 from loaxa.testing.station import Operator, StationProcess, station_config
+from test_fuzz_commands import hostile_payloads
 
 COUNT = 300
 
@@ -22,7 +22,9 @@ def refused_payloads(count: int) -> list[bytes]:
     """`count` distinct payloads the protocol refuses, the same on every run."""
     found: dict[bytes, None] = {}
 
-    @settings(max_examples=count * 3, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count * 3, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+    )
     @given(payload=hostile_payloads)
     def collect(payload: bytes) -> None:
         if len(found) < count:

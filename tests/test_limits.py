@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from audio_servers import FileServer, tone, write_wav
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from audio_servers import FileServer, tone, write_wav
 from loaxa.security import public_key_b64, sign
 from loaxa.testing.station import Operator, StationProcess, station_config, store_rows
 
@@ -91,8 +91,10 @@ def test_issuer_over_its_rate_is_rejected_while_another_issuer_goes_on(tmp_path,
         assert ev["detail"] == "too many commands from issuer (unsigned); try again in a minute"
         assert store_rows(station) == before
         # the limit is per issuer: a signed issuer still gets through, and plays
-        now = datetime.now(timezone.utc)
-        operator.send(sign({"type": "bulletin", "id": "r-5", "text": TEXT, "chime": False}, key, "province", issued=now))
+        now = datetime.now(UTC)
+        operator.send(
+            sign({"type": "bulletin", "id": "r-5", "text": TEXT, "chime": False}, key, "province", issued=now)
+        )
         operator.wait_for("r-5", "finished", 60)
         assert operator.of("r-4") == ["rejected"]
     finally:

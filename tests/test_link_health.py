@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from loaxa.testing.broker import Broker, free_port, start_mosquitto
 from loaxa.config import MqttSettings
 from loaxa.link import FailureLog, Link
+from loaxa.testing.broker import Broker, free_port, start_mosquitto
 from loaxa.topics import Topics
 
 WAIT_S = 15.0

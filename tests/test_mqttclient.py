@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from loaxa.testing.broker import Broker, free_port, start_mosquitto
 from loaxa.config import MqttSettings, TlsSettings
 from loaxa.mqttclient import Login, Tls, allow_high_descriptors, make_client, poll_select
+from loaxa.testing.broker import Broker, free_port, start_mosquitto
 
 WAIT_S = 10.0
 
@@ -55,7 +55,9 @@ def _write(path: Path, cert, key=None) -> Path:
     if key is not None:
         key_path = path.with_suffix(".key")
         key_path.write_bytes(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
         )
     return path
 

@@ -6,7 +6,6 @@ import pytest
 
 from loaxa.speech.normalize import normalize
 from loaxa.speech.normalize.numbers import read_int, read_number, roman_value
-
 from test_normalize_public import canonical
 
 
@@ -145,9 +144,7 @@ def test_legal_document_numbers() -> None:
 def test_abbreviations_from_the_lexicon() -> None:
     assert say("UBND, HĐND, MTTQ") == "ủy ban nhân dân hội đồng nhân dân mặt trận tổ quốc"
     assert say("Sở TT&TT, BCĐ, CNTT") == "sở thông tin và truyền thông ban chỉ đạo công nghệ thông tin"
-    assert say("THCS, THPT, BHYT, CCCD") == (
-        "trung học cơ sở trung học phổ thông bảo hiểm y tế căn cước công dân"
-    )
+    assert say("THCS, THPT, BHYT, CCCD") == ("trung học cơ sở trung học phổ thông bảo hiểm y tế căn cước công dân")
     assert say("TP. Hà Tĩnh, TX. Kỳ Anh, Tp Vinh, Q.1") == "thành phố hà tĩnh thị xã kỳ anh thành phố vinh quận một"
     assert say("COVID-19, SARS-CoV-2, F0, F1, 5K") == "cô vít mười chín sát cô vi hai ép không ép một năm ca"
 
@@ -168,9 +165,7 @@ def test_unknown_capitals_are_spelled_and_shouted_words_lowered() -> None:
 def test_web_and_mail_addresses() -> None:
     assert say("trang dichvucong.gov.vn.") == "trang dichvucong chấm gov chấm vn"
     assert say("gửi vanphong@hatinh.gov.vn") == "gửi vanphong a còng hatinh chấm gov chấm vn"
-    assert say("https://www.hatinh.gov.vn/tin-tuc") == (
-        "www chấm hatinh chấm gov chấm vn gạch chéo tin gạch ngang tuc"
-    )
+    assert say("https://www.hatinh.gov.vn/tin-tuc") == ("www chấm hatinh chấm gov chấm vn gạch chéo tin gạch ngang tuc")
 
 
 def test_ordinary_text_passes_through_unchanged() -> None:

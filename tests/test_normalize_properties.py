@@ -35,9 +35,11 @@ def parse_below_1000(words: list[str]) -> int:
     value += 10 * tens
     if rest:
         assert len(rest) == 1, rest
-        allowed = {"lăm": 5} | ({"mốt": 1, "tư": 4} if tens > 1 else {}) | {
-            k: v for k, v in UNIT.items() if v != 5 and not (tens > 1 and v == 1)
-        }
+        allowed = (
+            {"lăm": 5}
+            | ({"mốt": 1, "tư": 4} if tens > 1 else {})
+            | {k: v for k, v in UNIT.items() if v != 5 and not (tens > 1 and v == 1)}
+        )
         value += allowed[rest[0]]
     return value
 
@@ -77,7 +79,9 @@ def test_normaliser_never_raises_on_any_text(text: str, dialect: str) -> None:
     split_sentences(spoken, max_chars=40)
 
 
-BULLETIN_ALPHABET = st.sampled_from(list("0123456789./,-:%°hgđ ") + ["UBND", "XV", "km", "m2", "Q.", "@", "thứ ", "tháng "])
+BULLETIN_ALPHABET = st.sampled_from(
+    list("0123456789./,-:%°hgđ ") + ["UBND", "XV", "km", "m2", "Q.", "@", "thứ ", "tháng "]
+)
 
 
 @settings(max_examples=300, deadline=None)

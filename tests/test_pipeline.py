@@ -13,12 +13,17 @@ import pytest
 from loaxa.config import TextSettings, TtsSettings
 from loaxa.speech.engine import Sentence
 from loaxa.speech.espeak import EspeakVoice
-from loaxa.speech.piper import NeuralVoice
 from loaxa.speech.pipeline import QUEUE_CHUNKS, TARGET_RMS, Speaker, build_speaker, level, synthesize_to_wav
+from loaxa.speech.piper import NeuralVoice
 from loaxa.testing.tinyvoice import make_tiny_voice
 
-BULLETIN = " ".join(f"Thông báo số {n}: đề nghị bà con thôn {n} đến nhà văn hóa họp." for n in ("một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám"))
-LONG_FIRST = "Đề nghị bà con khẩn trương gia cố nhà cửa, chằng chống mái tôn, thu hoạch lúa và hoa màu đã chín. Xin cảm ơn."
+BULLETIN = " ".join(
+    f"Thông báo số {n}: đề nghị bà con thôn {n} đến nhà văn hóa họp."
+    for n in ("một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám")
+)
+LONG_FIRST = (
+    "Đề nghị bà con khẩn trương gia cố nhà cửa, chằng chống mái tôn, thu hoạch lúa và hoa màu đã chín. Xin cảm ơn."
+)
 
 
 class Counting:

@@ -117,7 +117,11 @@ def test_malformed_config_names_every_bad_key(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content, words",
-    [("{not json", "not a readable JSON"), ("[1, 2]", "expected a JSON object"), ('{"phoneme_type": "pinyin"}', "not supported")],
+    [
+        ("{not json", "not a readable JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"phoneme_type": "pinyin"}', "not supported"),
+    ],
 )
 def test_unreadable_config_is_a_clear_error(tmp_path: Path, content: str, words: str) -> None:
     with pytest.raises(VoiceError, match=words):

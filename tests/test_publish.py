@@ -12,7 +12,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from test_fleet_helpers import OFFLINE, Province, signing_security, start_province
 
 from loaxa.cli import build_parser
 from loaxa.cli.publish import build_command
@@ -20,6 +19,7 @@ from loaxa.errors import LoaxaError
 from loaxa.province.targets import parse_target
 from loaxa.province.watch import Tracker
 from loaxa.testing.broker import start_mosquitto
+from test_fleet_helpers import OFFLINE, Province, signing_security, start_province
 
 ICT = timezone(timedelta(hours=7))
 NOW = datetime(2025, 9, 14, 16, 0, tzinfo=ICT)
@@ -49,7 +49,9 @@ def run_json(province: Province, capsys: pytest.CaptureFixture[str], *argv: str)
 
 
 def test_daily_schedule_with_days_and_expiry_from_options() -> None:
-    args = parse("--text", "Họp dân.", "--daily", "05:30,17:00", "--days", "mon,Wed", "--expires", "+2d", "--repeat", "2")
+    args = parse(
+        "--text", "Họp dân.", "--daily", "05:30,17:00", "--days", "mon,Wed", "--expires", "+2d", "--repeat", "2"
+    )
     cmd = build_command(args, now=NOW)
     assert cmd["schedule"] == {"daily": ["05:30", "17:00"], "days": ["mon", "wed"]}
     assert cmd["repeat"] == 2
@@ -110,7 +112,9 @@ def test_exit_code_follows_the_worst_station() -> None:
 # -- against stations ---------------------------------------------------------------
 
 
-def test_province_bulletin_finishes_on_every_online_station(province: Province, capsys: pytest.CaptureFixture[str]) -> None:
+def test_province_bulletin_finishes_on_every_online_station(
+    province: Province, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out = run_json(province, capsys, "--province", "tinh", "--text", "Thông báo toàn tỉnh.", "--priority", "high")
     assert code == 0
     assert out["counts"]["expected"] == 5 and out["counts"]["finished"] == 5
@@ -127,10 +131,17 @@ def test_group_reaches_its_members_only(province: Province, capsys: pytest.Captu
     assert reached == {"tinh/xa-a/loa-1", "tinh/xa-b/loa-1"}
 
 
-def test_scheduled_bulletin_waits_for_received_then_cancel(province: Province, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run_json(province, capsys, "--commune", "tinh/xa-b", "--text", "Lịch họp.", "--at", "+2h", "--id", "hop-1")
+def test_scheduled_bulletin_waits_for_received_then_cancel(
+    province: Province, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run_json(
+        province, capsys, "--commune", "tinh/xa-b", "--text", "Lịch họp.", "--at", "+2h", "--id", "hop-1"
+    )
     assert code == 0 and out["goal"] == "scheduled"
-    assert {s for s, r in out["stations"].items() if r["status"] == "scheduled"} == {"tinh/xa-b/loa-1", "tinh/xa-b/loa-2"}
+    assert {s for s, r in out["stations"].items() if r["status"] == "scheduled"} == {
+        "tinh/xa-b/loa-1",
+        "tinh/xa-b/loa-2",
+    }
     code, out = run_json(province, capsys, "--commune", "tinh/xa-b", "--cancel", "hop-1")
     assert code == 0 and out["counts"]["ok"] == 2
 

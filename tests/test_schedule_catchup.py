@@ -8,7 +8,7 @@ time. APScheduler is not started: `catch_up` is what it would call.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +26,7 @@ START = datetime(2026, 3, 2, 6, 0, tzinfo=TZ)  # a Monday, 06:00 local
 
 class Clock:
     def __init__(self, start: datetime) -> None:
-        self.at = start.astimezone(timezone.utc)
+        self.at = start.astimezone(UTC)
         self.synced = True
 
     def __call__(self) -> datetime:
@@ -36,7 +36,7 @@ class Clock:
         self.at += timedelta(seconds=seconds)
 
     def set(self, when: datetime) -> None:
-        self.at = when.astimezone(timezone.utc)
+        self.at = when.astimezone(UTC)
 
 
 class Rig:
@@ -148,9 +148,7 @@ def test_daily_slots_fire_on_the_chosen_weekdays_inside_the_validity_window(rig)
     )
     rig.run_until(datetime(2026, 3, 16, 0, 0, tzinfo=TZ), step_s=3600)
     slots = [datetime.fromisoformat(o) for o, state in rig.plays("daily")]
-    expected = [
-        datetime(2026, 3, day, hh, mm, tzinfo=TZ) for day in (3, 5, 10, 12) for hh, mm in ((7, 0), (17, 30))
-    ]
+    expected = [datetime(2026, 3, day, hh, mm, tzinfo=TZ) for day in (3, 5, 10, 12) for hh, mm in ((7, 0), (17, 30))]
     assert slots == expected
     assert all(s.utcoffset() == timedelta(hours=7) for s in slots)
     assert rig.state("daily") == "done"  # after `until`, nothing left
@@ -159,8 +157,10 @@ def test_daily_slots_fire_on_the_chosen_weekdays_inside_the_validity_window(rig)
 def test_expires_ends_a_daily_schedule_with_an_expired_receipt(rig):
     rig.receive(id="exp", schedule={"daily": ["07:00"]}, expires=iso(START + timedelta(days=1, hours=3)))
     rig.run_until(START + timedelta(days=3), step_s=3600)
-    assert [o for o, _ in rig.plays("exp")] == [datetime(2026, 3, 2, 7, 0, tzinfo=TZ).isoformat(),
-                                                 datetime(2026, 3, 3, 7, 0, tzinfo=TZ).isoformat()]  # fmt: skip
+    assert [o for o, _ in rig.plays("exp")] == [
+        datetime(2026, 3, 2, 7, 0, tzinfo=TZ).isoformat(),
+        datetime(2026, 3, 3, 7, 0, tzinfo=TZ).isoformat(),
+    ]
     assert rig.state("exp") == "expired"
     assert [e["event"] for e in rig.events("exp")].count("expired") == 1
 

@@ -95,13 +95,14 @@ def test_known_vector_for_other_implementations() -> None:
     }
     signed = sign(command, key, "hn-2025")
     assert public_key_b64(key) == "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
-    assert canonical_json(signed) == (
-        '{"id":"hn-2025-0412","issued":"2025-09-06T07:30:00+07:00","kid":"hn-2025",'
-        '"priority":"high","text":"Bão số 3 đổ bộ chiều nay.","type":"bulletin"}'
-    ).encode()
-    assert signed["sig"] == (
-        "xf2pEZMil7HUlD/+n7SThTzHammE+iqGOGUshyZ0LqzBoppaag2w81th0oPBgLeQe16x6ko1TwwVaeUb6+I4Dg=="
+    assert (
+        canonical_json(signed)
+        == (
+            '{"id":"hn-2025-0412","issued":"2025-09-06T07:30:00+07:00","kid":"hn-2025",'
+            '"priority":"high","text":"Bão số 3 đổ bộ chiều nay.","type":"bulletin"}'
+        ).encode()
     )
+    assert signed["sig"] == ("xf2pEZMil7HUlD/+n7SThTzHammE+iqGOGUshyZ0LqzBoppaag2w81th0oPBgLeQe16x6ko1TwwVaeUb6+I4Dg==")
 
 
 def test_sign_can_stamp_issued() -> None:
@@ -176,7 +177,12 @@ def test_half_a_signature_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("issued", "reason"),
-    [(None, "no 'issued'"), ("yesterday", "not an ISO 8601"), ("2025-06-01T08:00:00", "no UTC offset"), (17, "no 'issued'")],
+    [
+        (None, "no 'issued'"),
+        ("yesterday", "not an ISO 8601"),
+        ("2025-06-01T08:00:00", "no UTC offset"),
+        (17, "no 'issued'"),
+    ],
 )
 def test_missing_or_invalid_issued_rejected(issued: Any, reason: str) -> None:
     command = bulletin()
@@ -212,7 +218,9 @@ def test_issued_in_another_time_zone_compares_as_the_same_instant() -> None:
 
 @pytest.mark.parametrize("bad", ["not-base64!!", base64.b64encode(b"short").decode(), ""])
 def test_malformed_issuer_key_in_config_names_the_kid(bad: str) -> None:
-    settings_ = SecuritySettings(issuers=(Issuer(kid="hn", public_key=public_key_b64(KEY)), Issuer(kid="qn", public_key=bad)))
+    settings_ = SecuritySettings(
+        issuers=(Issuer(kid="hn", public_key=public_key_b64(KEY)), Issuer(kid="qn", public_key=bad))
+    )
     with pytest.raises(ConfigError, match="'qn'"):
         Verifier(settings_)
 
@@ -254,7 +262,9 @@ def test_any_json_command_signs_and_verifies(command: dict[str, Any]) -> None:
 def test_any_single_field_change_breaks_the_signature(command: dict[str, Any], data: st.DataObject) -> None:
     signed = over_the_wire(sign(command, KEY, "hn"))
     field = data.draw(st.sampled_from(sorted(k for k in signed if k != "sig")))
-    new_value = data.draw(json_values.filter(lambda v: canonical_json({"v": v}) != canonical_json({"v": signed[field]})))
+    new_value = data.draw(
+        json_values.filter(lambda v: canonical_json({"v": v}) != canonical_json({"v": signed[field]}))
+    )
     signed[field] = new_value
     with pytest.raises(CommandError):
         verifier().check(signed, NOW)
@@ -269,7 +279,9 @@ junk = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=100),
     st.sampled_from(["hn", None]),
     st.booleans(),
 )
-def test_any_junk_is_rejected_with_a_reason_never_a_crash(command: dict[str, Any], signer: str | None, require: bool) -> None:
+def test_any_junk_is_rejected_with_a_reason_never_a_crash(
+    command: dict[str, Any], signer: str | None, require: bool
+) -> None:
     if signer:  # a valid signature over junk, so the checks after it run too
         command = sign(command, KEY, signer)
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_fleet_helpers import OFFLINE, Province, start_province
 
 from loaxa.testing.broker import start_mosquitto
+from test_fleet_helpers import OFFLINE, Province, start_province
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,9 @@ def province(tmp_path_factory: pytest.TempPathFactory) -> Province:
     broker.stop()
 
 
-def test_json_lists_every_station_with_voice_clock_and_link(province: Province, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_lists_every_station_with_voice_clock_and_link(
+    province: Province, capsys: pytest.CaptureFixture[str]
+) -> None:
     capsys.readouterr()
     assert province.run("stations", "--province", "tinh", "--json", "--wait", "2") == 0
     captured = capsys.readouterr()

@@ -20,7 +20,9 @@ from loaxa.testing.station import Operator, StationProcess, station_config
 
 
 def loaxa(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "loaxa", *args], capture_output=True, text=True, input=input, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "loaxa", *args], capture_output=True, text=True, input=input, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -84,7 +86,17 @@ def test_play_a_file_through_the_daemon(setup, tmp_path):
 
 def test_say_to_a_file_without_a_daemon(tmp_path):
     out = tmp_path / "out.wav"
-    result = loaxa("say", "--text", "Xin chào bà con. Hôm nay trời đẹp.", "--output", str(out), "--silence-duration", "0.2", "--rate", "1.0")
+    result = loaxa(
+        "say",
+        "--text",
+        "Xin chào bà con. Hôm nay trời đẹp.",
+        "--output",
+        str(out),
+        "--silence-duration",
+        "0.2",
+        "--rate",
+        "1.0",
+    )
     assert result.returncode == 0, result.stderr
     samples, rate = read_wav(out)
     assert rate == 22050 and voiced_seconds(samples, rate) > 1.0
@@ -115,7 +127,9 @@ def test_ping_answers_on_the_event_topic_and_the_response_topic(setup):
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = "ops/replies/1"
         props.CorrelationData = b"corr-42"
-        client.publish(f"{operator.base}/cmd", b'{"type":"ping","id":"ping-7"}', qos=1, properties=props).wait_for_publish(5)
+        client.publish(
+            f"{operator.base}/cmd", b'{"type":"ping","id":"ping-7"}', qos=1, properties=props
+        ).wait_for_publish(5)
         pong = operator.wait_for("ping-7", "pong", 20)
         assert pong["station"] == "hue/phu-vang/loa-1"
         deadline = time.monotonic() + 10

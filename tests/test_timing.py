@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,7 +24,14 @@ from loaxa.timing import (
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 BERLIN = ZoneInfo("Europe/Berlin")
 # Zones with no DST, DST at 02:00, a 30-minute DST and DST at midnight.
-ZONES = [VN, BERLIN, ZoneInfo("America/New_York"), ZoneInfo("Australia/Lord_Howe"), ZoneInfo("America/Santiago"), ZoneInfo("UTC")]
+ZONES = [
+    VN,
+    BERLIN,
+    ZoneInfo("America/New_York"),
+    ZoneInfo("Australia/Lord_Howe"),
+    ZoneInfo("America/Santiago"),
+    ZoneInfo("UTC"),
+]
 
 
 # --- parsing -----------------------------------------------------------------
@@ -37,7 +44,7 @@ def test_absent_schedule_means_as_soon_as_possible() -> None:
 def test_once_keeps_the_instant() -> None:
     schedule = parse_schedule({"at": "2025-03-01T05:30:00+07:00"})
     assert schedule is not None and schedule.once
-    assert schedule.at == datetime(2025, 2, 28, 22, 30, tzinfo=timezone.utc)
+    assert schedule.at == datetime(2025, 2, 28, 22, 30, tzinfo=UTC)
 
 
 def test_daily_is_sorted_deduplicated_with_days_and_dates() -> None:
@@ -64,15 +71,18 @@ def test_daily_is_sorted_deduplicated_with_days_and_dates() -> None:
         ({"daily": "05:30"}, "expected a list"),
         ({"daily": ["25:00"]}, "'25:00' is not a time of day"),
         ({"daily": ["05:60"]}, "not a time of day"),
-        ({"daily": ["0530"]}, "not a time \"HH:MM\""),
-        ({"daily": ["05:30:00"]}, "not a time \"HH:MM\""),
+        ({"daily": ["0530"]}, 'not a time "HH:MM"'),
+        ({"daily": ["05:30:00"]}, 'not a time "HH:MM"'),
         ({"daily": [530]}, "not a time"),
         ({"daily": [f"{h:02d}:{m:02d}" for h in range(24) for m in (0, 30)]}, "48 times; at most 24"),
         ({"daily": ["05:30"], "days": ["monday"]}, "'monday' is not a day"),
         ({"daily": ["05:30"], "days": []}, "non-empty list"),
         ({"daily": ["05:30"], "from": "2025-02-30"}, "not a calendar date"),
         ({"daily": ["05:30"], "until": "01/03/2025"}, "expected a date YYYY-MM-DD"),
-        ({"daily": ["05:30"], "from": "2025-03-02", "until": "2025-03-01"}, "until 2025-03-01 is before from 2025-03-02"),
+        (
+            {"daily": ["05:30"], "from": "2025-03-02", "until": "2025-03-01"},
+            "until 2025-03-01 is before from 2025-03-02",
+        ),
     ],
 )
 def test_malformed_schedules_are_rejected_with_a_reason(obj: object, reason: str) -> None:
@@ -120,7 +130,7 @@ def test_slot_skipped_by_dst_start_plays_after_the_gap() -> None:
     schedule = parse_schedule({"daily": ["02:30", "03:30"]})
     day = datetime(2024, 3, 31, tzinfo=BERLIN)
     found = occurrences(schedule, BERLIN, day, day + timedelta(days=1))
-    assert [t.astimezone(timezone.utc).strftime("%H:%M") for t in found] == ["01:30"]  # both land at 03:30 CEST, once
+    assert [t.astimezone(UTC).strftime("%H:%M") for t in found] == ["01:30"]  # both land at 03:30 CEST, once
 
 
 def test_slot_repeated_by_dst_end_plays_once() -> None:
@@ -128,7 +138,7 @@ def test_slot_repeated_by_dst_end_plays_once() -> None:
     schedule = parse_schedule({"daily": ["02:30"]})
     day = datetime(2024, 10, 27, tzinfo=BERLIN)
     found = occurrences(schedule, BERLIN, day, day + timedelta(days=1))
-    assert found == [datetime(2024, 10, 27, 0, 30, tzinfo=timezone.utc)]
+    assert found == [datetime(2024, 10, 27, 0, 30, tzinfo=UTC)]
     assert found[0].isoformat() == "2024-10-27T02:30:00+02:00"
 
 
@@ -137,15 +147,17 @@ def test_results_compare_exactly_across_the_hour_a_clock_goes_back() -> None:
     schedule = parse_schedule({"daily": ["02:15", "02:30", "03:00"]})
     day = datetime(2024, 10, 27, tzinfo=BERLIN)
     found = occurrences(schedule, BERLIN, day, day + timedelta(days=1))
-    assert [t.astimezone(timezone.utc).strftime("%H:%M") for t in found] == ["00:15", "00:30", "02:00"]
-    assert found[1] == datetime(2024, 10, 27, 0, 30, tzinfo=timezone.utc)
+    assert [t.astimezone(UTC).strftime("%H:%M") for t in found] == ["00:15", "00:30", "02:00"]
+    assert found[1] == datetime(2024, 10, 27, 0, 30, tzinfo=UTC)
 
 
 def test_next_occurrence_after_the_last_and_before_the_first() -> None:
     schedule = parse_schedule({"daily": ["05:30"], "from": "2030-01-07", "until": "2030-01-08"})
     now = datetime(2025, 1, 1, tzinfo=VN)
     assert next_occurrence(schedule, VN, now) == datetime(2030, 1, 7, 5, 30, tzinfo=VN)
-    assert next_occurrence(schedule, VN, datetime(2030, 1, 7, 5, 30, tzinfo=VN)) == datetime(2030, 1, 8, 5, 30, tzinfo=VN)
+    assert next_occurrence(schedule, VN, datetime(2030, 1, 7, 5, 30, tzinfo=VN)) == datetime(
+        2030, 1, 8, 5, 30, tzinfo=VN
+    )
     assert next_occurrence(schedule, VN, datetime(2030, 1, 8, 5, 30, tzinfo=VN)) is None
     once = parse_schedule({"at": "2025-03-01T05:30:00+07:00"})
     assert next_occurrence(once, VN, now) == once.at
@@ -159,12 +171,12 @@ def test_naive_datetimes_are_refused() -> None:
 
 def _exists(wall: datetime, tz: ZoneInfo) -> bool:
     aware = wall.replace(tzinfo=tz)
-    return aware.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) == wall
+    return aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall
 
 
 slots = st.lists(st.times().map(lambda t: t.replace(second=0, microsecond=0)), min_size=1, max_size=6)
 day_sets = st.sets(st.integers(0, 6), min_size=1)
-instants = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1), timezones=st.just(timezone.utc))
+instants = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1), timezones=st.just(UTC))
 
 
 @settings(max_examples=150, deadline=None)
@@ -206,7 +218,7 @@ def test_daily_occurrences_properties(daily, days, tz, start, span, first_day, l
 
 
 def local_slot_moves_to(wall: datetime, tz: ZoneInfo) -> datetime:
-    return wall.replace(tzinfo=tz).astimezone(timezone.utc)
+    return wall.replace(tzinfo=tz).astimezone(UTC)
 
 
 # --- quiet hours -------------------------------------------------------------
@@ -216,7 +228,14 @@ NIGHT = (time(22, 0), time(5, 0))
 
 @pytest.mark.parametrize(
     ("wall", "quiet"),
-    [(time(21, 59), False), (time(22, 0), True), (time(0, 0), True), (time(4, 59), True), (time(5, 0), False), (time(12, 0), False)],
+    [
+        (time(21, 59), False),
+        (time(22, 0), True),
+        (time(0, 0), True),
+        (time(4, 59), True),
+        (time(5, 0), False),
+        (time(12, 0), False),
+    ],
 )
 def test_default_quiet_hours_wrap_midnight(wall: time, quiet: bool) -> None:
     now = datetime.combine(date(2025, 3, 3), wall, tzinfo=VN)
@@ -224,7 +243,7 @@ def test_default_quiet_hours_wrap_midnight(wall: time, quiet: bool) -> None:
 
 
 def test_quiet_hours_use_the_station_clock_not_the_callers_offset() -> None:
-    now = datetime(2025, 3, 3, 16, 0, tzinfo=timezone.utc)  # 23:00 in Vietnam
+    now = datetime(2025, 3, 3, 16, 0, tzinfo=UTC)  # 23:00 in Vietnam
     assert in_quiet_hours(now, VN, *NIGHT)
     assert quiet_hours_end(now, VN, *NIGHT) == datetime(2025, 3, 4, 5, 0, tzinfo=VN)
 
@@ -245,7 +264,7 @@ def test_after_midnight_quiet_hours_end_the_same_morning() -> None:
     assert quiet_hours_end(now, VN, *NIGHT) == datetime(2025, 3, 3, 5, 0, tzinfo=VN)
 
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_quiet_hours_ending_inside_the_skipped_hour_end_at_the_jump() -> None:

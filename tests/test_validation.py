@@ -10,7 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from loaxa.validation import describe_error, error_key, error_message
 
 PROTOCOL_WORDING: dict[str, Any] = {
-    "top": "command", "bare_top": True, "missing": "missing field: {key}", "unknown": "unknown field: {key}"
+    "top": "command",
+    "bare_top": True,
+    "missing": "missing field: {key}",
+    "unknown": "unknown field: {key}",
 }
 
 
@@ -58,5 +61,9 @@ def test_config_wording() -> None:
 def test_protocol_wording() -> None:
     # what protocol._describe writes for these errors today (tests/test_protocol.py, test_bad_input.py)
     lines = [describe_error(e, **PROTOCOL_WORDING) for e in errors({"inner": {"port": 0}, "colour": "red"})]
-    assert lines == ["missing field: name", "inner.port: Input should be greater than or equal to 1", "unknown field: colour"]
+    assert lines == [
+        "missing field: name",
+        "inner.port: Input should be greater than or equal to 1",
+        "unknown field: colour",
+    ]
     assert [describe_error(e, **PROTOCOL_WORDING) for e in errors({"name": "bad"})] == ["name 'bad' is reserved"]

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from audio_servers import FileServer
 
+from audio_servers import FileServer
 from loaxa.cli import main
 from loaxa.errors import VoiceError
 from loaxa.speech import voices
@@ -88,9 +88,12 @@ def test_missing_file_on_the_server_is_a_clear_error(server: tuple[str, Path], t
 def test_a_server_trickling_headers_fails_the_install_at_its_deadline(tmp_path: Path) -> None:
     catalog = {NAME: voices.CatalogEntry("dribble", voices.PinnedFile(10, "0" * 64), voices.PinnedFile(10, "0" * 64))}
     started = time.monotonic()
-    with FileServer({f"{NAME}.onnx.json": b"{}", f"{NAME}.onnx": b"x"}, drip_s=0.1) as srv:
-        with pytest.raises(VoiceError, match=f"{NAME}.onnx.json: download failed from .*: timed out after 1 s"):
-            voices.install(NAME, tmp_path / "voices", url=srv.url(""), catalog=catalog, deadline_s=1.0)
+    expected = f"{NAME}.onnx.json: download failed from .*: timed out after 1 s"
+    with (
+        FileServer({f"{NAME}.onnx.json": b"{}", f"{NAME}.onnx": b"x"}, drip_s=0.1) as srv,
+        pytest.raises(VoiceError, match=expected),
+    ):
+        voices.install(NAME, tmp_path / "voices", url=srv.url(""), catalog=catalog, deadline_s=1.0)
     assert time.monotonic() - started < 1.0 + 1.0
     assert list((tmp_path / "voices").iterdir()) == []
 
@@ -100,7 +103,9 @@ def test_unknown_voice_names_the_installable_ones(tmp_path: Path) -> None:
         voices.install("xx_XX-nobody-low", tmp_path)
 
 
-def test_cli_install_refuses_a_mismatch_with_exit_1(server: tuple[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_cli_install_refuses_a_mismatch_with_exit_1(
+    server: tuple[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     url, _ = server
     assert main(["voices", "--dir", str(tmp_path / "v"), "install", NAME, "--url", url]) == 1
     assert "refused" in caplog.text

@@ -46,7 +46,7 @@ class NotifySocket:
         while not self._stop.is_set():
             try:
                 data = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             with self._lock:
                 self.messages.append((time.monotonic(), data.decode()))

@@ -261,7 +261,9 @@ def _suggest(loc: list[str]) -> str:
     for part in loc[:-1]:
         field = model.model_fields.get(part)
         inner = getattr(field, "annotation", None) if field else None
-        inner = next((a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        inner = next(
+            (a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
         if inner is None:
             return ""
         model = inner

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 
 from loaxa.broadcast_queue import BroadcastQueue
 from loaxa.clock import ClockGuard
@@ -69,7 +68,9 @@ class Station:
         self.store = store or Store(s.storage.dir / "station.db")
         self.ledger = Ledger(self.store, s.station.path)
         self.clock = clock or ClockGuard(s.clock.require_sync)
-        self.speaker = build_speaker(s.tts, s.text, s.audio.sample_rate_hz, cache_dir=s.storage.dir / "cache", voice=voice)
+        self.speaker = build_speaker(
+            s.tts, s.text, s.audio.sample_rate_hz, cache_dir=s.storage.dir / "cache", voice=voice
+        )
         self.ahead = VoiceAhead(self.speaker)
         self.amplifier = build_amplifier(s.amplifier, relay)
         self.queue = BroadcastQueue(self.ledger, tz, s.broadcast.quiet_hours, self.clock.ok)
@@ -125,7 +126,10 @@ class Station:
         self.link = Link(s.mqtt, client_id, self.topics.commands, will, self.inbox.submit)
         self.state.link = self.link.status
         self.reporter = Reporter(
-            store=self.store, link=self.link, event_topic=self.topics.event, state_topic=self.topics.state,
+            store=self.store,
+            link=self.link,
+            event_topic=self.topics.event,
+            state_topic=self.topics.state,
             state=self.state,
         )
         self.health = Health(

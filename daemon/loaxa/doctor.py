@@ -53,12 +53,16 @@ def check_audio(settings: Settings) -> Finding:
     """The output is found and accepts a moment of silence."""
     output = parse_output_spec(settings.audio.output)
     if output.kind == "null":
-        return Finding("audio", WARN, "output is 'null': sound is discarded", "set audio.output to the sound card's name")
+        return Finding(
+            "audio", WARN, "output is 'null': sound is discarded", "set audio.output to the sound card's name"
+        )
     if output.kind == "wav":
         assert output.folder is not None
         folder = _existing(output.folder)
         if not os.access(folder, os.W_OK | os.X_OK):
-            return Finding("audio", FAIL, f"{folder} is not writable", f"make {output.folder} writable by the service user")
+            return Finding(
+                "audio", FAIL, f"{folder} is not writable", f"make {output.folder} writable by the service user"
+            )
         detail = f"output writes WAV files into {output.folder} (no loudspeaker)"
         return Finding("audio", WARN, detail, "set audio.output to the sound card")
     try:
@@ -91,11 +95,17 @@ def check_voice(settings: Settings, spec: str | None = None, role: str = "voice"
         finally:
             voice.close()
     except LoaxaError as exc:
-        fix = f"install it: `loaxa voices install {spec}`" if not spec.startswith("espeak:") else "install espeak-ng: `apt install espeak-ng`"
+        fix = (
+            f"install it: `loaxa voices install {spec}`"
+            if not spec.startswith("espeak:")
+            else "install espeak-ng: `apt install espeak-ng`"
+        )
         return Finding(name, FAIL, f"{spec}: {exc}", fix)
     seconds = len(samples) / voice.sample_rate
     if len(samples) == 0 or not np.isfinite(samples).all() or float(np.abs(samples).max(initial=0.0)) < 1e-3:
-        return Finding(name, FAIL, f"{spec} loads but produces no sound", f"reinstall it: `loaxa voices install {spec}`")
+        return Finding(
+            name, FAIL, f"{spec} loads but produces no sound", f"reinstall it: `loaxa voices install {spec}`"
+        )
     problem = _pinned_problem(settings, spec)
     if problem:
         return Finding(name, WARN, f"{spec} speaks, but {problem}", f"reinstall it: `loaxa voices install {spec}`")
@@ -164,11 +174,18 @@ def check_broker(settings: Settings) -> Finding:
     try:
         client.connect(m.host, m.port, keepalive=10)
     except (OSError, ValueError) as exc:
-        return Finding("broker", FAIL, f"cannot reach {where}: {exc}", "check mqtt.host/port, the network and the broker service")
+        return Finding(
+            "broker", FAIL, f"cannot reach {where}: {exc}", "check mqtt.host/port, the network and the broker service"
+        )
     client.loop_start()
     try:
         if not done.wait(BROKER_TIMEOUT_S):
-            return Finding("broker", FAIL, f"{where} did not answer within {BROKER_TIMEOUT_S:g} s", "check the broker and the firewall")
+            return Finding(
+                "broker",
+                FAIL,
+                f"{where} did not answer within {BROKER_TIMEOUT_S:g} s",
+                "check the broker and the firewall",
+            )
         reason = answer["reason"]
         if reason.is_failure:
             fix = "check mqtt.username and mqtt.password against the broker's password file"
@@ -232,7 +249,11 @@ def check_permissions(settings: Settings, config_file: Path | None) -> Finding:
             fixes.append("add the service user to the `audio` group")
     if problems:
         return Finding("permissions", FAIL, "; ".join(problems), "; ".join(fixes))
-    return Finding("permissions", OK, f"{store} writable" + (f", {config_file.name} private" if config_file and settings.mqtt.password else ""))
+    return Finding(
+        "permissions",
+        OK,
+        f"{store} writable" + (f", {config_file.name} private" if config_file and settings.mqtt.password else ""),
+    )
 
 
 def _existing(path: Path) -> Path:
@@ -253,11 +274,15 @@ def check_service(settings: Settings) -> Finding:
     except LoaxaError as exc:
         unit = _systemd_state()
         detail = f"{exc}" + (f"; systemd says the unit is {unit}" if unit else "")
-        return Finding("service", FAIL, detail, f"start it: `sudo systemctl start {SERVICE}`; see `journalctl -u {SERVICE}`")
+        return Finding(
+            "service", FAIL, detail, f"start it: `sudo systemctl start {SERVICE}`; see `journalctl -u {SERVICE}`"
+        )
     health = reply.get("health") or []
     state = reply.get("state", {})
     if health:
-        return Finding("service", FAIL, "running but unhealthy: " + "; ".join(health), f"see `journalctl -u {SERVICE}`; restart it")
+        return Finding(
+            "service", FAIL, "running but unhealthy: " + "; ".join(health), f"see `journalctl -u {SERVICE}`; restart it"
+        )
     online = "online" if state.get("online") else "offline"
     return Finding("service", OK, f"running {state.get('uptime_s', 0)} s, {online}, health ok")
 
@@ -266,7 +291,9 @@ def _systemd_state() -> str | None:
     if shutil.which("systemctl") is None:
         return None
     try:
-        done = subprocess.run(["systemctl", "is-active", SERVICE], capture_output=True, text=True, timeout=3, check=False)
+        done = subprocess.run(
+            ["systemctl", "is-active", SERVICE], capture_output=True, text=True, timeout=3, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None
@@ -275,7 +302,9 @@ def _systemd_state() -> str | None:
 # -- all of them -------------------------------------------------------------------
 
 
-def run_checks(settings: Settings, config_file: Path | None = None, skip: frozenset[str] = frozenset()) -> list[Finding]:
+def run_checks(
+    settings: Settings, config_file: Path | None = None, skip: frozenset[str] = frozenset()
+) -> list[Finding]:
     """Every check in the order a technician would walk through them."""
     checks: list[tuple[str, Callable[[], Finding]]] = [
         ("service", lambda: check_service(settings)),
@@ -295,6 +324,7 @@ def run_checks(settings: Settings, config_file: Path | None = None, skip: frozen
             findings.append(check())
         except Exception as exc:  # one broken probe must not hide the other lines
             log.debug("check %s crashed", name, exc_info=True)
-            findings.append(Finding(name, FAIL, f"the check itself failed: {exc}", "report this with `loaxa doctor -vv`"))
+            findings.append(
+                Finding(name, FAIL, f"the check itself failed: {exc}", "report this with `loaxa doctor -vv`")
+            )
     return findings
-

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from loaxa.errors import CommandError, ControlError
@@ -132,7 +132,7 @@ class Inbox(threading.Thread):
             if isinstance(item.command, Cancel):
                 item.done.set_result(self._cancel(item.issuer, item.command))
             else:
-                item.done.set_result(self._bulletin(item.issuer, item.command, datetime.now(timezone.utc)))
+                item.done.set_result(self._bulletin(item.issuer, item.command, datetime.now(UTC)))
         except Exception as exc:  # the technician hears of it; the inbox goes on
             log.exception("error applying a local command")
             item.done.set_exception(exc)
@@ -141,7 +141,7 @@ class Inbox(threading.Thread):
         if retained:
             log.warning("ignored a retained command on %s (commands must not be retained)", meta.get("topic"))
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.last_command_at = now.isoformat(timespec="seconds")
         try:
             data = decode_payload(payload)

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -36,7 +36,7 @@ FIRST_REPEAT_S = 30.0  # after the first logged failure, the next one is logged 
 MAX_REPEAT_S = 30 * 60.0
 
 
-class LinkState(str, Enum):
+class LinkState(StrEnum):
     CONNECTING = "connecting"  # started, the first attempt has not been answered yet
     CONNECTED = "connected"
     REFUSED = "refused"  # the broker answered and said no (login, ACL, ...): retrying alone will not help
@@ -50,8 +50,9 @@ class FailureLog:
     `clock` is monotonic seconds; tests pass their own.
     """
 
-    def __init__(self, first_s: float = FIRST_REPEAT_S, max_s: float = MAX_REPEAT_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, first_s: float = FIRST_REPEAT_S, max_s: float = MAX_REPEAT_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.first_s, self.max_s, self.clock = first_s, max_s, clock
         self.failures = 0  # since the last success
         self.started: float | None = None  # of the first failure since the last success
@@ -124,8 +125,11 @@ class Link:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry_s
         self.client.connect_async(
-            self.settings.host, self.settings.port,
-            keepalive=self.settings.keepalive_s, clean_start=False, properties=props,
+            self.settings.host,
+            self.settings.port,
+            keepalive=self.settings.keepalive_s,
+            clean_start=False,
+            properties=props,
         )
         self.client.loop_start()
 
@@ -187,9 +191,11 @@ class Link:
             return
         after = self._failures.succeeded()
         log.info(
-            "connected to %s (session %s)%s", self.where,
-            "resumed" if getattr(flags, "session_present", False) else "new", f" {after}" if after else "",
-        )  # fmt: skip
+            "connected to %s (session %s)%s",
+            self.where,
+            "resumed" if getattr(flags, "session_present", False) else "new",
+            f" {after}" if after else "",
+        )
         self._set(LinkState.CONNECTED, None)
         # retainAsPublished: otherwise the broker clears the retain flag on live delivery
         # and a retained command published while connected would play.

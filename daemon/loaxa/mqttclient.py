@@ -96,9 +96,7 @@ def make_client(
     """
     if high_descriptors:
         allow_high_descriptors()
-    client = Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack
-    )
+    client = Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
     if settings.username:
         client.username_pw_set(settings.username, settings.password)
     tls = settings.tls
@@ -133,7 +131,7 @@ def allow_high_descriptors() -> None:
     shim = types.ModuleType("select", "select for paho: select() answered with poll()")
     shim.__dict__.update({k: v for k, v in vars(select).items() if not k.startswith("__")})
     shim.select = poll_select  # type: ignore[attr-defined]
-    mqtt.select = shim  # type: ignore[attr-defined]
+    mqtt.select = shim
 
 
 def poll_select(rlist: list, wlist: list, xlist: list, timeout: float | None = None) -> tuple[list, list, list]:

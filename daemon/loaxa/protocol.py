@@ -8,7 +8,7 @@ operator can read; nothing is half-applied.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -126,7 +126,9 @@ def validate_command(data: dict[str, Any]) -> Bulletin | Cancel | Ping:
     model = models.get(kind) if isinstance(kind, str) else None
     if model is None:
         known = "bulletin, cancel, ping"
-        raise CommandError(f"unknown command type {kind!r} (expected one of {known})" if kind is not None else "missing field: type")
+        raise CommandError(
+            f"unknown command type {kind!r} (expected one of {known})" if kind is not None else "missing field: type"
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -151,7 +153,7 @@ def _no_constant(name: str) -> Any:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+    return datetime.now(UTC).astimezone().isoformat(timespec="milliseconds")
 
 
 def event(

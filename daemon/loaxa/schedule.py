@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,7 @@ from apscheduler.triggers.date import DateTrigger
 
 from loaxa.protocol import Bulletin
 from loaxa.store import Ledger, StoredBulletin, Txn
-from loaxa.timing import DAY_NAMES, parse_instant, Schedule, classify_late, next_occurrence, occurrences, parse_schedule
+from loaxa.timing import DAY_NAMES, Schedule, classify_late, next_occurrence, occurrences, parse_instant, parse_schedule
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Scheduler:
         clock_ok: Callable[[], bool],
         on_due: Callable[[], None],
         prepare: Callable[[dict[str, Any]], None] = lambda body: None,
-        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
         prewarm: Callable[[], None] = lambda: None,
         warmup_s: float = 0.0,
     ) -> None:
@@ -62,7 +62,7 @@ class Scheduler:
 
     # -- for the inbox ------------------------------------------------------------
     def first_slot(self, bulletin: Bulletin, now: datetime) -> datetime | None:
-        """The first slot of a scheduled bulletin still to play (a slot just before arrival, within the grace, counts)."""
+        """The first slot still to play of a scheduled bulletin; one just before arrival, within the grace, counts."""
         schedule = parse_schedule(bulletin.schedule)
         if schedule is None:
             return None
@@ -141,7 +141,7 @@ class Scheduler:
     def _catch_up_one(self, t: Txn, b: StoredBulletin, now: datetime) -> bool:
         schedule = _schedule(b)
         expires = parse_instant(b.body["expires"], "expires") if b.body.get("expires") else None
-        since = datetime.fromtimestamp(b.fired_until or b.received_at, timezone.utc)
+        since = datetime.fromtimestamp(b.fired_until or b.received_at, UTC)
         if b.fired_until is None:
             since -= timedelta(seconds=self.grace_s)  # a slot just before arrival still plays
         due = False

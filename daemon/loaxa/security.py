@@ -115,7 +115,9 @@ def check_kid(kid: str) -> str:
     return kid
 
 
-def save_private_key(path: str | os.PathLike[str], private_key: Ed25519PrivateKey, kid: str, *, force: bool = False) -> Path:
+def save_private_key(
+    path: str | os.PathLike[str], private_key: Ed25519PrivateKey, kid: str, *, force: bool = False
+) -> Path:
     """Write the key file with mode 0600; refuse to overwrite unless `force`."""
     path = Path(path)
     check_kid(kid)

@@ -103,7 +103,13 @@ class Technician:
         finally:
             self.ledger.unwatch(LOCAL_ISSUER, bid, done)
         state, detail = done.state, done.detail
-        return {"ok": state is PlayState.DONE, "id": bid, "state": state, "detail": detail, "error": f"{state}: {detail}"}
+        return {
+            "ok": state is PlayState.DONE,
+            "id": bid,
+            "state": state,
+            "detail": detail,
+            "error": f"{state}: {detail}",
+        }
 
 
 def _answer(future: Future[Accepted | bool]) -> Accepted | bool:

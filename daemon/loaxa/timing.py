@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -142,7 +142,7 @@ def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
     forward by the length of the gap, as the round trip through UTC does.
     """
     naive = datetime.combine(day, at.replace(tzinfo=None, fold=0))
-    return in_zone(naive.replace(tzinfo=tz).astimezone(timezone.utc), tz)
+    return in_zone(naive.replace(tzinfo=tz).astimezone(UTC), tz)
 
 
 def in_zone(instant: datetime, tz: ZoneInfo) -> datetime:
@@ -230,7 +230,7 @@ def _wall_reaches(day: date, at: time, tz: ZoneInfo) -> list[datetime]:
     naive = datetime.combine(day, at.replace(tzinfo=None))
     found = []
     for fold in (0, 1):
-        instant = naive.replace(tzinfo=tz, fold=fold).astimezone(timezone.utc)
+        instant = naive.replace(tzinfo=tz, fold=fold).astimezone(UTC)
         if instant.astimezone(tz).replace(tzinfo=None) == naive:
             found.append(instant)
     return found
@@ -251,7 +251,7 @@ def _offset_changes(tz: ZoneInfo, start: datetime, end: datetime) -> list[dateti
             while hi - lo > 1:
                 mid = (lo + hi) // 2
                 lo, hi = (mid, hi) if offset(mid) == offset(lo) else (lo, mid)
-            changes.append(datetime.fromtimestamp(hi, timezone.utc))
+            changes.append(datetime.fromtimestamp(hi, UTC))
         ts += 3600
     return changes
 

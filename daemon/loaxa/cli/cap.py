@@ -1,8 +1,8 @@
 """`loaxa cap`: CAP 1.2 alerts to bulletins, once or as a bridge that keeps polling.
 
-    loaxa cap alert.xml                              # show the command it becomes
-    loaxa cap https://…/alert.xml --province hn      # publish it, follow the receipts
-    loaxa cap --bridge https://…/feed.atom --province hn --interval 60 --key issuer.key
+loaxa cap alert.xml                              # show the command it becomes
+loaxa cap https://…/alert.xml --province hn      # publish it, follow the receipts
+loaxa cap --bridge https://…/feed.atom --province hn --interval 60 --key issuer.key
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from loaxa.errors import LoaxaError
@@ -30,11 +30,12 @@ NOTHING = 3  # exit code: valid alert(s), nothing to air (test, exercise, expire
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "cap", help="turn CAP 1.2 alerts into bulletins (show, publish, or bridge a feed)",
+        "cap",
+        help="turn CAP 1.2 alerts into bulletins (show, publish, or bridge a feed)",
         description="Read CAP 1.2 alerts (file, folder, URL, or Atom/RSS feed of alerts) and turn the "
         "Vietnamese <info> block into a bulletin. Without a target, print the commands. "
         "Test and Exercise alerts are never aired.",
-    )  # fmt: skip
+    )
     p.add_argument("source", nargs="*", metavar="FILE|URL", help="CAP documents, folders of them, or feeds")
     p.add_argument("--bridge", action="append", default=[], metavar="URL", help="poll this source (repeatable)")
     p.add_argument("--interval", type=float, default=60.0, help="bridge: seconds between polls (default 60)")
@@ -84,7 +85,7 @@ def cap(args: argparse.Namespace) -> int:
 
 def commands_of(doc: Document, args: argparse.Namespace) -> list[dict[str, Any]]:
     """The commands of one document; a reason is printed when there are none."""
-    now = parse_instant(args.now, "--now") if args.now else datetime.now(timezone.utc)
+    now = parse_instant(args.now, "--now") if args.now else datetime.now(UTC)
     try:
         alert = parse_cap(doc.data)
         commands = cap_to_commands(alert, now, language=args.language)
@@ -94,8 +95,11 @@ def commands_of(doc: Document, args: argparse.Namespace) -> list[dict[str, Any]]
     if not commands:
         print(f"{doc.source}: nothing to air ({alert.status} {alert.msg_type})", file=sys.stderr)
     for command in commands:
-        print(f"{doc.source}: {alert.msg_type} {alert.identifier} → {command['type']} {command['id']}"
-              f"{' (' + command['priority'] + ')' if 'priority' in command else ''}", file=sys.stderr)  # fmt: skip
+        print(
+            f"{doc.source}: {alert.msg_type} {alert.identifier} → {command['type']} {command['id']}"
+            f"{' (' + command['priority'] + ')' if 'priority' in command else ''}",
+            file=sys.stderr,
+        )
     return commands
 
 
@@ -113,7 +117,12 @@ class Bridge:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stopping.set())
-        log.info("CAP bridge: %s → %s every %g s", ", ".join(self.args.bridge), ", ".join(map(str, self.targets)), self.args.interval)
+        log.info(
+            "CAP bridge: %s → %s every %g s",
+            ", ".join(self.args.bridge),
+            ", ".join(map(str, self.targets)),
+            self.args.interval,
+        )
         failures = 0
         while True:
             failures = self.poll()

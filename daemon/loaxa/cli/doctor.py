@@ -18,8 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("doctor", help="check audio, voices, broker, clock, disk, permissions and the service")
     add_config_arg(p)
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
-    p.add_argument("--skip", action="append", choices=CHECKS, default=[], metavar="CHECK",
-                   help=f"leave a check out (one of {', '.join(CHECKS)}); repeatable")  # fmt: skip
+    p.add_argument(
+        "--skip",
+        action="append",
+        choices=CHECKS,
+        default=[],
+        metavar="CHECK",
+        help=f"leave a check out (one of {', '.join(CHECKS)}); repeatable",
+    )
     p.set_defaults(func=doctor)
 
 
@@ -48,4 +54,6 @@ def print_table(findings: list[Finding], station: str) -> None:
     console = Console()
     console.print(table)
     fails = sum(f.status == FAIL for f in findings)
-    console.print(f"{fails} problem(s) to fix" if fails else "everything needed is in order", style=STYLE[FAIL if fails else OK])
+    console.print(
+        f"{fails} problem(s) to fix" if fails else "everything needed is in order", style=STYLE[FAIL if fails else OK]
+    )

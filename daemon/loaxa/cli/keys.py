@@ -17,7 +17,7 @@ from loaxa.security import check_kid, default_kid, load_private_key, public_key_
 log = logging.getLogger(__name__)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("keys", help="make and show Ed25519 keys for signing commands")
     sub = parser.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import re
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loaxa.cli._common import add_config_arg, settings_from
@@ -21,14 +21,16 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("log", help="show what aired, from the station's store")
     add_config_arg(p)
-    p.add_argument("--since", default="1d", type=_since_arg, help="a duration back (30m, 12h, 7d) or an ISO date/time (default 1d)")
+    p.add_argument(
+        "--since", default="1d", type=_since_arg, help="a duration back (30m, 12h, 7d) or an ISO date/time (default 1d)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per play")
     p.set_defaults(func=show_log)
 
 
 def _since_arg(value: str) -> datetime:
     try:
-        return parse_since(value, datetime.now(timezone.utc))
+        return parse_since(value, datetime.now(UTC))
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -59,14 +61,20 @@ def aired(db_path: Any, since: datetime) -> list[dict[str, Any]]:
 
 def _entry(row: sqlite3.Row) -> dict[str, Any]:
     def at(ts: float | None) -> str | None:
-        return datetime.fromtimestamp(ts, timezone.utc).astimezone().isoformat(timespec="seconds") if ts else None
+        return datetime.fromtimestamp(ts, UTC).astimezone().isoformat(timespec="seconds") if ts else None
 
     seconds = row["ended_at"] - row["started_at"] if row["ended_at"] and row["started_at"] else None
     return {
-        "id": row["id"], "rev": row["rev"], "issuer": row["issuer"], "state": row["state"],
-        "slot": row["occurrence"], "started": at(row["started_at"]), "ended": at(row["ended_at"]),
-        "seconds": round(seconds, 1) if seconds is not None else None, "detail": row["detail"],
-    }  # fmt: skip
+        "id": row["id"],
+        "rev": row["rev"],
+        "issuer": row["issuer"],
+        "state": row["state"],
+        "slot": row["occurrence"],
+        "started": at(row["started_at"]),
+        "ended": at(row["ended_at"]),
+        "seconds": round(seconds, 1) if seconds is not None else None,
+        "detail": row["detail"],
+    }
 
 
 def show_log(args: argparse.Namespace) -> int:
@@ -84,7 +92,14 @@ def show_log(args: argparse.Namespace) -> int:
 
     table = Table("started", "id", "rev", "state", "slot", "s", "detail")
     for e in entries:
-        table.add_row(e["started"] or "-", e["id"], str(e["rev"]), e["state"], e["slot"] or "asap",
-                      "-" if e["seconds"] is None else f"{e['seconds']:.1f}", e["detail"] or "")  # fmt: skip
+        table.add_row(
+            e["started"] or "-",
+            e["id"],
+            str(e["rev"]),
+            e["state"],
+            e["slot"] or "asap",
+            "-" if e["seconds"] is None else f"{e['seconds']:.1f}",
+            e["detail"] or "",
+        )
     Console().print(table if entries else "nothing aired in that time")
     return 0

@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read text on stdin and print its spoken form, one output line per input line.",
     )
     parser.add_argument("--dialect", choices=DIALECTS, default="north", help="north (nghìn, linh) or south (ngàn, lẻ)")
-    parser.add_argument("--lexicon", type=Path, metavar="FILE", help="extra lexicon entries (YAML) on top of the built-in ones")
+    parser.add_argument(
+        "--lexicon", type=Path, metavar="FILE", help="extra lexicon entries (YAML) on top of the built-in ones"
+    )
     parser.set_defaults(func=run)
 
 

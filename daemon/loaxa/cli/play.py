@@ -7,6 +7,7 @@ from pathlib import Path
 
 from loaxa.cli._common import add_config_arg, settings_or_defaults
 from loaxa.cli.say import _through_daemon_or_here
+from loaxa.config import Settings
 from loaxa.errors import LoaxaError
 
 
@@ -26,7 +27,7 @@ def play(args: argparse.Namespace) -> int:
     return _through_daemon_or_here(settings, request, lambda: _play_here(settings, args))
 
 
-def _play_here(settings, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+def _play_here(settings: Settings, args: argparse.Namespace) -> None:
     import tempfile
 
     from loaxa.cli._local import air_here

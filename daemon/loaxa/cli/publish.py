@@ -1,9 +1,9 @@
 """`loaxa publish`: send a bulletin (or a cancel) to stations and follow the receipts.
 
-    loaxa publish --province hn --text "..." --priority high
-    loaxa publish --commune hn/ba-vi --daily 05:30,17:00 --days mon,wed,fri --file bulletin.json
-    loaxa publish --group hn/flood --audio-url https://… --sha256 … --expires +6h --key issuer.key
-    loaxa publish --province hn --cancel b-20250914-storm
+loaxa publish --province hn --text "..." --priority high
+loaxa publish --commune hn/ba-vi --daily 05:30,17:00 --days mon,wed,fri --file bulletin.json
+loaxa publish --group hn/flood --audio-url https://… --sha256 … --expires +6h --key issuer.key
+loaxa publish --province hn --cancel b-20250914-storm
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,10 +26,11 @@ UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "publish", help="send a bulletin to stations and follow their receipts",
+        "publish",
+        help="send a bulletin to stations and follow their receipts",
         description="Send a bulletin (or a cancel) to one station, a commune, a group or a province, "
         "and show which stations received, started and finished it.",
-    )  # fmt: skip
+    )
     add_target_args(p)
     what = p.add_argument_group("content (exactly one)").add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help="Vietnamese text to read")
@@ -67,7 +68,7 @@ def publish(args: argparse.Namespace) -> int:
 
 def build_command(args: argparse.Namespace, now: datetime | None = None) -> dict[str, Any]:
     """The command the options describe (unsigned, without `issued`)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     tz = _zone(args.tz)
     if args.cancel:
         _check_id(args.cancel)
@@ -86,9 +87,14 @@ def build_command(args: argparse.Namespace, now: datetime | None = None) -> dict
         command["id"] = args.id
     command.setdefault("id", now.strftime("b-%Y%m%dT%H%M%S") + f"-{now.microsecond // 1000:03d}")
     fields = {
-        "rev": args.rev, "priority": args.priority, "repeat": args.repeat, "gap_s": args.gap,
-        "volume": args.volume, "rate": args.rate, "voice": args.voice,
-    }  # fmt: skip
+        "rev": args.rev,
+        "priority": args.priority,
+        "repeat": args.repeat,
+        "gap_s": args.gap,
+        "volume": args.volume,
+        "rate": args.rate,
+        "voice": args.voice,
+    }
     command.update({k: v for k, v in fields.items() if v is not None})
     if args.no_chime:
         command["chime"] = False

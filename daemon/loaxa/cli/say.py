@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from loaxa.cli._common import add_config_arg, settings_or_defaults
+from loaxa.config import Settings
 from loaxa.errors import ControlError, LoaxaError
 
 
@@ -42,7 +45,7 @@ def say(args: argparse.Namespace) -> int:
     return _through_daemon_or_here(settings, request, lambda: _say_here(settings, text, args))
 
 
-def _say_here(settings, text: str, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+def _say_here(settings: Settings, text: str, args: argparse.Namespace) -> None:
     from loaxa.cli._local import air_here
     from loaxa.speech.pipeline import build_speaker
 
@@ -54,7 +57,7 @@ def _say_here(settings, text: str, args: argparse.Namespace) -> None:  # type: i
         speaker.close()
 
 
-def _through_daemon_or_here(settings, request: dict, here) -> int:  # type: ignore[no-untyped-def]
+def _through_daemon_or_here(settings: Settings, request: dict[str, Any], here: Callable[[], None]) -> int:
     """A running daemon owns the audio device: ask it; otherwise play here."""
     from loaxa.control import request as ask
 

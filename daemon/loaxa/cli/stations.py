@@ -1,6 +1,6 @@
 """`loaxa stations`: the fleet at a glance, from the stations' retained `state`.
 
-    loaxa stations --province hn [--commune hn/ba-vi] [--offline] [--json]
+loaxa stations --province hn [--commune hn/ba-vi] [--offline] [--json]
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ from loaxa.province.targets import parse_target
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "stations", help="list the stations of a province: online, voice, clock, on air, last seen",
+        "stations",
+        help="list the stations of a province: online, voice, clock, on air, last seen",
         description="Read every station's retained state from the province broker and list them.",
-    )  # fmt: skip
-    p.add_argument("--province", action="append", default=[], required=True, metavar="P", help="province slug (repeatable)")
+    )
+    p.add_argument(
+        "--province", action="append", default=[], required=True, metavar="P", help="province slug (repeatable)"
+    )
     p.add_argument("--commune", metavar="P/C", help="only this commune")
     p.add_argument("--offline", action="store_true", help="only stations that are offline or need attention")
     p.add_argument("--wait", type=float, default=3.0, help="at most this many seconds to collect states (default 3)")

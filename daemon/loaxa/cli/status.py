@@ -36,8 +36,14 @@ def status(args: argparse.Namespace) -> int:
         ("version", state["version"]),
         ("on air", state["on_air"] or "-"),
         ("queued", str(state["queue"])),
-        ("voice", f"{voice['name']}" + (f"  [yellow]fallback: {voice.get('reason')}[/]" if voice.get("fallback") else "")),
-        ("audio", state["audio"]["output"] + (f"  [red]{state['audio']['error']}[/]" if state["audio"]["error"] else "")),
+        (
+            "voice",
+            f"{voice['name']}" + (f"  [yellow]fallback: {voice.get('reason')}[/]" if voice.get("fallback") else ""),
+        ),
+        (
+            "audio",
+            state["audio"]["output"] + (f"  [red]{state['audio']['error']}[/]" if state["audio"]["error"] else ""),
+        ),
         ("clock synced", {True: "yes", False: "[yellow]no[/]", None: "unknown"}[state["clock_synced"]]),
         ("last command", state["last_command_at"] or "-"),
         ("uptime", f"{state['uptime_s']} s"),

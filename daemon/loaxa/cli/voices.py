@@ -19,9 +19,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_parser("list", help="installed voices, sample rate, size, which is active").set_defaults(func=_list)
     install = sub.add_parser("install", help="download a voice, checking its pinned size and SHA-256")
     install.add_argument("name", help=f"voice name, e.g. {next(iter(voices.CATALOG))}")
-    install.add_argument("--url", help=f"repository base URL (default: ${voices.URL_ENV} or the public Piper voices repository)")
+    install.add_argument(
+        "--url", help=f"repository base URL (default: ${voices.URL_ENV} or the public Piper voices repository)"
+    )
     install.set_defaults(func=_install)
-    sub.add_parser("verify", help="check every installed voice: config, pinned digests, model load").set_defaults(func=_verify)
+    sub.add_parser("verify", help="check every installed voice: config, pinned digests, model load").set_defaults(
+        func=_verify
+    )
 
 
 def _tts(args: argparse.Namespace) -> tuple[TtsSettings, Path]:
@@ -49,11 +53,18 @@ def _list(args: argparse.Namespace) -> int:
     table = Table(title=f"Piper voices in {folder}")
     for column in ("", "name", "language", "quality", "sample rate", "size", "status"):
         # names must stay whole (a technician copies them into the config); the status may wrap
-        table.add_column(column, justify="right" if column in ("sample rate", "size") else "left", no_wrap=column != "status", overflow="fold")
+        table.add_column(
+            column,
+            justify="right" if column in ("sample rate", "size") else "left",
+            no_wrap=column != "status",
+            overflow="fold",
+        )
     for v in found:
         active = tts.voice in (v.name, str(v.onnx))
         rate = f"{v.sample_rate:,} Hz" if v.sample_rate else "?"
-        table.add_row("*" if active else "", v.name, v.language, v.quality, rate, _size(v.size_bytes), v.problem or "ok")
+        table.add_row(
+            "*" if active else "", v.name, v.language, v.quality, rate, _size(v.size_bytes), v.problem or "ok"
+        )
     console.print(table)
     if not any(tts.voice in (v.name, str(v.onnx)) for v in found):
         console.print(f"the configured voice {tts.voice!r} is not among them: the espeak fallback will speak")
@@ -73,7 +84,13 @@ def _install(args: argparse.Namespace) -> int:
 
     _, folder = _tts(args)
     tasks: dict[str, TaskID] = {}
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns) as bar:
 
         def progress(label: str, done: int, total: int) -> None:

@@ -17,6 +17,7 @@ from loaxa.player.relays import Relay, build_relay
 
 log = logging.getLogger(__name__)
 
+
 class Amplifier:
     """On with a warm-up before sound, off after an idle hold, off at exit.
 

@@ -127,7 +127,7 @@ class _WavOutput:
         self.path = path
         self._part = path.with_name(path.name + ".part")
         try:
-            self._wav = wave.open(str(self._part), "wb")
+            self._wav = wave.open(str(self._part), "wb")  # noqa: SIM115 - closed by close(), the session's end
         except OSError as exc:
             raise AudioError(f"cannot write {self._part}: {exc}") from None
         self._wav.setnchannels(1)

@@ -12,15 +12,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
+from loaxa.broadcast_queue import BroadcastQueue
 from loaxa.config import Settings
 from loaxa.errors import AudioError, LoaxaError, VoiceError
 from loaxa.player.chime import chime
 from loaxa.player.output import Output, Sink
 from loaxa.player.session import Session, Stopped
-from loaxa.broadcast_queue import BroadcastQueue
 from loaxa.sources.registry import Program, SourceRegistry
 from loaxa.states import Outcome
 from loaxa.store import Ledger, Play
@@ -219,4 +219,4 @@ def _cannot_prepare(play: Play, exc: LoaxaError) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

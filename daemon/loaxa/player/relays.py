@@ -65,7 +65,9 @@ class NoRelay:
 class CommandRelay:
     """Runs argv lists (no shell) to switch; each with a timeout."""
 
-    def __init__(self, on_command: Sequence[str], off_command: Sequence[str], timeout_s: float = COMMAND_TIMEOUT_S) -> None:
+    def __init__(
+        self, on_command: Sequence[str], off_command: Sequence[str], timeout_s: float = COMMAND_TIMEOUT_S
+    ) -> None:
         if not on_command or not off_command:
             raise AudioError("amplifier backend 'command' needs both amplifier.on_command and amplifier.off_command")
         self.name = f"command:{os.path.basename(on_command[0])}"
@@ -188,7 +190,9 @@ class GpioRelay:
             import gpiod
             from gpiod.line import Direction, Value
 
-            settings = gpiod.LineSettings(direction=Direction.OUTPUT, output_value=Value.INACTIVE, active_low=self.active_low)
+            settings = gpiod.LineSettings(
+                direction=Direction.OUTPUT, output_value=Value.INACTIVE, active_low=self.active_low
+            )
             return gpiod.request_lines(self.chip, consumer="loaxa-amplifier", config={self.pin: settings})
         from gpiozero import DigitalOutputDevice
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
@@ -40,7 +40,7 @@ _SEVERITY_RANK = {"Extreme": 3, "Severe": 3, "Moderate": 2, "Minor": 1, "Unknown
 
 # rev counts seconds of <sent> from this epoch: later sent, higher rev, and it
 # stays below 2**31 until 2088 for receivers that store 32-bit integers.
-REV_EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
+REV_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 _MAX_REV = 2**31 - 1
 _NOT_LIVE = {"Test", "Exercise", "Draft"}
 
@@ -194,7 +194,7 @@ def _time(value: str, what: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise CapError(f"<{what}> {value!r} has no time zone offset")
     try:
-        moment.astimezone(timezone.utc)
+        moment.astimezone(UTC)
     except OverflowError:
         raise CapError(f"<{what}> {value!r} is out of range") from None
     return moment

@@ -80,7 +80,9 @@ def feed_links(data: bytes, base: str) -> list[str] | None:
     links: list[str] = []
     if root.tag == f"{ATOM}feed":
         for entry in root.iter(f"{ATOM}entry"):
-            hrefs = [(el.get("type", ""), el.get("rel", "alternate"), el.get("href")) for el in entry.iter(f"{ATOM}link")]
+            hrefs = [
+                (el.get("type", ""), el.get("rel", "alternate"), el.get("href")) for el in entry.iter(f"{ATOM}link")
+            ]
             best = [h for t, _, h in hrefs if t in CAP_TYPES] or [h for _, r, h in hrefs if r == "alternate"]
             if best and best[0]:
                 links.append(best[0])

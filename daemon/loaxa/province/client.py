@@ -63,7 +63,9 @@ class Message:
 class Feed:
     """A connected operator client; `messages` fills with states and events."""
 
-    def __init__(self, args: argparse.Namespace, provinces: list[str], states: bool = True, events: bool = True) -> None:
+    def __init__(
+        self, args: argparse.Namespace, provinces: list[str], states: bool = True, events: bool = True
+    ) -> None:
         self.prefix: str = args.prefix
         self.messages: queue.Queue[Message] = queue.Queue()
         self._subscribed = threading.Event()

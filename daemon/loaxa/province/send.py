@@ -12,7 +12,7 @@ import logging
 import queue
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from loaxa.errors import CommandError, LoaxaError
@@ -45,9 +45,11 @@ def add_send_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", metavar="FILE", help="sign with this issuer key file (see `loaxa keys`)")
     w = p.add_argument_group("receipts")
     w.add_argument(
-        "--wait", choices=("auto", "finished", "received", "none"), default="auto",
+        "--wait",
+        choices=("auto", "finished", "received", "none"),
+        default="auto",
         help="what every station must report before exiting (auto: finished, or scheduled for --at/--daily)",
-    )  # fmt: skip
+    )
     w.add_argument("--timeout", type=float, default=120.0, help="seconds to follow receipts (default 120)")
     w.add_argument("--states-wait", type=float, default=2.0, help="at most this long to collect station states first")
     w.add_argument("--plain", action="store_true", help="one line per receipt, no live table")
@@ -57,7 +59,7 @@ def add_send_args(p: argparse.ArgumentParser) -> None:
 
 def finish(command: dict[str, Any], key_file: str | None) -> dict[str, Any]:
     """Stamp `issued`, sign when a key is given, and check it as a station would."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if key_file:
         from loaxa.security import load_private_key, sign
 

@@ -4,4 +4,12 @@ from loaxa.sources._common import SourceError
 from loaxa.sources.recorded import decode_audio, fetch_audio, prune_cache, validate_audio_spec
 from loaxa.sources.stream import StreamRelay, validate_stream_spec
 
-__all__ = ["SourceError", "StreamRelay", "decode_audio", "fetch_audio", "prune_cache", "validate_audio_spec", "validate_stream_spec"]
+__all__ = [
+    "SourceError",
+    "StreamRelay",
+    "decode_audio",
+    "fetch_audio",
+    "prune_cache",
+    "validate_audio_spec",
+    "validate_stream_spec",
+]

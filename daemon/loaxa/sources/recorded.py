@@ -116,11 +116,29 @@ def _decode_to(path: Path, decoded: Path, rate: int, max_duration_s: float, ffmp
     part = Path(part_name)
     # One second past the cap tells "too long" apart from "exactly at the cap".
     cmd = [
-        binary, "-nostdin", "-hide_banner", "-loglevel", "error",
-        "-protocol_whitelist", "file", "-format_whitelist", DEMUXERS,
-        "-i", str(path), "-vn", "-t", f"{max_duration_s + 1:g}",
-        "-ac", "1", "-ar", str(rate), "-f", "f32le", "-y", str(part),
-    ]  # fmt: skip
+        binary,
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        DEMUXERS,
+        "-i",
+        str(path),
+        "-vn",
+        "-t",
+        f"{max_duration_s + 1:g}",
+        "-ac",
+        "1",
+        "-ar",
+        str(rate),
+        "-f",
+        "f32le",
+        "-y",
+        str(part),
+    ]
     started = time.monotonic()
     try:
         try:

@@ -166,7 +166,9 @@ class StreamRelay:
                 if self._halted():
                     break
                 self.last_error = reason
-                log.warning("stream from %s dropped (%s); reconnecting in %g s", host_of(self.url), reason, self.reconnect_s)
+                log.warning(
+                    "stream from %s dropped (%s); reconnecting in %g s", host_of(self.url), reason, self.reconnect_s
+                )
                 if self._stop.wait(max(0.0, min(self.reconnect_s, self._deadline - time.monotonic()))):
                     break
                 if self._halted():
@@ -179,18 +181,39 @@ class StreamRelay:
         # No `-reconnect`: ffmpeg would reconnect silently; here every
         # restart is counted, logged and spaced by `reconnect_s`.
         return [
-            self._binary, "-nostdin", "-hide_banner", "-loglevel", "error",
-            "-protocol_whitelist", PROTOCOLS, "-user_agent", f"loaxa/{__version__}",
-            "-rw_timeout", str(int(self.stall_s * 1e6)),
-            "-i", self.url, "-vn", "-ac", "1", "-ar", str(self.sample_rate), "-f", "f32le", "pipe:1",
-        ]  # fmt: skip
+            self._binary,
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            PROTOCOLS,
+            "-user_agent",
+            f"loaxa/{__version__}",
+            "-rw_timeout",
+            str(int(self.stall_s * 1e6)),
+            "-i",
+            self.url,
+            "-vn",
+            "-ac",
+            "1",
+            "-ar",
+            str(self.sample_rate),
+            "-f",
+            "f32le",
+            "pipe:1",
+        ]
 
     def _session(self) -> str:
         """Run one ffmpeg until it ends, stalls or the relay stops; say why it ended."""
         with tempfile.TemporaryFile() as errors:
             try:
                 proc = subprocess.Popen(
-                    self._command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, start_new_session=True
+                    self._command(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=errors,
+                    start_new_session=True,
                 )
             except OSError as exc:
                 return f"cannot start ffmpeg: {exc}"

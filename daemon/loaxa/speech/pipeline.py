@@ -16,7 +16,6 @@ import threading
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-
 from typing import cast
 
 import numpy as np
@@ -107,7 +106,9 @@ class Speaker:
             return
         items: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=QUEUE_CHUNKS)
         stop = threading.Event()
-        worker = threading.Thread(target=self._produce, args=(sentences, start, rate, items, stop), name="speech-synth", daemon=True)
+        worker = threading.Thread(
+            target=self._produce, args=(sentences, start, rate, items, stop), name="speech-synth", daemon=True
+        )
         worker.start()
         next_index = start  # first sentence not yet fully handed to the player
         try:
@@ -135,7 +136,9 @@ class Speaker:
         finally:
             stop.set()
 
-    def _produce(self, sentences: list[Sentence], start: int, rate: float, items: queue.Queue, stop: threading.Event) -> None:
+    def _produce(
+        self, sentences: list[Sentence], start: int, rate: float, items: queue.Queue, stop: threading.Event
+    ) -> None:
         def put(item: tuple[str, object]) -> bool:
             while not stop.is_set():
                 try:
@@ -161,7 +164,9 @@ class Speaker:
             log.exception("neural voice crashed")
             put(("error", VoiceError(f"{self.voice.name if self.voice else 'voice'} crashed: {exc}")))
 
-    def _voiced(self, text: str, rate: float, first: bool, stop: threading.Event | None = None) -> Iterator[tuple[np.ndarray, bool]]:
+    def _voiced(
+        self, text: str, rate: float, first: bool, stop: threading.Event | None = None
+    ) -> Iterator[tuple[np.ndarray, bool]]:
         """Levelled samples of one sentence, piece by piece, through the cache."""
         voice = self.voice
         assert voice is not None
@@ -257,7 +262,8 @@ def _pieces(voice: Voice, text: str, first_max: int | None) -> list:
     """Callables rate -> raw samples: phoneme pieces for Piper, one call otherwise."""
     if isinstance(voice, PhonemeVoice):
         limits = {"first_max": first_max} if first_max else {}
-        return [lambda rate, ids=voice.phonemes_to_ids(p): voice.ids_to_audio(ids, rate) for p in voice.pieces(text, **limits)]
+        pieces = [voice.phonemes_to_ids(p) for p in voice.pieces(text, **limits)]
+        return [lambda rate, ids=ids: voice.ids_to_audio(ids, rate) for ids in pieces]
     return [lambda rate: voice.synthesize(text, rate)]
 
 
@@ -303,7 +309,9 @@ def build_speaker(
     return Speaker(voice, fallback, tts, text, sample_rate, cache=cache, load_error=reason)
 
 
-def synthesize_to_wav(speaker: Speaker, text: str, path: str | Path, rate: float | None = None, silence_s: float | None = None) -> float:
+def synthesize_to_wav(
+    speaker: Speaker, text: str, path: str | Path, rate: float | None = None, silence_s: float | None = None
+) -> float:
     """Speak `text` into a 16-bit mono WAV (for `loaxa say --output`); returns seconds."""
     total = 0
     with wave.open(str(path), "wb") as wav:

@@ -104,7 +104,10 @@ class VoiceModel:
         speakers = get("num_speakers", kind=int, default=1, required=False)
         if speakers < 1:
             problems.append(f"num_speakers: {speakers} is less than 1")
-        inference = {k: get("inference", k, kind=(int, float), default=d, required=False) for k, d in (("noise_scale", 0.667), ("length_scale", 1.0), ("noise_w", 0.8))}
+        inference = {
+            k: get("inference", k, kind=(int, float), default=d, required=False)
+            for k, d in (("noise_scale", 0.667), ("length_scale", 1.0), ("noise_w", 0.8))
+        }
         if problems:
             raise VoiceError(f"{source}: " + "; ".join(problems))
         lang: dict[str, Any] = raw["language"] if isinstance(raw.get("language"), dict) else {}
@@ -179,7 +182,9 @@ class NeuralVoice:
             config = _replace(config, espeak_voice=espeak_voice)
         started = time.perf_counter()
         try:
-            session = ort.InferenceSession(str(onnx_path), sess_options=session_options(threads), providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                str(onnx_path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise VoiceError(f"{onnx_path}: onnxruntime cannot load the model: {exc}") from None
         names = {i.name for i in session.get_inputs()}
@@ -261,7 +266,9 @@ class NeuralVoice:
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
     # -- whole text -----------------------------------------------------------
-    def pieces(self, text: str, first_max: int = MAX_PIECE_PHONEMES, max_len: int = MAX_PIECE_PHONEMES) -> list[list[str]]:
+    def pieces(
+        self, text: str, first_max: int = MAX_PIECE_PHONEMES, max_len: int = MAX_PIECE_PHONEMES
+    ) -> list[list[str]]:
         """Phoneme runs of at most `max_len`, cut at clause marks, else at spaces."""
         out = [piece for sentence in self.phonemize(text) for piece in split_phonemes(sentence, max_len)]
         if out and len(out[0]) > first_max:
@@ -293,7 +300,9 @@ def split_phonemes(phonemes: list[str], max_len: int = MAX_PIECE_PHONEMES) -> li
     while len(rest) > max_len:
         window = rest[: max_len + 1]
         floor = max_len // 3
-        cut = next((i + 1 for i in range(len(window) - 2, floor, -1) if window[i] in CLAUSE_MARKS and window[i + 1] == " "), 0)
+        cut = next(
+            (i + 1 for i in range(len(window) - 2, floor, -1) if window[i] in CLAUSE_MARKS and window[i + 1] == " "), 0
+        )
         if not cut:
             cut = next((i for i in range(len(window) - 1, floor, -1) if window[i] == " "), max_len)
         out.append(_strip(rest[:cut]))

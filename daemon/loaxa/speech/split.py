@@ -25,7 +25,37 @@ PARAGRAPH, SENTENCE, CLAUSE, COMMA, WORD = 2.0, 1.0, 0.6, 0.4, 0.15
 
 # Written before a dot that is not a full stop when a name or number follows.
 _ABBREVIATIONS = frozenset(
-    "TP Tp tp TX Tx tx TT Tt tt Q P H X F Th ThS Ths TS PGS GS BS KS CN St Mr Mrs Dr Ô B".split()
+    [
+        "TP",
+        "Tp",
+        "tp",
+        "TX",
+        "Tx",
+        "tx",
+        "TT",
+        "Tt",
+        "tt",
+        "Q",
+        "P",
+        "H",
+        "X",
+        "F",
+        "Th",
+        "ThS",
+        "Ths",
+        "TS",
+        "PGS",
+        "GS",
+        "BS",
+        "KS",
+        "CN",
+        "St",
+        "Mr",
+        "Mrs",
+        "Dr",
+        "Ô",
+        "B",
+    ]
 )
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
 _TOKEN_BEFORE = re.compile(r"(\S+)$")

@@ -96,7 +96,11 @@ def list_voices(voices_dir: Path) -> list[InstalledVoice]:
         name = onnx.name.removesuffix(".onnx")
         try:
             config = VoiceModel.from_file(onnx.with_name(onnx.name + ".json"))
-            found.append(InstalledVoice(name, onnx, onnx.stat().st_size, config.sample_rate, config.language, config.quality, None))
+            found.append(
+                InstalledVoice(
+                    name, onnx, onnx.stat().st_size, config.sample_rate, config.language, config.quality, None
+                )
+            )
         except VoiceError as exc:
             found.append(InstalledVoice(name, onnx, onnx.stat().st_size, None, "", "", str(exc)))
     return found
@@ -131,7 +135,9 @@ def install(
     try:
         for suffix, pin in ((".onnx.json", entry.config), (".onnx", entry.onnx)):
             file_url = f"{root}/{name}{suffix}"
-            temps.append(_download(file_url, voices_dir, pin, progress=progress, timeout_s=timeout_s, deadline_s=deadline_s))
+            temps.append(
+                _download(file_url, voices_dir, pin, progress=progress, timeout_s=timeout_s, deadline_s=deadline_s)
+            )
         # Config first: a voice counts as installed once its .onnx is there.
         os.replace(temps[0], config_target)
         os.replace(temps[1], onnx_target)
@@ -174,7 +180,9 @@ def _download(
     return tmp
 
 
-def verify(voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, load: bool = True, deadline_s: float = 20.0) -> list[tuple[str, str | None]]:
+def verify(
+    voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, load: bool = True, deadline_s: float = 20.0
+) -> list[tuple[str, str | None]]:
     """(name, problem or None) for each installed voice: config, pins, and a model load."""
     from loaxa.speech.piper import NeuralVoice
 
@@ -184,7 +192,10 @@ def verify(voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, loa
         problem = voice.problem
         entry = catalog.get(voice.name)
         if problem is None and entry is not None:
-            for path, pin in ((voice.onnx, entry.onnx), (voice.onnx.with_name(voice.onnx.name + ".json"), entry.config)):
+            for path, pin in (
+                (voice.onnx, entry.onnx),
+                (voice.onnx.with_name(voice.onnx.name + ".json"), entry.config),
+            ):
                 if path.stat().st_size != pin.size or sha256_file(path) != pin.sha256:
                     problem = f"{path.name} differs from the pinned download (size or SHA-256)"
                     break

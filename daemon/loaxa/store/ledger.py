@@ -107,7 +107,12 @@ class Txn:
         self.touched: set[tuple[str, str]] = set()  # bulletins whose plays may have closed
 
     def event(
-        self, kind: Event, id: str | None, rev: int | None = None, *, occurrence: str | None = None,
+        self,
+        kind: Event,
+        id: str | None,
+        rev: int | None = None,
+        *,
+        occurrence: str | None = None,
         detail: str | None = None,
     ) -> None:
         payload = event(kind, self.station, id, rev, detail=detail, occurrence=occurrence)
@@ -141,14 +146,20 @@ class Txn:
     def store_bulletin(self, issuer: str, bulletin: Bulletin, received_at: float) -> None:
         """Remember the id and rev, and keep this rev as the bulletin's body."""
         self._db.execute(
-            "INSERT INTO seen (issuer, id, rev, at) VALUES (?, ?, ?, ?)", (issuer, bulletin.id, bulletin.rev, received_at)
+            "INSERT INTO seen (issuer, id, rev, at) VALUES (?, ?, ?, ?)",
+            (issuer, bulletin.id, bulletin.rev, received_at),
         )
         self._db.execute(
             "INSERT OR REPLACE INTO bulletins (issuer, id, rev, priority, body, state, received_at, fired_until) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
             (
-                issuer, bulletin.id, bulletin.rev, bulletin.priority, bulletin.model_dump_json(exclude_none=True),
-                BulletinState.ACTIVE, received_at,
+                issuer,
+                bulletin.id,
+                bulletin.rev,
+                bulletin.priority,
+                bulletin.model_dump_json(exclude_none=True),
+                BulletinState.ACTIVE,
+                received_at,
             ),
         )
 
@@ -295,7 +306,9 @@ class Ledger:
                 t.event(Event.DUPLICATE, b.id, b.rev, detail="this id and rev were already received")
                 return Accepted(stored=False)
             if known is not None and b.rev < known.rev:
-                t.event(Event.REJECTED, b.id, b.rev, detail=f"rev {b.rev} is older than rev {known.rev} already received")
+                t.event(
+                    Event.REJECTED, b.id, b.rev, detail=f"rev {b.rev} is older than rev {known.rev} already received"
+                )
                 return Accepted(stored=False)
             waiting = t.waiting()
             if b.schedule is None and waiting >= max_queue:
@@ -467,8 +480,6 @@ def _bulletin(row: sqlite3.Row) -> StoredBulletin:
         fired_until=row["fired_until"],
         body=json.loads(row["body"]),
     )
-
-
 
 
 __all__ = ["Accepted", "Completion", "Ledger", "Play", "StoredBulletin", "Txn", "aired"]

@@ -103,7 +103,6 @@ class FifoSpeaker:
         os.close(fd)
 
 
-
 def with_alsa_file(root: Path, rate: int = RATE) -> tuple[dict[str, str], Path]:
     """Environment whose ALSA default device writes raw S16 mono into a file; and that file."""
     home = root / "home"

@@ -84,8 +84,10 @@ class StationProcess:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "loaxa", "-v", "run", "--config", str(self.config_path)],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
-            )  # fmt: skip
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         return self
 
     def alive(self) -> bool:
@@ -282,6 +284,7 @@ class Province:
 
     def wait_for(self, id: str | None, event: str, timeout_s: float = 60.0) -> dict[str, Any]:
         """The first `event` for bulletin `id`."""
+
         def seen() -> bool:
             return any(e["id"] == id and e["event"] == event for e in self.events)
 

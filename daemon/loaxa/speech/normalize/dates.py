@@ -82,11 +82,9 @@ def _dates(m: re.Match[str], ctx: Context) -> str:
         if d0 is None and second is None and year is None:
             return _slash_pair(m, ctx, day, month)
         return m.group(0)
-    if d0 is None and second is None and year is None:
-        if (day, month) == (24, 7) or (
-            word_before(m.string, m.start()) in _FRACTION_WORDS and day < month
-        ):
-            return _slash_pair(m, ctx, day, month)
+    fraction_like = (day, month) == (24, 7) or (word_before(m.string, m.start()) in _FRACTION_WORDS and day < month)
+    if d0 is None and second is None and year is None and fraction_like:
+        return _slash_pair(m, ctx, day, month)
     lead = "" if word_before(m.string, m.start()) in _DAY_WORDS else "ngày "
     if d0 is not None:
         spoken = f"{lead}{read_int(d0, ctx.dialect)} đến ngày {_say_date(day, month, year, ctx.dialect)}"

@@ -9,18 +9,43 @@ from loaxa.speech.normalize.numbers import DIGITS
 
 # The names a Vietnamese announcer spells with (bê, xê, ép, ca...).
 LETTER_NAMES = {
-    "a": "a", "ă": "á", "â": "ớ", "b": "bê", "c": "xê", "d": "dê", "đ": "đê",
-    "e": "e", "ê": "ê", "f": "ép", "g": "giê", "h": "hát", "i": "i", "j": "gi",
-    "k": "ca", "l": "e lờ", "m": "em mờ", "n": "en nờ", "o": "o", "ô": "ô",
-    "ơ": "ơ", "p": "pê", "q": "quy", "r": "e rờ", "s": "ét xì", "t": "tê",
-    "u": "u", "ư": "ư", "v": "vê", "w": "vê kép", "x": "ích xì", "y": "i dài",
+    "a": "a",
+    "ă": "á",
+    "â": "ớ",
+    "b": "bê",
+    "c": "xê",
+    "d": "dê",
+    "đ": "đê",
+    "e": "e",
+    "ê": "ê",
+    "f": "ép",
+    "g": "giê",
+    "h": "hát",
+    "i": "i",
+    "j": "gi",
+    "k": "ca",
+    "l": "e lờ",
+    "m": "em mờ",
+    "n": "en nờ",
+    "o": "o",
+    "ô": "ô",
+    "ơ": "ơ",
+    "p": "pê",
+    "q": "quy",
+    "r": "e rờ",
+    "s": "ét xì",
+    "t": "tê",
+    "u": "u",
+    "ư": "ư",
+    "v": "vê",
+    "w": "vê kép",
+    "x": "ích xì",
+    "y": "i dài",
     "z": "dét",
-}  # fmt: skip
+}
 
 # Every upper-case letter a bulletin may hold (Latin, with Vietnamese marks).
-UPPER = "".join(
-    c for c in map(chr, [*range(0x41, 0x250), *range(0x1E00, 0x1F00)]) if c.isupper() and c.isalpha()
-)
+UPPER = "".join(c for c in map(chr, [*range(0x41, 0x250), *range(0x1E00, 0x1F00)]) if c.isupper() and c.isalpha())
 
 _TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}
 _SYLLABLE = re.compile(

@@ -112,9 +112,7 @@ def parse_entries(text: str, source: str) -> dict[str, str]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"lexicon {source}: expected a mapping of 'written: spoken' lines, got {type(data).__name__}"
-        )
+        raise ConfigError(f"lexicon {source}: expected a mapping of 'written: spoken' lines, got {type(data).__name__}")
     entries: dict[str, str] = {}
     problems = []
     for key, value in data.items():

@@ -131,9 +131,33 @@ def leftover_pass(line: str, ctx: Context) -> str:
 
 _ROMAN_TOKEN = re.compile(r"([IVXLCDM](?<![\w\-][IVXLCDM])[IVXLCDM]*)(?:/(\d{4}))?(?![\w\-])")
 _ROMAN_CONTEXT = {
-    "khóa", "khoá", "thứ", "kỷ", "kỉ", "quý", "chương", "phần", "mục", "đợt", "kỳ", "kì", "tập",
-    "hạng", "loại", "nhóm", "vùng", "khu", "hội", "lục", "cấp", "độ", "đoạn", "bậc", "lần", "phiên",
-}  # fmt: skip
+    "khóa",
+    "khoá",
+    "thứ",
+    "kỷ",
+    "kỉ",
+    "quý",
+    "chương",
+    "phần",
+    "mục",
+    "đợt",
+    "kỳ",
+    "kì",
+    "tập",
+    "hạng",
+    "loại",
+    "nhóm",
+    "vùng",
+    "khu",
+    "hội",
+    "lục",
+    "cấp",
+    "độ",
+    "đoạn",
+    "bậc",
+    "lần",
+    "phiên",
+}
 _ROMAN_ALONE = re.compile(r"[IVX]{2,}")
 _ROMAN_WORDS = {"VI", "XI"}
 

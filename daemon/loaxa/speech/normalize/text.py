@@ -69,7 +69,7 @@ _DROP = re.compile(
 )
 _SPACES = re.compile(r"[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 _DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d", "-"))
-_QUOTE_CHARS = str.maketrans(dict.fromkeys("\"“”„‟«»‹›`´"))
+_QUOTE_CHARS = str.maketrans(dict.fromkeys('"“”„‟«»‹›`´'))
 # An apostrophe inside a word (Đắk R'Lấp) stays; a quoting one goes.
 _APOSTROPHE = re.compile(r"(?<!\w)['‘’]|['‘’](?!\w)")
 
