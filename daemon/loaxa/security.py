@@ -33,12 +33,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from loaxa.config import SecuritySettings
 from loaxa.errors import CommandError, ConfigError
 from loaxa.jsonwire import canonical
+from loaxa.protocol import ID_PATTERN
 from loaxa.timing import parse_instant
 
 log = logging.getLogger(__name__)
 
 KEY_FILE_FORMAT = "loaxa-ed25519-v1"
-KID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+KID_RE = re.compile(ID_PATTERN)  # key ids follow the rule of command ids
 SIGNATURE_LEN = 64
 PUBLIC_KEY_LEN = 32
 

@@ -18,6 +18,7 @@ from xml.parsers import expat
 
 from loaxa.errors import LoaxaError
 from loaxa.province.cap_text import assemble
+from loaxa.states import Priority
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ CERTAINTIES = ("Observed", "Likely", "Possible", "Unlikely", "Unknown", "Very Li
 # Priority is the higher of the two ranks below ("Immediate or Extreme/Severe
 # → emergency", …), except urgency Past: no action is needed any more, so it
 # never wakes the commune. The full 5×5 table is in docs/cap.md.
-_PRIORITIES = ("low", "normal", "high", "emergency")
 _URGENCY_RANK = {"Immediate": 3, "Expected": 2, "Future": 1, "Past": 0, "Unknown": 0}
 _SEVERITY_RANK = {"Extreme": 3, "Severe": 3, "Moderate": 2, "Minor": 1, "Unknown": 0}
 
@@ -261,7 +261,7 @@ def priority_for(urgency: str, severity: str) -> str:
     if urgency == "Past":
         return "low"
     rank = max(_URGENCY_RANK.get(urgency, 0), _SEVERITY_RANK.get(severity, 0))
-    return _PRIORITIES[rank]
+    return Priority.of_rank(Priority.LOW.rank - rank).value  # CAP ranks count up to the most urgent
 
 
 def bulletin_id(sender: str, identifier: str) -> str:
