@@ -150,10 +150,31 @@ def test_quiet_hours_hold_a_normal_bulletin_and_let_an_emergency_through(tmp_pat
         operator.send({"type": "bulletin", "id": "night-alarm", "text": SHORT, "priority": "emergency"})
         operator.wait_for("night-alarm", "finished", 30)
         operator.wait_for("night-high", "finished", 30)
+        held = operator.wait_for("night-normal", "held", 10)  # protocol 1.1: it says why it waits, once
+        assert held["detail"] == f"quiet hours until {end}"
         time.sleep(1.0)  # the player looks at the queue every 0.5 s at most
-        assert operator.of("night-normal") == ["received"]
+        assert operator.of("night-normal") == ["received", "held"]
         queue = station.control({"cmd": "queue"})
         assert [(p["id"], p["state"]) for p in queue["plays"]] == [("night-normal", "pending")]
+    finally:
+        assert station.stop() == 0, station.log()
+
+
+def test_a_slot_held_by_quiet_hours_past_its_grace_is_missed_not_aired_hours_late(tmp_path, broker, operator):
+    """Protocol 1.1: a held bulletin plays when the cause clears only within its grace."""
+    now = datetime.now(TZ)
+    quiet = {"start": (now - timedelta(hours=1)).strftime("%H:%M"), "end": (now + timedelta(hours=1)).strftime("%H:%M")}
+    station = start_station(
+        tmp_path, broker, operator, broadcast__quiet_hours=quiet, broadcast__grace_s=2, clock__require_sync=False
+    )
+    try:
+        slot = slot_in(1)
+        operator.send({"type": "bulletin", "id": "night-slot", "text": SHORT, "schedule": {"at": slot.isoformat()}})
+        assert operator.wait_for("night-slot", "held", 15)["occurrence"] == slot.isoformat()
+        missed = operator.wait_for("night-slot", "missed", 15)
+        assert missed["occurrence"] == slot.isoformat()
+        assert f"(quiet hours until {quiet['end']}), beyond the 2 s grace" in missed["detail"]
+        assert operator.of("night-slot") == ["received", "scheduled", "held", "missed"]
     finally:
         assert station.stop() == 0, station.log()
 

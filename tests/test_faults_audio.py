@@ -50,9 +50,11 @@ def test_device_missing_at_start_is_retried_by_name_reported_and_plays_when_it_a
     op.send({"type": "bulletin", "id": "dev-1", "text": "Xin chào bà con."})
     st = op.wait_state(lambda st: audio_error(st) is not None, 30)
     assert "no audio output device named 'loaxa-speaker'" in audio_error(st)
+    held = op.wait_for("dev-1", "held", 10)  # the province hears why nothing airs, in words
+    assert held["detail"].startswith("audio output unavailable: no audio output device named 'loaxa-speaker'")
     time.sleep(1.5)  # a few retries
     assert station.alive()
-    assert "finished" not in op.of("dev-1")
+    assert op.of("dev-1") == ["received", "held"]  # once per cause, not once per retry
     speaker.plug_in()  # PortAudio is re-initialised after a failure, and ALSA re-reads the file
     op.wait_for("dev-1", "finished", 30)
     assert voiced_seconds(speaker.samples(), RATE) > 0.5

@@ -8,15 +8,26 @@ cut in.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from loaxa.config import QuietHours
 from loaxa.states import Priority
 from loaxa.store import Ledger, Play
-from loaxa.timing import in_quiet_hours
+from loaxa.timing import in_quiet_hours, quiet_hours_end
 
 HELD_IN_QUIET_HOURS = Priority.NORMAL.rank  # and every rank after it
+CLOCK_HOLD = "the clock is not synchronised yet (no NTP); scheduled slots wait for it"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A due play that cannot start, and why: `cause` is the kind, `detail` the words for the operator."""
+
+    play: Play
+    cause: str
+    detail: str
 
 
 class BroadcastQueue:
@@ -35,23 +46,35 @@ class BroadcastQueue:
     def quiet_now(self, now: datetime) -> bool:
         return self.quiet is not None and in_quiet_hours(now, self.tz, self.quiet.start, self.quiet.end)
 
-    def eligible(self, now: datetime) -> list[Play]:
-        """Open plays that may start now, best first (one left on air by a player error is retried)."""
+    def survey(self, now: datetime) -> tuple[list[Play], list[Hold]]:
+        """Open plays that may start now, best first, and the due ones that wait, with why."""
         quiet = self.quiet_now(now)
         clock_ok: bool | None = None
-        chosen = []
-        for play in self.ledger.open_plays():
+        chosen: list[Play] = []
+        held: list[Hold] = []
+        for play in self.ledger.open_plays():  # one left on air by a player error is retried
             if play.due_at > now.timestamp():
                 continue
             if quiet and play.rank >= HELD_IN_QUIET_HOURS:
+                held.append(Hold(play, "quiet_hours", self._quiet_detail(now)))
                 continue
             if play.occurrence is not None:
                 # a scheduled slot needs a clock that can be trusted
                 clock_ok = self.clock_ok() if clock_ok is None else clock_ok
                 if not clock_ok:
+                    held.append(Hold(play, "clock", CLOCK_HOLD))
                     continue
             chosen.append(play)
-        return chosen
+        return chosen, held
+
+    def eligible(self, now: datetime) -> list[Play]:
+        """Open plays that may start now, best first."""
+        return self.survey(now)[0]
+
+    def _quiet_detail(self, now: datetime) -> str:
+        assert self.quiet is not None
+        until = quiet_hours_end(now, self.tz, self.quiet.start, self.quiet.end)
+        return f"quiet hours until {until.astimezone(self.tz).strftime('%H:%M')}"
 
     def next(self, now: datetime) -> Play | None:
         plays = self.eligible(now)

@@ -82,6 +82,7 @@ class Event(StrEnum):
     CANCELLED = "cancelled"
     SUPERSEDED = "superseded"
     PONG = "pong"
+    HELD = "held"  # protocol 1.1: due, but waiting, and why
 
 
 class Outcome(StrEnum):

@@ -76,6 +76,7 @@ class Player(threading.Thread):
         self._look_again = threading.Event()
         self._stopping = threading.Event()
         self._stream_stop = threading.Event()
+        self._holds = _Holds()
 
     # -- called from other threads -------------------------------------------
     def attention(self) -> None:
@@ -108,7 +109,7 @@ class Player(threading.Thread):
         while not self._stopping.is_set():
             self.heartbeat = time.monotonic()
             try:
-                play = self.queue.next(_now())
+                play = self._next(_now())
                 if play is None:
                     self._wake.wait(IDLE_WAIT_S)
                     self._wake.clear()
@@ -117,6 +118,35 @@ class Player(threading.Thread):
             except Exception:  # a bug in one play must not silence the station
                 log.exception("player error; continuing")
                 self._stopping.wait(1.0)
+
+    def _next(self, now: datetime) -> Play | None:
+        """The best play that may start now; the due ones that wait say why, once per cause."""
+        eligible, holds = self.queue.survey(now)
+        self._holds.keep({p.pid for p in eligible} | {h.play.pid for h in holds})
+        for hold in holds:
+            self._hold(hold.play, hold.cause, hold.detail, now)
+        for play in eligible:
+            if not self._held_too_long(play, now):
+                return play
+        return None
+
+    def _hold(self, play: Play, cause: str, detail: str, now: datetime) -> None:
+        if self._held_too_long(play, now):
+            return
+        if self._holds.new(play.pid, cause, detail):
+            log.info("%s held: %s", play.id, detail)
+            self.ledger.hold(play, detail)
+
+    def _held_too_long(self, play: Play, now: datetime) -> bool:
+        """A scheduled slot held past the grace is missed, not aired hours late."""
+        late = now.timestamp() - play.due_at
+        grace = self.settings.broadcast.grace_s
+        why = self._holds.why(play.pid)
+        if why is None or play.occurrence is None or play.started_at is not None or late <= grace:
+            return False
+        self.ledger.miss(play, f"held {late:.0f} s ({why}), beyond the {grace:g} s grace")
+        self._holds.forget(play.pid)
+        return True
 
     def _air(self, play: Play) -> None:
         expires = play.body.get("expires")
@@ -133,9 +163,13 @@ class Player(threading.Thread):
             output = self.sink.open(self.rate, label=play.id)
         except AudioError as exc:
             self.amplifier.release()
+            now = _now()
+            for waiting in self.queue.eligible(now):  # every due play waits for the device
+                self._hold(waiting, "audio", f"audio output unavailable: {exc}", now)
             self._after(play, Outcome.AUDIO_ERROR, str(exc))
             return
         self.audio_error = None
+        self._holds.forget(play.pid)
         self.ledger.start(play)
         with self._lock:
             self.on_air = OnAir(play)
@@ -220,3 +254,29 @@ def _cannot_prepare(play: Play, exc: LoaxaError) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class _Holds:
+    """Which cause each waiting play was last reported `held` for (this run of the daemon)."""
+
+    def __init__(self) -> None:
+        self._cause: dict[int, tuple[str, str]] = {}
+
+    def new(self, pid: int, cause: str, detail: str) -> bool:
+        """Record the cause; True when it is news (first hold, or another cause than before)."""
+        known = self._cause.get(pid)
+        self._cause[pid] = (cause, detail)
+        return known is None or known[0] != cause
+
+    def why(self, pid: int) -> str | None:
+        """The words of the last hold reported for this play."""
+        known = self._cause.get(pid)
+        return known[1] if known else None
+
+    def forget(self, pid: int) -> None:
+        self._cause.pop(pid, None)
+
+    def keep(self, pids: set[int]) -> None:
+        """Drop plays that are no longer open."""
+        for pid in set(self._cause) - pids:
+            del self._cause[pid]

@@ -361,6 +361,16 @@ class Ledger:
         with self.tx() as t:
             t.close_play(play, PlayState.EXPIRED, Event.EXPIRED, detail)
 
+    def hold(self, play: Play, detail: str) -> None:
+        """A due play waits (quiet hours, clock, audio output): its `held` receipt, state unchanged."""
+        with self.tx() as t:
+            t.event(Event.HELD, play.id, play.rev, occurrence=play.occurrence, detail=detail)
+
+    def miss(self, play: Play, detail: str) -> None:
+        """A scheduled play held beyond the grace: it will not air."""
+        with self.tx() as t:
+            t.close_play(play, PlayState.MISSED, Event.MISSED, detail)
+
     def recover(self) -> int:
         """After a restart, plays that were on air go back to the queue."""
         with self.store.tx() as db:
