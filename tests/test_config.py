@@ -73,6 +73,13 @@ def test_signature_required_without_keys_is_an_error():
         parse_config({"station": STATION, "security": {"require_signature": True}})
 
 
+def test_the_watchdog_stall_is_a_key_that_must_outlast_a_sentence():
+    fast = parse_config({"station": STATION, "service": {"watchdog_stall_s": 8}, "tts": {"deadline_s": 2}})
+    assert fast.service.watchdog_stall_s == 8  # a test or a fast board need not wait a minute
+    with pytest.raises(ConfigError, match=r"service.watchdog_stall_s \(10\) must be longer than tts.deadline_s \(20\)"):
+        parse_config({"station": STATION, "service": {"watchdog_stall_s": 10}})
+
+
 def test_relative_paths_resolve_against_the_file(tmp_path):
     path = tmp_path / "conf" / "station.yaml"
     path.parent.mkdir()

@@ -174,6 +174,14 @@ class ControlSettings(_Section):
     socket: Path | None = None  # default: <storage.dir>/control.sock
 
 
+class ServiceSettings(_Section):
+    """How the service manager watches the daemon."""
+
+    # A loop silent this long is stalled and the systemd watchdog ping is withheld.
+    # It must outlast a voice's deadline (a sentence may take that long); slow boards raise it.
+    watchdog_stall_s: float = Field(default=60.0, ge=5.0, le=3600.0)
+
+
 class Settings(_Section):
     """The whole station configuration."""
 
@@ -188,6 +196,7 @@ class Settings(_Section):
     clock: ClockSettings = ClockSettings()
     security: SecuritySettings = SecuritySettings()
     control: ControlSettings = ControlSettings()
+    service: ServiceSettings = ServiceSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")
@@ -203,6 +212,15 @@ class Settings(_Section):
     def _signature_needs_keys(self) -> Settings:
         if self.security.require_signature and not self.security.issuers:
             raise ValueError("security.require_signature is true but security.issuers is empty")
+        return self
+
+    @model_validator(mode="after")
+    def _stall_outlasts_the_voice(self) -> Settings:
+        if self.service.watchdog_stall_s <= self.tts.deadline_s:
+            raise ValueError(
+                f"service.watchdog_stall_s ({self.service.watchdog_stall_s:g}) must be longer than "
+                f"tts.deadline_s ({self.tts.deadline_s:g}): a sentence may take that long"
+            )
         return self
 
     @property

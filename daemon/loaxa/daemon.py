@@ -44,8 +44,6 @@ from loaxa.topics import Topics
 
 log = logging.getLogger(__name__)
 
-MIN_STALL_S = 60.0
-
 
 class Station:
     """Every stage of one station, started and stopped in order."""
@@ -140,7 +138,7 @@ class Station:
                 thread_loop("inbox", self.inbox),
                 thread_loop("reporter", self.reporter),
             ],
-            stall_s=max(MIN_STALL_S, 3 * s.tts.deadline_s),
+            stall_s=s.service.watchdog_stall_s,
         )
         self.technician = Technician(
             inbox=self.inbox,
