@@ -14,8 +14,9 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from loaxa.errors import ControlError
 from loaxa.testing.audio import read_wav, voiced_seconds, wait_for_files
-from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.broker import free_port, start_mosquitto
 from loaxa.testing.station import Operator, StationProcess, station_config
 
 
@@ -150,3 +151,32 @@ def test_duplicate_and_older_revisions(setup):
     operator.send({"type": "bulletin", "id": "dup-1", "rev": 1, "text": "Xin chào."})
     assert "older than rev 2" in operator.wait_for("dup-1", "rejected", 20)["detail"]
     assert operator.of("dup-1") == ["received", "started", "finished", "duplicate", "rejected"]
+
+
+def test_without_a_broker_the_station_says_so_and_still_plays_here(tmp_path):
+    """Broker unreachable: `status` once said online with empty health; now the fault is named."""
+    out = tmp_path / "aired"
+    station = StationProcess(tmp_path / "st", station_config(tmp_path / "st", free_port(), f"wav:{out}")).start()
+    try:
+        deadline = time.monotonic() + 30
+        reply: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                reply = station.control({"cmd": "status"})
+            except ControlError:  # the socket appears once the daemon is up
+                time.sleep(0.2)
+                continue
+            if reply["faults"]:
+                break
+            time.sleep(0.2)
+        link = reply["state"]["link"]
+        assert link["state"] == "disconnected" and "refused" in link["error"]
+        assert any(f.startswith("broker 127.0.0.1:") and "refused" in f for f in reply["faults"])
+        assert reply["health"] == []  # the loops are fine: no watchdog restart for a missing broker
+        said = loaxa("say", "--config", str(station.config_path), "Xin chào bà con.")
+        assert said.returncode == 0, said.stderr
+        assert wait_for_files(out, 1, 10)
+        table = loaxa("status", "--config", str(station.config_path))
+        assert "disconnected" in table.stdout and "faults" in table.stdout
+    finally:
+        assert station.stop() == 0, station.log()

@@ -52,7 +52,8 @@ class Technician:
         """One control-socket request; ControlError says what is wrong with it."""
         cmd = request.get("cmd")
         if cmd == "status":
-            return {"ok": True, **self.status()}
+            answer = self.status()
+            return {"ok": True, **answer, "faults": faults(answer["state"])}
         if cmd == "queue":
             return {"ok": True, "on_air": self.on_air(), "plays": self._plays(), "next": self.scheduler.next_slots()}
         if cmd in ("say", "play"):
@@ -117,3 +118,27 @@ def _answer(future: Future[Accepted | bool]) -> Accepted | bool:
         return future.result(ANSWER_TIMEOUT_S)
     except TimeoutError:
         raise ControlError(f"the station did not take the command within {ANSWER_TIMEOUT_S:g} s") from None
+
+
+def faults(state: dict[str, Any]) -> list[str]:
+    """What is wrong with the station's devices and links, in words, from its `state`.
+
+    These degrade the station without stopping its loops, so they do not
+    withhold the watchdog ping (a restart would not bring a broker back);
+    `status` and `doctor` show them.
+    """
+    found = []
+    link = state.get("link") or {}
+    if link and link.get("state") != "connected":
+        why = f": {link['error']}" if link.get("error") else ""
+        found.append(f"broker {link.get('broker', '')} {link.get('state')} since {link.get('since')}{why}")
+    audio = state.get("audio") or {}
+    if audio.get("error"):
+        found.append(f"audio output: {audio['error']}")
+    amplifier = state.get("amplifier") or {}
+    if amplifier.get("fault"):
+        found.append(f"amplifier: {amplifier['fault']}")
+    voice = state.get("voice") or {}
+    if voice.get("fallback"):
+        found.append(f"voice: speaking with the fallback ({voice.get('reason')})")
+    return found

@@ -44,15 +44,25 @@ def status(args: argparse.Namespace) -> int:
             "audio",
             state["audio"]["output"] + (f"  [red]{state['audio']['error']}[/]" if state["audio"]["error"] else ""),
         ),
+        ("broker", _link(state.get("link"))),
         ("clock synced", {True: "yes", False: "[yellow]no[/]", None: "unknown"}[state["clock_synced"]]),
         ("last command", state["last_command_at"] or "-"),
         ("uptime", f"{state['uptime_s']} s"),
         ("health", "[green]ok[/]" if not reply["health"] else "[red]" + "; ".join(reply["health"]) + "[/]"),
+        ("faults", "[green]none[/]" if not reply.get("faults") else "[red]" + "; ".join(reply["faults"]) + "[/]"),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)
     Console().print(table)
     return 0
+
+
+def _link(link: dict | None) -> str:
+    if not link:
+        return "-"
+    if link["state"] == "connected":
+        return f"{link['broker']} connected since {link['since']}"
+    return f"[red]{link['broker']} {link['state']} since {link['since']}: {link.get('error') or 'no answer'}[/]"
 
 
 def show_queue(args: argparse.Namespace) -> int:
