@@ -178,5 +178,8 @@ def test_without_a_broker_the_station_says_so_and_still_plays_here(tmp_path):
         assert wait_for_files(out, 1, 10)
         table = loaxa("status", "--config", str(station.config_path))
         assert "disconnected" in table.stdout and "faults" in table.stdout
+        doctor = loaxa("doctor", "--json", "--config", str(station.config_path))
+        service = next(f for f in json.loads(doctor.stdout) if f["check"] == "service")
+        assert service["status"] == "FAIL" and "broker 127.0.0.1:" in service["detail"], service
     finally:
         assert station.stop() == 0, station.log()

@@ -283,8 +283,18 @@ def check_service(settings: Settings) -> Finding:
         return Finding(
             "service", FAIL, "running but unhealthy: " + "; ".join(health), f"see `journalctl -u {SERVICE}`; restart it"
         )
+    faults = reply.get("faults") or []
+    running = f"running {state.get('uptime_s', 0)} s"
+    if faults:
+        serious = any(f.startswith(("broker", "audio output")) for f in faults)
+        return Finding(
+            "service",
+            FAIL if serious else WARN,
+            f"{running}, but: " + "; ".join(faults),
+            "the broker and audio rows below say what to check; `loaxa status` shows it live",
+        )
     online = "online" if state.get("online") else "offline"
-    return Finding("service", OK, f"running {state.get('uptime_s', 0)} s, {online}, health ok")
+    return Finding("service", OK, f"{running}, {online}, health ok")
 
 
 def _systemd_state() -> str | None:
