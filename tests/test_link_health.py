@@ -121,3 +121,34 @@ def test_failure_log_backs_off_then_resets(caplog: pytest.LogCaptureFixture) -> 
     caplog.clear()
     failures.failed("again")
     assert [r.getMessage() for r in caplog.records] == ["again"]  # a new outage is logged at once
+
+
+def test_a_stalled_in_flight_window_is_counted_and_the_link_reconnects(tmp_path: Path) -> None:
+    """Regression "QoS 0 flood wedges the receipts": PUBACKs lost while connected, paho would wait for ever."""
+    from mqtt_proxy import PubackDropper
+
+    broker = start_mosquitto(tmp_path)
+    relay = PubackDropper(broker.port)
+    settings = MqttSettings(host="127.0.0.1", port=relay.port, reconnect_max_s=1.0, keepalive_s=5)
+    commands = Topics(settings.prefix, "hn", "xa-a", "loa-1").commands
+    link = Link(settings, "t-stall", commands, None, lambda payload, retained, meta: None, ack_timeout_s=1.0)
+    try:
+        link.start()
+        assert wait_for(link.connected.is_set), link.status()
+        relay.drop_pubacks.set()
+        info = link.publish("t/stall", b"lost ack")
+        assert info is not None
+        assert not link.check_stall()  # too soon to tell
+        assert wait_for(lambda: relay.dropped >= 1)
+        assert wait_for(link.check_stall, 5.0)
+        relay.drop_pubacks.clear()
+        info.wait_for_publish(WAIT_S)  # paho resends it on the new connection, and this time it is acknowledged
+        assert info.is_published()
+        status = link.status()
+        assert status["stalls"] == 1 and "no PUBACK" in status["last_stall"] and status["last_stall_at"]
+        assert relay.connections == 2
+        assert link.unacked() == (0, 0.0)
+    finally:
+        link.stop()
+        relay.close()
+        broker.stop()

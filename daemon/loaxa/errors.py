@@ -21,6 +21,10 @@ class StoreError(LoaxaError):
     """The station's SQLite store cannot be opened or written."""
 
 
+class StorageFull(StoreError):
+    """The store's file system has no room left; writes work again once space is freed."""
+
+
 class VoiceError(LoaxaError):
     """A voice cannot be loaded or failed to synthesise."""
 

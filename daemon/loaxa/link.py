@@ -8,6 +8,16 @@ session expiry of days, a fixed client id) so that commands sent while the
 station was offline arrive when it returns.
 
 `Link.status()` says whether the link is up and, if not, why and since when.
+
+A connection can be up and still carry nothing: a broker under a flood may
+drop what it queued to the station, PUBACKs included, and paho never
+retransmits while connected, so its in-flight window stays full for good.
+`check_stall()` notices QoS 1 publishes that went unacknowledged for
+`ack_timeout_s` with no PUBACK at all meanwhile, and drops the connection;
+paho reconnects on the persistent session and resends what is in flight,
+and the reporter resends what its outbox still holds. Stalls are counted in
+`status()`.
+
 Failed connection attempts are logged with back-off: the first at once, then
 at most once per doubling interval, and a line when the link comes back.
 """
@@ -15,6 +25,7 @@ at most once per doubling interval, and a line when the link comes back.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +45,7 @@ log = logging.getLogger(__name__)
 CommandHandler = Callable[[bytes, bool, dict[str, Any]], None]
 FIRST_REPEAT_S = 30.0  # after the first logged failure, the next one is logged no sooner than this
 MAX_REPEAT_S = 30 * 60.0
+ACK_TIMEOUT_S = 10.0  # a PUBACK on a working link takes milliseconds; this is a broker that lost it
 
 
 class LinkState(StrEnum):
@@ -97,8 +109,11 @@ class Link:
         subscriptions: tuple[str, ...],
         will: tuple[str, bytes] | None,
         on_command: CommandHandler,
+        *,
+        ack_timeout_s: float = ACK_TIMEOUT_S,
     ) -> None:
         self.settings = settings
+        self.ack_timeout_s = ack_timeout_s
         self.subscriptions = subscriptions
         self.on_command = on_command
         self.connected = threading.Event()
@@ -109,6 +124,12 @@ class Link:
         self._state = LinkState.CONNECTING
         self._since = _now()
         self._error: str | None = None
+        self._unacked: list[tuple[mqtt.MQTTMessageInfo, float]] = []  # QoS 1 publishes and when they were sent
+        self._last_ack = time.monotonic()
+        self._stalls = 0
+        self._connection = 0  # counts connections: a PUBACK belongs to the one its message came on
+        self._last_stall: str | None = None
+        self._last_stall_at: str | None = None
         # PUBACK only once the inbox has stored the command: a kill -9 must not lose it.
         client = make_client(settings, client_id, manual_ack=True)
         if will is not None:
@@ -119,6 +140,7 @@ class Link:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_connect_error = self._on_connect_error
+        client.on_publish = self._on_publish
         self.client = client
 
     def start(self) -> None:
@@ -155,6 +177,9 @@ class Link:
                 "error": self._error,
                 "broker": self.where,
                 "failed_attempts": self._failures.failures,
+                "stalls": self._stalls,
+                "last_stall_at": self._last_stall_at,
+                "last_stall": self._last_stall,
             }
 
     def _set(self, state: LinkState, error: str | None) -> None:
@@ -172,7 +197,11 @@ class Link:
         if not self.connected.is_set():
             return None
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        return info if info.rc == mqtt.MQTT_ERR_SUCCESS else None
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return None
+        if qos > 0:
+            self._track(info)
+        return info
 
     def respond(self, topic: str, payload: bytes, correlation: bytes | None) -> None:
         """An MQTT 5 response on the requester's response topic, with its correlation data."""
@@ -180,7 +209,54 @@ class Link:
         if correlation:
             props.CorrelationData = correlation
         if self.connected.is_set():
-            self.client.publish(topic, payload, qos=1, properties=props)
+            info = self.client.publish(topic, payload, qos=1, properties=props)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                self._track(info)
+
+    # -- stalled in-flight window -------------------------------------------------
+    def _track(self, info: mqtt.MQTTMessageInfo) -> None:
+        with self._lock:
+            self._unacked = [(i, at) for i, at in self._unacked if not i.is_published()]
+            self._unacked.append((info, time.monotonic()))
+
+    def unacked(self) -> tuple[int, float]:
+        """How many QoS 1 publishes wait for their PUBACK, and the age in seconds of the oldest."""
+        now = time.monotonic()
+        with self._lock:
+            self._unacked = [(i, at) for i, at in self._unacked if not i.is_published()]
+            if not self._unacked:
+                return 0, 0.0
+            return len(self._unacked), now - self._unacked[0][1]
+
+    def check_stall(self) -> bool:
+        """Drop a connection whose in-flight window has stalled; True when it had.
+
+        Stalled: connected, a publish unacknowledged for `ack_timeout_s`, and no
+        PUBACK at all for as long (a slow broker still acknowledges something).
+        """
+        if not self.connected.is_set():
+            return False
+        waiting, oldest = self.unacked()
+        since_ack = time.monotonic() - self._last_ack
+        if waiting == 0 or oldest < self.ack_timeout_s or since_ack < self.ack_timeout_s:
+            return False
+        reason = f"no PUBACK for {min(oldest, since_ack):.0f} s with {waiting} publish(es) in flight"
+        with self._lock:
+            self._stalls += 1
+            self._last_stall, self._last_stall_at = reason, _now()
+        log.warning("broker link stalled (%s); reconnecting to resend", reason)
+        self._drop_connection()
+        return True
+
+    def _drop_connection(self) -> None:
+        """Shut the socket under paho: its loop sees the connection lost and reconnects by itself."""
+        shutdown = getattr(self.client.socket(), "shutdown", None)
+        if shutdown is None:
+            return
+        try:
+            shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed: paho is reconnecting anyway
+            pass
 
     # -- paho callbacks (network thread: hand over, never work) ---------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -197,6 +273,11 @@ class Link:
             f" {after}" if after else "",
         )
         self._set(LinkState.CONNECTED, None)
+        with self._lock:  # paho resends what is in flight now: each gets a fresh timeout
+            self._connection += 1
+            now = time.monotonic()
+            self._last_ack = now
+            self._unacked = [(i, now) for i, _ in self._unacked if not i.is_published()]
         # retainAsPublished: otherwise the broker clears the retain flag on live delivery
         # and a retained command published while connected would play.
         options = mqtt.SubscribeOptions(qos=1, retainAsPublished=True)
@@ -225,8 +306,20 @@ class Link:
         else:
             self._failures.failed(f"broker {self.where} closed the connection: {reason}")
 
+    def _ack(self, msg: mqtt.MQTTMessage, connection: int) -> None:
+        """PUBACK on the connection the message came on; after a reconnect the broker redelivers it instead.
+
+        (Its packet id may be another message's on the new connection.)
+        """
+        if connection == self._connection and msg.qos > 0:
+            self.client.ack(msg.mid, msg.qos)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        self._last_ack = time.monotonic()
+
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        meta: dict[str, Any] = {"topic": msg.topic, "ack": lambda: client.ack(msg.mid, msg.qos)}
+        connection = self._connection
+        meta: dict[str, Any] = {"topic": msg.topic, "qos": msg.qos, "ack": lambda: self._ack(msg, connection)}
         props = getattr(msg, "properties", None)
         if props is not None:
             meta["response_topic"] = getattr(props, "ResponseTopic", None)

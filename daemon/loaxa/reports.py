@@ -4,6 +4,12 @@ Events are written to the store by the ledger, in the same transaction as
 the change they report, then sent here in order. One is marked sent only after the broker
 acknowledged it (QoS 1), so a broker outage or a restart delays receipts and
 never loses them; a receipt may arrive twice, and its `seq` tells.
+
+A broker that stops acknowledging while the link stays up is a stalled link:
+the reporter asks `Link.check_stall()` on every round, which reconnects, and
+resends after a stall what was not acknowledged. `problem()` tells the health
+check when nothing was delivered for long while connected and events wait.
+The state carries the store's fault too: its publish needs no disk.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 from loaxa import __version__
 from loaxa.config import Settings
+from loaxa.errors import StoreError
 from loaxa.jsonwire import compact_bytes
 from loaxa.link import Link
 from loaxa.protocol import now_iso
@@ -29,6 +36,7 @@ VOLATILE = ("uptime_s", "at")  # change every time; alone they do not make a sta
 IDLE_WAIT_S = 5.0  # commits wake the reporter; this bounds how stale `state` can be
 PRUNE_EVERY_S = 3600.0
 KEEP_EVENTS = 10_000  # sent events kept for `loaxa log` and inspection; unsent ones are never pruned
+UNDELIVERED_S = 120.0  # connected, events waiting, none acknowledged for this long: the health check says so
 
 
 class Reporter(threading.Thread):
@@ -43,6 +51,7 @@ class Reporter(threading.Thread):
         state_topic: str,
         state: Callable[[], dict[str, Any]],
         keep_events: int = KEEP_EVENTS,
+        undelivered_s: float = UNDELIVERED_S,
     ) -> None:
         super().__init__(name="reporter", daemon=True)
         self.store = store
@@ -51,6 +60,12 @@ class Reporter(threading.Thread):
         self.state_topic = state_topic
         self.state = state
         self.keep_events = keep_events
+        self.undelivered_s = undelivered_s
+        self._pending: dict[int, Any] = {}  # seq -> paho's MQTTMessageInfo, published and not yet acknowledged
+        self._acked: set[int] = set()  # acknowledged, not yet marked sent in the store (its write failed)
+        self._marking_failed = False
+        self._waiting = False  # events waited in the outbox at the last round
+        self._delivered_at = time.monotonic()  # last time the outbox made progress or had nothing to send
         self.wake = store.listen()
         self.stopping = threading.Event()
         self.state_changed = threading.Event()
@@ -73,9 +88,13 @@ class Reporter(threading.Thread):
             self.wake.wait(IDLE_WAIT_S)
             self.wake.clear()
             if not self.link.connected.is_set():
+                self._delivered_at = time.monotonic()  # offline is the link's to report, not a delivery fault
                 continue
             try:
-                state = self.state()
+                if self.link.check_stall():
+                    self._pending.clear()  # resent from the outbox once reconnected
+                    continue
+                state = self.compose()
                 steady = {k: v for k, v in state.items() if k not in VOLATILE}
                 changed = steady != last_sent
                 if changed or self.state_changed.is_set() or time.monotonic() - last_at >= STATE_EVERY_S:
@@ -98,27 +117,73 @@ class Reporter(threading.Thread):
         if gone:
             log.info("pruned %d sent events from the outbox", gone)
 
+    def compose(self) -> dict[str, Any]:
+        """The state to publish: the station's, and the store's fault (known without touching the disk)."""
+        return {**self.state(), "storage": self.store.status()}
+
     def _send_batch(self) -> bool:
-        batch = self.store.unsent_events(BATCH)
+        """Publish the next events in order, mark what the broker acknowledged; True when more may follow."""
+        batch = self.store.unsent_events(BATCH + len(self._acked))
+        batch = [(seq, payload) for seq, payload in batch if seq not in self._acked][:BATCH]
+        self._waiting = bool(batch)
         if not batch:
+            self._delivered_at = time.monotonic()
+            self._flush_acked()
             return False
-        sent: list[int] = []
-        pending = []
         for seq, payload in batch:
+            if seq in self._pending:
+                continue  # still in paho's hands (in flight or resent after a reconnect)
             info = self.link.publish(self.event_topic, payload.encode())
             if info is None:
                 break
-            pending.append((seq, info))
-        for seq, info in pending:
+            self._pending[seq] = info
+        deadline = time.monotonic() + self.link.ack_timeout_s
+        done = 0
+        for seq, _ in batch:
+            info = self._pending.get(seq)
+            if info is None:
+                break
             try:
-                info.wait_for_publish(timeout=10)
+                info.wait_for_publish(timeout=max(0.0, deadline - time.monotonic()))
             except (RuntimeError, ValueError):
+                self._pending.pop(seq, None)
                 break
             if not info.is_published():
+                if self.link.check_stall():  # no PUBACK in time: the window had stalled; reconnecting
+                    self._pending.clear()  # resent once reconnected; the receiver dedupes by seq
                 break
-            sent.append(seq)
-        self.store.mark_sent(sent)
-        return len(sent) == len(batch)
+            del self._pending[seq]
+            self._acked.add(seq)
+            done += 1
+        if done:
+            self._delivered_at = time.monotonic()
+        self._flush_acked()
+        return done == len(batch)
+
+    def _flush_acked(self) -> None:
+        """Mark acknowledged events sent; on a full disk they stay in memory and are not sent again."""
+        if not self._acked:
+            return
+        seqs = sorted(self._acked)
+        try:
+            self.store.mark_sent(seqs)
+        except StoreError as exc:
+            if not self._marking_failed:  # once per outage: it is retried every round
+                log.warning("cannot mark sent events in the store: %s; keeping them in memory", exc)
+            self._marking_failed = True
+            return
+        if self._marking_failed:
+            log.info("sent events marked in the store again")
+        self._marking_failed = False
+        self._acked.difference_update(seqs)
+
+    def problem(self) -> str | None:
+        """Why the reporter cannot deliver, for the health check; None when it can."""
+        stuck = time.monotonic() - self._delivered_at
+        if not self._waiting or stuck < self.undelivered_s:
+            return None
+        stalls = self.link.status().get("stalls", 0)
+        return f"reporter cannot deliver: no event acknowledged for {stuck:.0f} s while connected ({stalls} stall(s))"
 
     def stop(self) -> None:
         self.stopping.set()

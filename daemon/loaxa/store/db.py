@@ -8,14 +8,16 @@ store (player, reporter) are woken after each commit.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loaxa.errors import StoreError
+from loaxa.errors import StorageFull, StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bulletins (
@@ -61,6 +63,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_unsent ON events (sent, seq);
 """
 
+SQLITE_FULL = 13
+SQLITE_IOERR = 10
+
 
 class Store:
     """Thread-safe access to the station database file."""
@@ -69,6 +74,11 @@ class Store:
         self.path = path
         self._lock = threading.RLock()
         self._listeners: list[threading.Event] = []
+        self._fault_lock = threading.Lock()
+        self._fault: str | None = None
+        self._fault_since: str | None = None
+        self._failed_writes = 0
+        self._refused_commands = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
@@ -82,16 +92,85 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One immediate transaction; listeners wake after it commits."""
+        """One immediate transaction; listeners wake after it commits.
+
+        A full disk raises `StorageFull`, other failures of the file `StoreError`,
+        both with words and with the transaction rolled back, so the next one can
+        start (a failed COMMIT otherwise leaves it open). Programming errors
+        (constraint violations, misuse) are raised as they are.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._rollback()
+                    raise
+                self._db.execute("COMMIT")
+            except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
                 raise
-            self._db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                self._rollback()
+                raise self._failed(exc) from exc
+            self._written()
         self.notify()
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:  # SQLite may have rolled back on its own already
+                pass
+
+    def _failed(self, exc: sqlite3.DatabaseError) -> StoreError:
+        """The error in words, remembered as the store's fault until a write succeeds again."""
+        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        error: StoreError
+        if code == SQLITE_FULL or "disk is full" in str(exc):
+            error = StorageFull(f"storage full: {self.free_bytes()} bytes free in {self.path.parent}")
+        elif code == SQLITE_IOERR:
+            error = StoreError(f"storage I/O error on {self.path}: {exc}")
+        else:
+            error = StoreError(f"the station store {self.path} cannot be written: {exc}")
+        with self._fault_lock:
+            if self._fault is None:
+                self._fault_since = datetime.now(UTC).isoformat(timespec="seconds")
+            self._fault = str(error)
+            self._failed_writes += 1
+        return error
+
+    def _written(self) -> None:
+        if self._fault is not None:
+            with self._fault_lock:
+                self._fault = None
+
+    def free_bytes(self) -> int:
+        """Bytes an unprivileged writer may still use in the store's directory (-1 if unknown)."""
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return -1
+        return st.f_bavail * st.f_frsize
+
+    def fault(self) -> str | None:
+        """Why the last write failed, until one succeeds again; None when writes work."""
+        return self._fault
+
+    def refused_command(self) -> None:
+        """Count a command the inbox could not store: the cost of the fault, kept in memory since the disk is full."""
+        with self._fault_lock:
+            self._refused_commands += 1
+
+    def status(self) -> dict[str, Any]:
+        """The store's health for the station state (no disk needed): the fault, since when, what it cost."""
+        with self._fault_lock:
+            return {
+                "fault": self._fault,
+                "since": None if self._fault is None else self._fault_since,
+                "failed_writes": self._failed_writes,
+                "refused_commands": self._refused_commands,
+            }
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -122,8 +201,8 @@ class Store:
     def mark_sent(self, seqs: list[int]) -> None:
         if not seqs:
             return
-        with self._lock:
-            self._db.executemany("UPDATE events SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
+        with self.tx() as db:
+            db.executemany("UPDATE events SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
 
     def prune_events(self, keep: int = 10_000) -> int:
         """Forget sent events beyond the newest `keep`; an unsent one is never deleted."""
