@@ -137,6 +137,7 @@ class Station:
                 thread_loop("player", self.player),
                 thread_loop("inbox", self.inbox),
                 thread_loop("reporter", self.reporter),
+                Loop("voice-ahead", self.ahead.alive),
             ],
             stall_s=s.service.watchdog_stall_s,
         )
@@ -146,7 +147,7 @@ class Station:
             scheduler=self.scheduler,
             queue=self.queue,
             audio=self.sources.audio,
-            status=lambda: {"state": self.state(), "health": self.health.problems()},
+            status=lambda: {"state": self.state(), "health": self.health.problems(), "faults": self.health.faults()},
             on_air=lambda: self.player.on_air_id,
         )
         self.control = ControlServer(s.control_socket, self.technician.handle)

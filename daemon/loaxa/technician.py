@@ -53,7 +53,7 @@ class Technician:
         cmd = request.get("cmd")
         if cmd == "status":
             answer = self.status()
-            return {"ok": True, **answer, "faults": faults(answer["state"])}
+            return {"ok": True, **answer, "faults": faults(answer["state"]) + answer.get("faults", [])}
         if cmd == "queue":
             return {"ok": True, "on_air": self.on_air(), "plays": self._plays(), "next": self.scheduler.next_slots()}
         if cmd in ("say", "play"):

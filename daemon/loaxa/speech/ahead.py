@@ -29,6 +29,9 @@ class VoiceAhead:
     def start(self) -> None:
         self._thread.start()
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         try:
             self._todo.put_nowait(None)
