@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from loaxa.content import Audio, Content
 from loaxa.errors import CommandError, ControlError
 from loaxa.protocol import ID_PATTERN, Bulletin, Cancel, Ping, decode_payload, validate_command
 from loaxa.schedule import Scheduler
@@ -64,6 +65,7 @@ class Inbox(threading.Thread):
         on_queued: Callable[[Bulletin], None],
         stop_play: Callable[[str, str, str], bool],
         respond: Callable[[str, bytes, bytes | None], None],
+        fetch_ahead: Callable[[Content], None] = lambda content: None,
     ) -> None:
         super().__init__(name="inbox", daemon=True)
         self.ledger = ledger
@@ -74,6 +76,7 @@ class Inbox(threading.Thread):
         self.on_queued = on_queued
         self.stop_play = stop_play
         self.respond = respond
+        self.fetch_ahead = fetch_ahead
         self.last_command_at: str | None = None
         self.heartbeat = time.monotonic()
         self._queue: queue.Queue[_Message | _Local | None] = queue.Queue(QUEUE_SIZE)
@@ -173,6 +176,9 @@ class Inbox(threading.Thread):
             self.scheduler.removed(issuer, b.id)
             self.stop_play(issuer, b.id, "superseded")
         self.scheduler.added(issuer, b)
+        content = b.content
+        if isinstance(content, Audio):  # on receipt, so that the player never waits on the network
+            self.fetch_ahead(content)
         self.on_queued(b)
         return accepted
 

@@ -21,8 +21,9 @@ from loaxa.errors import AudioError, LoaxaError, VoiceError
 from loaxa.player.chime import chime
 from loaxa.player.output import Output, Sink
 from loaxa.player.session import Session, Stopped
+from loaxa.sources import NotReady
 from loaxa.sources.registry import Program, SourceRegistry
-from loaxa.states import Outcome
+from loaxa.states import Outcome, Priority
 from loaxa.store import Ledger, Play
 from loaxa.timing import parse_instant
 
@@ -76,6 +77,7 @@ class Player(threading.Thread):
         self._look_again = threading.Event()
         self._stopping = threading.Event()
         self._stream_stop = threading.Event()
+        self.not_ready: dict[int, str] = {}  # play id -> why its content is not ready yet (NotReady.reason)
 
     # -- called from other threads -------------------------------------------
     def attention(self) -> None:
@@ -108,10 +110,10 @@ class Player(threading.Thread):
         while not self._stopping.is_set():
             self.heartbeat = time.monotonic()
             try:
-                play = self.queue.next(_now())
+                play = self._next_ready(_now())
                 if play is None:
-                    self._wake.wait(IDLE_WAIT_S)
-                    self._wake.clear()
+                    if not self._wake.wait(IDLE_WAIT_S):
+                        self.not_ready.clear()  # not woken: ask again anyway
                     continue
                 self._air(play)
             except Exception:  # a bug in one play must not silence the station
@@ -125,6 +127,11 @@ class Player(threading.Thread):
             return
         try:  # what can fail without sound fails here: before the amplifier and the chime
             program = self.sources.prepare(play.content)
+        except NotReady as exc:
+            # Still being fetched: not a failure and no receipt; the next play goes first and this
+            # one is asked again when the player is woken. A `held` receipt would hook in here.
+            self.not_ready[play.pid] = exc.reason
+            return
         except LoaxaError as exc:
             self.ledger.end(play, Outcome.FAILED, _cannot_prepare(play, exc))
             return
@@ -205,10 +212,24 @@ class Player(threading.Thread):
             return current.stop_reason
         if self._look_again.is_set():
             self._look_again.clear()
-            if self.queue.preempts(play, _now()):
+            if self.queue.preempts(play, _now()) and self._emergency_ready(play):
                 self._stream_stop.set()
                 return Outcome.PREEMPTED
         return None
+
+    def _next_ready(self, now: datetime) -> Play | None:
+        """The best eligible play, passing over those whose content was not ready at the last look."""
+        if self._wake.is_set():  # woken since (a fetch ended, a commit): ask those again
+            self._wake.clear()
+            self.not_ready.clear()
+        return next((p for p in self.queue.eligible(now) if p.pid not in self.not_ready), None)
+
+    def _emergency_ready(self, current: Play) -> bool:
+        """An emergency cuts in once it can sound: a recording still being fetched waits for its fetch."""
+        return any(
+            p.rank == Priority.EMERGENCY.rank and p.pid != current.pid and self.sources.ready(p.content)
+            for p in self.queue.eligible(_now())
+        )
 
     def _beat(self) -> None:
         self.heartbeat = time.monotonic()
