@@ -214,3 +214,42 @@ class StreamServer(_Server):
                 sent += len(piece)
             req.wfile.flush()
             self.closing.wait(step_s)
+
+
+class DiskPeak:
+    """The most bytes a folder held while the block ran, sampled every `every_s` by a thread.
+
+    Sampling can only miss a peak, never invent one: an upper bound checked
+    against it may pass wrongly by a hair, not fail wrongly.
+    """
+
+    def __init__(self, folder: Path, every_s: float = 0.002) -> None:
+        self.folder = folder
+        self.every_s = every_s
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def size(self) -> int:
+        total = 0
+        for entry in self.folder.iterdir() if self.folder.is_dir() else ():
+            try:
+                total += entry.stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.size())
+            if self._done.wait(self.every_s):
+                self.peak = max(self.peak, self.size())
+                return
+
+    def __enter__(self) -> DiskPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()

@@ -79,6 +79,7 @@ class Station:
             audio_dir=s.storage.dir / "audio",
             max_bytes=int(s.security.max_download_mb * 1_000_000),
             cache_max_bytes=s.storage.audio_cache_mb * 1_000_000,
+            on_ready=lambda: self.player.attention(),
         )
         self.player = Player(
             settings=s,
@@ -108,6 +109,7 @@ class Station:
             on_queued=lambda b: self.player.attention(),
             stop_play=self.player.stop_play,
             respond=lambda topic, payload, correlation: self.link.respond(topic, payload, correlation),
+            fetch_ahead=self.sources.fetch_ahead,
         )
         self.state = StationState(
             settings=s,
@@ -199,6 +201,8 @@ class Station:
             self.scheduler.stop()
             self.player.stop()
             self.player.join(timeout=10)
+            if self.sources.audio is not None:
+                self.sources.audio.close(timeout_s=1.0)
             self.reporter.stop()
             self.reporter.join(timeout=5)
             self.ahead.stop()

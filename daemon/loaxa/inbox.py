@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from loaxa.content import Audio, Content
 from loaxa.errors import CommandError, ControlError, StoreError
 from loaxa.protocol import ID_PATTERN, Bulletin, Cancel, Ping, decode_payload, validate_command
 from loaxa.schedule import Scheduler
@@ -87,6 +88,7 @@ class Inbox(threading.Thread):
         on_queued: Callable[[Bulletin], None],
         stop_play: Callable[[str, str, str], bool],
         respond: Callable[[str, bytes, bytes | None], None],
+        fetch_ahead: Callable[[Content], None] = lambda content: None,
     ) -> None:
         super().__init__(name="inbox", daemon=True)
         self.ledger = ledger
@@ -97,6 +99,7 @@ class Inbox(threading.Thread):
         self.on_queued = on_queued
         self.stop_play = stop_play
         self.respond = respond
+        self.fetch_ahead = fetch_ahead
         self.last_command_at: str | None = None
         self.heartbeat = time.monotonic()
         self.refused = 0  # commands the store could not take, since start
@@ -320,6 +323,9 @@ class Inbox(threading.Thread):
             self.scheduler.removed(issuer, b.id)
             self.stop_play(issuer, b.id, "superseded")
         self.scheduler.added(issuer, b)
+        content = b.content
+        if isinstance(content, Audio):  # on receipt, so that the player never waits on the network
+            self.fetch_ahead(content)
         self.on_queued(b)
         return accepted
 

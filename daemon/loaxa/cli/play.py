@@ -36,7 +36,10 @@ def _play_here(settings: Settings, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rate = settings.audio.sample_rate_hz
         source = AudioSource(Path(tmp), rate=rate, max_bytes=2**31)
-        samples = source.prepare(source.admit(args.file)).samples
+        try:  # no player to keep free here: wait for the decoding
+            samples = source.wait(source.admit(args.file), timeout_s=source.decode_timeout_s + 60).samples
+        finally:
+            source.close()
         step = int(0.1 * rate)
         blocks = (samples[i : i + step] for i in range(0, len(samples), step))
         air_here(settings, blocks, chime=not args.no_chime)

@@ -21,8 +21,9 @@ from loaxa.errors import AudioError, LoaxaError, VoiceError
 from loaxa.player.chime import chime
 from loaxa.player.output import Output, Sink
 from loaxa.player.session import Session, Stopped
+from loaxa.sources import NotReady
 from loaxa.sources.registry import Program, SourceRegistry
-from loaxa.states import Outcome
+from loaxa.states import Outcome, Priority
 from loaxa.store import Ledger, Play
 from loaxa.timing import parse_instant
 
@@ -77,6 +78,7 @@ class Player(threading.Thread):
         self._stopping = threading.Event()
         self._stream_stop = threading.Event()
         self._holds = _Holds()
+        self.not_ready: dict[int, str] = {}  # play id -> why its content is not ready yet (NotReady.reason)
 
     # -- called from other threads -------------------------------------------
     def attention(self) -> None:
@@ -111,8 +113,8 @@ class Player(threading.Thread):
             try:
                 play = self._next(_now())
                 if play is None:
-                    self._wake.wait(IDLE_WAIT_S)
-                    self._wake.clear()
+                    if not self._wake.wait(IDLE_WAIT_S):
+                        self.not_ready.clear()  # not woken: ask again anyway
                     continue
                 self._air(play)
             except Exception:  # a bug in one play must not silence the station
@@ -121,12 +123,15 @@ class Player(threading.Thread):
 
     def _next(self, now: datetime) -> Play | None:
         """The best play that may start now; the due ones that wait say why, once per cause."""
+        if self._wake.is_set():  # woken since (a fetch ended, a commit): ask the unready again
+            self._wake.clear()
+            self.not_ready.clear()
         eligible, holds = self.queue.survey(now)
         self._holds.keep({p.pid for p in eligible} | {h.play.pid for h in holds})
         for hold in holds:
             self._hold(hold.play, hold.cause, hold.detail, now)
         for play in eligible:
-            if not self._held_too_long(play, now):
+            if play.pid not in self.not_ready and not self._held_too_long(play, now):
                 return play
         return None
 
@@ -155,6 +160,11 @@ class Player(threading.Thread):
             return
         try:  # what can fail without sound fails here: before the amplifier and the chime
             program = self.sources.prepare(play.content)
+        except NotReady as exc:
+            # Still being fetched: not a failure and no receipt; the next play goes first and this
+            # one is asked again when the player is woken. A `held` receipt would hook in here.
+            self.not_ready[play.pid] = exc.reason
+            return
         except LoaxaError as exc:
             self.ledger.end(play, Outcome.FAILED, _cannot_prepare(play, exc))
             return
@@ -239,10 +249,17 @@ class Player(threading.Thread):
             return current.stop_reason
         if self._look_again.is_set():
             self._look_again.clear()
-            if self.queue.preempts(play, _now()):
+            if self.queue.preempts(play, _now()) and self._emergency_ready(play):
                 self._stream_stop.set()
                 return Outcome.PREEMPTED
         return None
+
+    def _emergency_ready(self, current: Play) -> bool:
+        """An emergency cuts in once it can sound: a recording still being fetched waits for its fetch."""
+        return any(
+            p.rank == Priority.EMERGENCY.rank and p.pid != current.pid and self.sources.ready(p.content)
+            for p in self.queue.eligible(_now())
+        )
 
     def _beat(self) -> None:
         self.heartbeat = time.monotonic()

@@ -13,11 +13,32 @@ from loaxa.errors import CommandError, LoaxaError
 MAX_URL_CHARS = 2048
 
 # SCHEMES and host_of are the downloader's: what is accepted is what it can fetch.
-__all__ = ["SourceError", "check_keys", "check_number", "check_url", "find_ffmpeg", "host_of", "stderr_tail"]
+__all__ = [
+    "NotReady",
+    "SourceError",
+    "check_keys",
+    "check_number",
+    "check_url",
+    "find_ffmpeg",
+    "host_of",
+    "stderr_tail",
+]
 
 
 class SourceError(LoaxaError):
     """A recorded file or a live stream could not be fetched or decoded."""
+
+
+class NotReady(SourceError):
+    """Not a failure: the content is still being fetched; ask again when woken.
+
+    A subclass of SourceError so that a caller that does not know it fails
+    closed (the play ends with the reason) instead of crashing.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def check_keys(obj: Any, field: str, required: tuple[str, ...]) -> dict[str, Any]:

@@ -10,13 +10,15 @@ costs disk pages, not 600 MB of RAM on a 1 GB board.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
+import select
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -32,6 +34,7 @@ MAX_DURATION_S = 2 * 3600.0
 # Demuxers ffmpeg may pick for a downloaded file. Without this list a
 # file that is really an HLS playlist would make ffmpeg open other URLs.
 DEMUXERS = "wav,mp3,ogg,flac"
+CHUNK_BYTES = 256 * 1024
 
 
 def validate_audio_spec(obj: Any) -> None:
@@ -87,6 +90,39 @@ def fetch_audio(url: str, sha256: str, cache_dir: Path, max_bytes: int, timeout_
     return target
 
 
+def probe_duration(path: Path, *, ffprobe: str = "ffprobe", timeout_s: float = 30.0) -> float | None:
+    """The duration the file's header announces, in seconds; None when it says none.
+
+    Read by ffprobe from the header (and for some formats the last page),
+    without decoding: a recording that is too long is refused before a
+    byte of it is decoded. Raises SourceError for a file that is not audio.
+    """
+    try:
+        binary = find_ffmpeg(ffprobe)
+    except SourceError:
+        log.warning("%s not found: the length of %s is checked while decoding", ffprobe, path.name[:12])
+        return None
+    cmd = [binary, "-v", "error", "-protocol_whitelist", "file", "-format_whitelist", DEMUXERS]
+    cmd += ["-show_entries", "format=duration", "-of", "default=noprint_wrappers=1:nokey=1", str(path)]
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise SourceError(f"reading the audio header took longer than {timeout_s:g} s") from None
+    if proc.returncode != 0:
+        reason = stderr_tail(proc.stderr)
+        raise SourceError("not an audio file ffmpeg can decode" + (f" ({reason})" if reason else ""))
+    try:
+        duration = float(proc.stdout.decode("ascii", "replace").strip())
+    except ValueError:  # "N/A": the header does not say
+        return None
+    return duration if math.isfinite(duration) and duration >= 0 else None
+
+
+def decoded_bytes(duration_s: float, rate: int) -> int:
+    """Bytes of float32 mono samples for `duration_s` at `rate`."""
+    return 4 * math.ceil(duration_s * rate)
+
+
 def decode_audio(
     path: Path,
     sample_rate: int,
@@ -94,102 +130,177 @@ def decode_audio(
     max_duration_s: float = MAX_DURATION_S,
     ffmpeg: str = "ffmpeg",
     timeout_s: float = 600.0,
+    max_bytes: int | None = None,
 ) -> np.ndarray:
     """Float32 mono samples of a WAV/MP3/OGG/FLAC file at `sample_rate`.
 
     Decoded once by ffmpeg into `<path>.<rate>.f32`; later calls map that
     file read-only. Raises SourceError for a file ffmpeg cannot decode, one
-    without sound, or one longer than `max_duration_s`.
+    without sound, or one longer than `max_duration_s` (refused from its
+    header when it says so, else cut off while decoding). `max_bytes` caps
+    the decoded file whatever the header says.
     """
-    decoded = path.with_name(f"{path.name}.{sample_rate}.f32")
+    decoded = decoded_path(path, sample_rate)
     if not (decoded.exists() and decoded.stat().st_size > 0 and decoded.stat().st_size % 4 == 0):
-        _decode_to(path, decoded, sample_rate, max_duration_s, ffmpeg, timeout_s)
+        if not path.is_file():
+            raise SourceError(f"audio file {path} is missing")
+        check_duration(probe_duration(path), max_duration_s)
+        limit = decoded_bytes(max_duration_s + 1, sample_rate)
+        decode_file(
+            path,
+            decoded,
+            sample_rate,
+            max_bytes=min(limit, max_bytes or limit),
+            max_duration_s=max_duration_s,
+            ffmpeg=ffmpeg,
+            timeout_s=timeout_s,
+        )
     return np.memmap(decoded, dtype=np.float32, mode="r")
 
 
-def _decode_to(path: Path, decoded: Path, rate: int, max_duration_s: float, ffmpeg: str, timeout_s: float) -> None:
-    if not path.is_file():
-        raise SourceError(f"audio file {path} is missing")
+def decoded_path(path: Path, rate: int) -> Path:
+    return path.with_name(f"{path.name}.{rate}.f32")
+
+
+def check_duration(duration_s: float | None, max_duration_s: float) -> None:
+    if duration_s is not None and duration_s > max_duration_s:
+        raise SourceError(f"recording longer than {max_duration_s / 60:g} minutes")
+
+
+def decode_file(
+    path: Path,
+    decoded: Path,
+    rate: int,
+    *,
+    max_bytes: int,
+    max_duration_s: float = MAX_DURATION_S,
+    ffmpeg: str = "ffmpeg",
+    timeout_s: float = 600.0,
+) -> None:
+    """Decode `path` into `decoded`, stopping ffmpeg as soon as the output would pass `max_bytes`.
+
+    The samples stream through a pipe into a temporary file that never
+    grows past `max_bytes`; only a complete decoding is renamed into place.
+    """
     binary = find_ffmpeg(ffmpeg)
-    fd, part_name = tempfile.mkstemp(prefix=".part-", suffix=".f32", dir=path.parent)
-    os.close(fd)
-    part = Path(part_name)
-    # One second past the cap tells "too long" apart from "exactly at the cap".
-    cmd = [
-        binary,
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-protocol_whitelist",
-        "file",
+    cmd = [binary, "-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file"]
+    cmd += [
         "-format_whitelist",
         DEMUXERS,
         "-i",
         str(path),
         "-vn",
-        "-t",
-        f"{max_duration_s + 1:g}",
         "-ac",
         "1",
         "-ar",
         str(rate),
         "-f",
         "f32le",
-        "-y",
-        str(part),
+        "pipe:1",
     ]
     started = time.monotonic()
+    fd, part_name = tempfile.mkstemp(prefix=".part-", suffix=".f32", dir=path.parent)
+    part = Path(part_name)
     try:
-        try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            raise SourceError(f"decoding took longer than {timeout_s:g} s") from None
-        if proc.returncode != 0:
-            reason = stderr_tail(proc.stderr)
-            raise SourceError("not an audio file ffmpeg can decode" + (f" ({reason})" if reason else ""))
-        size = part.stat().st_size
-        if size < 4:
-            raise SourceError("the file decodes to no audio")
-        duration_s = size / 4 / rate
-        if duration_s > max_duration_s:
-            raise SourceError(f"recording longer than {max_duration_s / 60:g} minutes")
+        with os.fdopen(fd, "wb") as out, tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+            try:
+                size = _pump(proc, out, max_bytes, started + timeout_s)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()  # reap: never a zombie
+                assert proc.stdout is not None
+                proc.stdout.close()
+            if size is None:
+                raise SourceError(f"decoding took longer than {timeout_s:g} s")
+            if size > decoded_bytes(max_duration_s, rate):
+                raise SourceError(f"recording longer than {max_duration_s / 60:g} minutes")
+            if size > max_bytes:
+                raise SourceError(f"recording decodes to more than {max_bytes / 1e6:g} MB, the room it was given")
+            if proc.returncode != 0:
+                errors.seek(0)
+                reason = stderr_tail(errors.read())
+                raise SourceError("not an audio file ffmpeg can decode" + (f" ({reason})" if reason else ""))
+            if size < 4:
+                raise SourceError("the file decodes to no audio")
+            out.flush()
+            os.fsync(out.fileno())  # the rename below must not publish a half-written file
         os.replace(part, decoded)
     finally:
         part.unlink(missing_ok=True)
-    log.info("decoded %s: %.1f s of audio in %.2f s", path.name[:12], duration_s, time.monotonic() - started)
+    log.info("decoded %s: %.1f s of audio in %.2f s", path.name[:12], size / 4 / rate, time.monotonic() - started)
 
 
-def prune_cache(cache_dir: Path, max_bytes: int, keep: frozenset[str] = frozenset()) -> int:
-    """Delete least recently used downloads (and their decodings) past `max_bytes`.
+def _pump(proc: subprocess.Popen[bytes], out: BinaryIO, max_bytes: int, deadline: float) -> int | None:
+    """Copy ffmpeg's samples to `out`; the size written, max_bytes + 1 when cut off, None past the deadline."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    size = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+        if not ready:
+            continue
+        data = os.read(fd, CHUNK_BYTES)
+        if not data:
+            return size
+        if size + len(data) > max_bytes:  # checked before writing: the file never passes the cap
+            return max_bytes + 1
+        out.write(data)
+        size += len(data)
 
-    Names in `keep` (sha256 of bulletins still scheduled) are never deleted;
-    temporary files left by a crash are removed once an hour old.
-    Returns the number of bytes freed.
+
+def prune_cache(cache_dir: Path, max_bytes: int, keep: frozenset[str] = frozenset(), *, reserve: int = 0) -> int:
+    """Delete least recently used downloads (and their decodings) until the cache and `reserve` fit `max_bytes`.
+
+    `reserve` is room wanted for a file about to be written; files being
+    written now (`.part-*`) count as used. Names in `keep` (sha256 of
+    bulletins still needed) are never deleted; temporary files left by a
+    crash are removed once an hour old. Returns the number of bytes freed.
     """
     if not cache_dir.is_dir():
         return 0
     now = time.time()
     freed = 0
-    groups: dict[str, list[Path]] = {}
+    writing = 0
+    groups: dict[str, list[tuple[Path, os.stat_result]]] = {}
     for entry in cache_dir.iterdir():
-        if entry.name.startswith(".part-"):
-            if now - entry.stat().st_mtime > 3600:
-                freed += entry.stat().st_size
-                entry.unlink(missing_ok=True)
+        try:
+            st = entry.stat()
+        except FileNotFoundError:  # renamed or removed by a worker meanwhile
             continue
-        groups.setdefault(entry.name.split(".", 1)[0], []).append(entry)
-    total = sum(p.stat().st_size for files in groups.values() for p in files)
-    oldest_first = sorted(groups, key=lambda name: max(p.stat().st_mtime for p in groups[name]))
+        if entry.name.startswith(".part-"):
+            if now - st.st_mtime > 3600:
+                freed += st.st_size
+                entry.unlink(missing_ok=True)
+            else:
+                writing += st.st_size
+            continue
+        groups.setdefault(entry.name.split(".", 1)[0], []).append((entry, st))
+    total = writing + reserve + sum(st.st_size for files in groups.values() for _, st in files)
+    oldest_first = sorted(groups, key=lambda name: max(st.st_mtime for _, st in groups[name]))
     for name in oldest_first:
         if total <= max_bytes:
             break
         if name in keep:
             continue
-        for p in groups[name]:
-            size = p.stat().st_size
+        for p, st in groups[name]:
             p.unlink(missing_ok=True)
-            total -= size
-            freed += size
+            total -= st.st_size
+            freed += st.st_size
         log.info("pruned cached audio %s", name[:12])
     return freed
+
+
+def cache_size(cache_dir: Path) -> int:
+    """Bytes the cache folder holds now, files being written included."""
+    total = 0
+    for entry in cache_dir.iterdir() if cache_dir.is_dir() else ():
+        try:
+            total += entry.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
