@@ -2,7 +2,7 @@
 
 A real SQLite store and the real `Scheduler`; only the wall clock is ours,
 so a week of daily slots or a station that was off for an hour takes no
-time. APScheduler is not started: `catch_up` is what it would call.
+time. The timer thread is not started: `catch_up` is what it would call.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from loaxa.protocol import validate_command
+from loaxa import schedule as schedule_module
+from loaxa.protocol import Bulletin, validate_command
 from loaxa.schedule import Scheduler
 from loaxa.store import Ledger, Store
 
@@ -104,7 +105,7 @@ def test_a_one_off_slot_becomes_one_play_at_its_time_and_only_once(rig):
     assert rig.plays("once") == []
     rig.clock.set(slot)
     rig.scheduler.catch_up()
-    rig.scheduler.catch_up()  # APScheduler and the periodic job may both fire
+    rig.scheduler.catch_up()  # the slot timer and the periodic pass may both fire
     assert rig.plays("once") == [(slot.isoformat(), "pending")]
     assert rig.due >= 1
     assert rig.state("once") == "done"  # no occurrence left to account for
@@ -205,3 +206,78 @@ def test_next_slots_lists_upcoming_occurrences_soonest_first(rig):
         ("a", (START + timedelta(hours=1)).isoformat()),
         ("b", datetime(2026, 3, 2, 18, 0, tzinfo=TZ).isoformat()),
     ]
+
+
+# -- a stored schedule that cannot be armed (it once stopped the daemon at every start) ---------------
+
+
+def store_unvalidated(rig: Rig, id: str, schedule: dict[str, Any]) -> None:
+    """A bulletin stored as an older version would have stored it, past today's validation."""
+    bulletin = Bulletin.model_construct(type="bulletin", id=id, text="Thông báo cũ.", schedule=schedule)
+    rig.ledger.accept(ISSUER, bulletin, rig.clock(), max_queue=1000, first_slot=START + timedelta(days=1))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "reason"),
+    [
+        ({"daily": ["05:30"], "until": "9999-12-31"}, "schedule.until: 9999-12-31 is past the last date"),
+        ({"daily": ["25:61"]}, "'25:61' is not a time of day"),
+        ({"at": "0001-01-01T00:00:00+14:00"}, "is before the first date"),
+        ({"daily": ["05:30"], "days": ["funday"]}, "'funday' is not a day"),
+    ],
+)
+def test_until_9999_in_the_store_fails_that_bulletin_once_and_the_others_still_play(rig, schedule, reason):
+    store_unvalidated(rig, "forever", schedule)
+    rig.receive(id="good", schedule={"at": iso(START + timedelta(minutes=5))})
+    restarted = rig.make_scheduler(60.0)
+    try:
+        restarted.start()  # must not raise: it used to, and systemd restarted it into the same crash
+        failed = [e for e in rig.events("forever") if e["event"] == "failed"]
+        assert len(failed) == 1 and reason in failed[0]["detail"]
+        assert failed[0]["detail"].startswith("cannot be scheduled: ")
+        assert rig.state("forever") == "failed"  # out of the schedule: not retried at every start
+        rig.clock.set(START + timedelta(minutes=5))
+        restarted.catch_up()
+        assert rig.plays("good") == [(iso(START + timedelta(minutes=5)), "pending")]
+    finally:
+        restarted.stop()
+    again = rig.make_scheduler(60.0)
+    again.start()
+    again.stop()
+    assert [e["event"] for e in rig.events("forever")].count("failed") == 1  # said once
+
+
+# -- work grows with what is due, not with what is stored --------------------------------------------
+
+
+class Reads:
+    """Counts the schedules the scheduler parses (each is JSON read from a row and checked)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = schedule_module.check_schedule
+
+        def counting(obj: Any) -> Any:
+            self.count += 1
+            return real(obj)
+
+        monkeypatch.setattr(schedule_module, "check_schedule", counting)
+
+    def during(self, action: Any) -> int:
+        before = self.count
+        action()
+        return self.count - before
+
+
+def test_thousands_of_scheduled_bulletins_cost_one_schedule_read_per_accept_and_none_while_idle(rig, monkeypatch):
+    # The fault: every accept, and the periodic catch-up, read and expanded every stored schedule.
+    for n in range(600):
+        rig.receive(id=f"many-{n}", schedule={"daily": [f"{7 + n % 12:02d}:{n % 60:02d}"]})
+    reads = Reads(monkeypatch)
+    assert reads.during(lambda: rig.receive(id="one-more", schedule={"daily": ["06:30"]})) <= 2
+    assert reads.during(rig.scheduler.catch_up) == 0  # nothing due: an index says so
+    assert reads.during(lambda: rig.scheduler.next_slots(limit=3)) <= 10
+    assert [id for id, _ in rig.scheduler.next_slots(limit=3)] == ["one-more", "many-0", "many-120"]  # ties by id
+    rig.clock.set(datetime(2026, 3, 2, 7, 0, tzinfo=TZ))  # the 07:00 slot of many-0, -60, ... -540
+    assert reads.during(rig.scheduler.catch_up) == 10 + 1  # the due ones, and one-more's 06:30 missed
+    assert len([1 for n in range(0, 600, 60) if rig.plays(f"many-{n}")]) == 10

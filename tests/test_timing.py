@@ -91,6 +91,43 @@ def test_malformed_schedules_are_rejected_with_a_reason(obj: object, reason: str
     assert reason in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("obj", "reason"),
+    [
+        # The fault: `until` 9999-12-31 was accepted, and arming it overflowed at every start.
+        ({"daily": ["05:30"], "until": "9999-12-31"}, "schedule.until: 9999-12-31 is past the last date"),
+        ({"daily": ["05:30"], "until": "2101-01-01"}, "past the last date this station can schedule (2100-12-31)"),
+        ({"daily": ["05:30"], "from": "0001-01-01"}, "schedule.from: 0001-01-01 is before the first date"),
+        ({"daily": ["05:30"], "from": "1999-12-31"}, "before the first date this station can schedule (2000-01-01)"),
+        ({"daily": ["05:30"], "from": "2100-02-29"}, "not a calendar date"),  # 2100 is not a leap year
+        ({"at": "9999-12-31T23:59:59+14:00"}, "schedule.at: 9999-12-31T23:59:59+14:00 is past the last date"),
+        ({"at": "9999-12-31T23:59:59-14:00"}, "is past the last date"),  # beyond the calendar in UTC
+        ({"at": "0001-01-01T00:00:00+14:00"}, "is before the first date"),  # before the calendar in UTC
+        ({"at": "2101-01-01T00:00:00+00:00"}, "is past the last date"),
+        ({"daily": ["24:00"]}, "'24:00' is not a time of day"),
+        ({"daily": ["25:61"]}, "'25:61' is not a time of day"),
+        ({"daily": ["05:30\n"]}, 'not a time "HH:MM"'),
+        ({"daily": ["\u0665:\u0663\u0660"]}, 'not a time "HH:MM"'),  # Arabic-Indic digits
+        ({"daily": ["05:30+07:00"]}, 'not a time "HH:MM"'),
+        ({"daily": ["05:30"], "days": ["mon", "funday"]}, "'funday' is not a day"),
+        ({"daily": ["05:30"], "from": "2026-03-01\n"}, "expected a date YYYY-MM-DD"),
+    ],
+)
+def test_schedule_bounds_past_what_the_station_can_arm_are_rejected(obj: object, reason: str) -> None:
+    with pytest.raises(CommandError, match="^schedule") as caught:
+        parse_schedule(obj)
+    assert reason in str(caught.value)
+
+
+def test_the_last_and_first_days_the_station_can_schedule_are_accepted() -> None:
+    schedule = parse_schedule({"daily": ["23:59"], "from": "2000-01-01", "until": "2100-12-31"})
+    assert schedule is not None and schedule.start == date(2000, 1, 1) and schedule.until == date(2100, 12, 31)
+    last = next_occurrence(schedule, ZoneInfo("Pacific/Kiritimati"), datetime(2100, 12, 31, tzinfo=UTC))
+    assert last == datetime(2100, 12, 31, 23, 59, tzinfo=ZoneInfo("Pacific/Kiritimati"))
+    assert next_occurrence(schedule, ZoneInfo("Pacific/Kiritimati"), last) is None
+    assert parse_schedule({"at": "2100-12-31T23:59:59+00:00"}) is not None
+
+
 # --- occurrences -------------------------------------------------------------
 
 

@@ -1,13 +1,19 @@
 """Occurrences: scheduled bulletins become plays at their slots.
 
 The store is the truth: each bulletin remembers up to when its occurrences
-were accounted for (`fired_until`), and `catch_up` turns every slot since
-then into a play, a late play within the grace, or a `missed` receipt. It is
-idempotent (a play per slot at most), so it can run at start, when the
-clock becomes trustworthy, periodically, and from APScheduler, which wakes
-it at each slot. APScheduler's jobs are rebuilt from the store at start,
-with fixed ids and `replace_existing`; its misfire grace is the station's
-grace and nothing is silently coalesced away, because catch_up decides.
+were accounted for (`fired_until`) and when it must be looked at next
+(`next_at`: its next slot, or its expiry), and `catch_up` turns every slot
+since then into a play, a late play within the grace, or a `missed` receipt.
+It is idempotent (a play per slot at most), so it can run at start, when the
+clock becomes trustworthy, periodically, and at each slot.
+
+Work grows with what is due, not with what is stored: `catch_up` reads only
+the bulletins whose `next_at` has come (an indexed query), a new bulletin is
+accounted for alone, and one timer thread sleeps until the soonest `next_at`
+(or the amplifier's pre-warm before the next slot), at most
+`CATCH_UP_EVERY_S`, so a wall clock set forward is noticed. A bulletin whose
+stored schedule cannot be armed is reported `failed` once and leaves the
+schedule; it never stops the others.
 """
 
 from __future__ import annotations
@@ -19,17 +25,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.date import DateTrigger
-
+from loaxa.errors import CommandError
 from loaxa.protocol import Bulletin
 from loaxa.store import Ledger, StoredBulletin, Txn
-from loaxa.timing import DAY_NAMES, Schedule, classify_late, next_occurrence, occurrences, parse_instant, parse_schedule
+from loaxa.timing import check_schedule, classify_late, next_occurrence, occurrences, parse_instant, parse_schedule
 
 log = logging.getLogger(__name__)
 
 CATCH_UP_EVERY_S = 30
+# Expiry is strict (`now > expires`): the bulletin is looked at just after it.
+_AFTER_EXPIRY = timedelta(milliseconds=1)
 
 
 class Scheduler:
@@ -54,11 +59,13 @@ class Scheduler:
         self.now = now  # the wall clock; tests pass a controllable one
         self.prewarm = prewarm  # switches the amplifier on `warmup_s` before the next slot
         self.warmup_s = warmup_s
-        self._lock = threading.Lock()
-        self._aps = BackgroundScheduler(
-            timezone=tz,
-            job_defaults={"misfire_grace_time": max(1, int(grace_s)), "coalesce": False, "max_instances": 1},
-        )
+        self._lock = threading.Lock()  # one catch-up at a time: the timer's or the inbox's
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._armed_at = float("inf")  # when the timer will wake next (a timestamp)
+        self._failed = False  # the last catch-up could not use the store: retry later, not at once
+        self._prewarmed: datetime | None = None  # the slot the amplifier was last warmed for
+        self._thread: threading.Thread | None = None
 
     # -- for the inbox ------------------------------------------------------------
     def first_slot(self, bulletin: Bulletin, now: datetime) -> datetime | None:
@@ -69,77 +76,92 @@ class Scheduler:
         return next_occurrence(schedule, self.tz, now - timedelta(seconds=self.grace_s))
 
     def added(self, issuer: str, bulletin: Bulletin) -> None:
-        """After the commit: arm the jobs and voice the text ahead."""
+        """After the commit: account for the new bulletin's slots, voice it ahead, and wake the timer if sooner."""
         if bulletin.schedule is None:
             return
-        self._arm(issuer, bulletin.id, parse_schedule(bulletin.schedule))
-        self.prepare(bulletin.model_dump(exclude_none=True))
-        self.catch_up()
+        try:
+            self.prepare(bulletin.model_dump(exclude_none=True))
+        except Exception:  # voicing ahead is an optimisation; the slot is voiced on air
+            log.exception("cannot voice %s ahead", bulletin.id)
+        self._catch_up(lambda t, now: _only(t.bulletin(issuer, bulletin.id), now))
+        next_at = self.ledger.next_at(issuer, bulletin.id)
+        if next_at is not None and next_at - self.warmup_s < self._armed_at:
+            self._wake.set()  # the timer sleeps past this bulletin's slot (or its pre-warm): it re-plans
 
     def removed(self, issuer: str, id: str) -> None:
-        prefix = f"{issuer}/{id}/"
-        for job in self._aps.get_jobs():
-            if job.id.startswith(prefix):
-                job.remove()
+        """A cancel or a new rev: the ledger took the bulletin out of the schedule; the timer re-plans."""
+        self._wake.set()
 
     # -- the clock side ----------------------------------------------------------
     def start(self) -> None:
-        for b in self.ledger.scheduled_bulletins():
-            self._arm(b.issuer, b.id, parse_schedule(b.body["schedule"]))
-            self.prepare(b.body)
-        self._aps.add_job(self.catch_up, "interval", seconds=CATCH_UP_EVERY_S, id="catch-up", replace_existing=True)
-        self._aps.start()
+        """Voice stored schedules ahead, catch up, and start the timer; never raises."""
+        try:
+            for b in self.ledger.scheduled_bulletins():
+                self.prepare(b.body)
+        except Exception:
+            log.exception("cannot voice the stored schedules ahead; they are voiced on air")
         self.catch_up()
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        if self._aps.running:
-            self._aps.shutdown(wait=False)
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def alive(self) -> bool:
-        return bool(self._aps.running)
+        return self._thread is not None and self._thread.is_alive()
 
     def next_slots(self, limit: int = 20) -> list[tuple[str, str]]:
         """`(id, occurrence)` of upcoming slots, soonest first."""
-        return [(id, when.isoformat()) for when, id in self._upcoming()[:limit]]
-
-    def _upcoming(self) -> list[tuple[datetime, str]]:
-        now = self.now()
-        upcoming = []
-        for b in self.ledger.scheduled_bulletins():
-            nxt = next_occurrence(_schedule(b), self.tz, now)
-            if nxt is not None:
-                upcoming.append((nxt, b.id))
-        return sorted(upcoming)
+        return [(id, when.isoformat()) for when, id in self._upcoming(self.now(), limit)]
 
     def catch_up(self) -> None:
-        """Turn every slot up to now into a play, a missed receipt, or expiry."""
+        """Turn every slot up to now into a play, a missed receipt, or expiry; never raises."""
+        try:
+            soonest = self.ledger.soonest_next_at()
+        except Exception:
+            soonest = float("-inf")  # let the catch-up itself meet and report the trouble
+        if soonest is None or soonest > self.now().timestamp():
+            return  # nothing due: no write transaction, nobody woken
+        self._catch_up(lambda t, now: t.due_bulletins(now))
+
+    # -- inside -----------------------------------------------------------------
+    def _catch_up(self, pick: Callable[[Txn, datetime], list[StoredBulletin]]) -> None:
         if not self.clock_ok():
             return  # a stale clock would fire the wrong slots
-        with self._lock:
-            now = self.now()
-            due = False
-            with self.ledger.tx() as t:
-                for b in t.scheduled_bulletins():
-                    due |= self._catch_up_one(t, b, now)
+        due = False
+        try:
+            with self._lock:
+                now = self.now()
+                with self.ledger.tx() as t:
+                    for b in pick(t, now):
+                        due |= self._catch_up_safely(t, b, now)
+        except Exception:  # the store itself failed: the timer tries again later
+            log.exception("catch-up failed")
+            self._failed = True
+            return
+        self._failed = False
         if due:
             self.on_due()
-        self._arm_prewarm()
 
-    def _arm_prewarm(self) -> None:
-        """The amplifier warms up before the next slot, so its sound starts on time."""
-        if self.warmup_s <= 0 or not self._aps.running:
-            return
-        upcoming = self._upcoming()
-        if not upcoming:
-            return
-        at = upcoming[0][0] - timedelta(seconds=self.warmup_s)
-        if at <= self.now():
-            self.prewarm()
-        else:
-            self._aps.add_job(self.prewarm, DateTrigger(run_date=at), id="prewarm", replace_existing=True)
+    def _catch_up_safely(self, t: Txn, b: StoredBulletin, now: datetime) -> bool:
+        try:
+            with t.step():
+                return self._catch_up_one(t, b, now)
+        except CommandError as exc:  # refused by today's rules: the reason is the operator's to read
+            reason = str(exc)
+            log.error("bulletin %s/%s cannot be scheduled, dropped from the schedule: %s", b.issuer, b.id, reason)
+        except Exception as exc:  # anything else about this one bulletin is a bug; it must not stop the others
+            reason = f"{type(exc).__name__}: {exc}"
+            log.exception("bulletin %s/%s cannot be scheduled, dropped from the schedule", b.issuer, b.id)
+        t.unschedulable(b, f"cannot be scheduled: {reason}")
+        return False
 
     def _catch_up_one(self, t: Txn, b: StoredBulletin, now: datetime) -> bool:
-        schedule = _schedule(b)
+        schedule = check_schedule(b.body.get("schedule"))
         expires = parse_instant(b.body["expires"], "expires") if b.body.get("expires") else None
         since = datetime.fromtimestamp(b.fired_until or b.received_at, UTC)
         if b.fired_until is None:
@@ -156,36 +178,77 @@ class Scheduler:
                 late = int((now - slot).total_seconds())
                 detail = f"{late} s late, beyond the {self.grace_s:g} s grace"
                 t.missed(b, occurrence=occurrence, due_at=slot.timestamp(), detail=detail)
-        t.fired_until(b, now)
+        following = next_occurrence(schedule, self.tz, now)
+        wake = following
+        if expires is not None and following is not None:
+            wake = min(following, expires + _AFTER_EXPIRY)
+        t.fired_until(b, now, next_at=wake)
         if expires is not None and now > expires:
             t.expire(b)
-            self.removed(b.issuer, b.id)
-        elif next_occurrence(schedule, self.tz, now) is None:
+        elif following is None:
             t.schedule_over(b.issuer, b.id)
         return due
 
-    def _arm(self, issuer: str, id: str, schedule: Schedule | None) -> None:
-        if schedule is None:
-            return
-        self.removed(issuer, id)
-        base = f"{issuer}/{id}/"
-        if schedule.at is not None:
-            self._aps.add_job(self.catch_up, DateTrigger(run_date=schedule.at), id=base + "at", replace_existing=True)
-            return
-        days = ",".join(DAY_NAMES[d] for d in sorted(schedule.days))
-        for slot in schedule.daily:
-            trigger = CronTrigger(
-                day_of_week=days,
-                hour=slot.hour,
-                minute=slot.minute,
-                start_date=schedule.start,
-                end_date=(schedule.until + timedelta(days=1)) if schedule.until else None,
-                timezone=self.tz,
-            )
-            self._aps.add_job(self.catch_up, trigger, id=base + slot.strftime("%H:%M"), replace_existing=True)
+    def _upcoming(self, now: datetime, limit: int) -> list[tuple[datetime, str]]:
+        """The soonest `limit` slots after `now`, reading bulletins in `next_at` order.
+
+        `next_at` is never later than a bulletin's next slot, so once `limit`
+        slots are found that are no later than the next bulletin's `next_at`,
+        no bulletin further on can come sooner.
+        """
+        found: list[tuple[datetime, str]] = []
+        for b in self.ledger.by_next_at():
+            if len(found) >= limit and b.next_at is not None and found[limit - 1][0].timestamp() <= b.next_at:
+                break
+            try:
+                slot = next_occurrence(check_schedule(b.body.get("schedule")), self.tz, now)
+            except (CommandError, KeyError, ValueError):
+                continue  # the next catch-up reports it
+            if slot is not None:
+                found = sorted([*found, (slot, b.id)])[:limit]
+        return found
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                wait_s = self._plan()
+            except Exception:
+                log.exception("cannot plan the next slot")
+                wait_s = CATCH_UP_EVERY_S
+            self._wake.wait(wait_s)
+            self._wake.clear()
+            if not self._stopping.is_set():
+                self.catch_up()
+
+    def _plan(self) -> float:
+        """Seconds until the timer must wake: the soonest `next_at` or pre-warm, at most CATCH_UP_EVERY_S."""
+        now = self.now().timestamp()
+        wake = now + CATCH_UP_EVERY_S
+        if self.clock_ok() and not self._failed:
+            soonest = self.ledger.soonest_next_at()
+            if soonest is not None:
+                wake = min(wake, soonest)
+            wake = min(wake, self._prewarm_at(now))
+        self._armed_at = wake
+        return max(0.0, wake - now)
+
+    def _prewarm_at(self, now: float) -> float:
+        """The amplifier warms up before the next slot, so its sound starts on time; when to wake for it."""
+        if self.warmup_s <= 0:
+            return float("inf")
+        upcoming = self._upcoming(datetime.fromtimestamp(now, UTC), 1)
+        if not upcoming:
+            return float("inf")
+        slot = upcoming[0][0]
+        at = slot.timestamp() - self.warmup_s
+        if at > now:
+            return at
+        if self._prewarmed != slot:
+            self._prewarmed = slot
+            self.prewarm()
+        return float("inf")
 
 
-def _schedule(b: StoredBulletin) -> Schedule:
-    schedule = parse_schedule(b.body["schedule"])
-    assert schedule is not None  # only scheduled bulletins are asked
-    return schedule
+def _only(b: StoredBulletin | None, now: datetime) -> list[StoredBulletin]:
+    """The bulletin just added, if it still has slots to account for."""
+    return [b] if b is not None and b.next_at is not None and b.next_at <= now.timestamp() else []

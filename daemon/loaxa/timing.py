@@ -24,11 +24,19 @@ from loaxa.errors import CommandError
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_DAILY_SLOTS = 24
+# Every date and instant a command names lies in these years: far enough for
+# any real schedule, and far from the ends of the calendar, where a day's
+# arithmetic in the station's zone (a day either side, the grace, a week
+# ahead) would overflow.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2100, 12, 31)
+_FIRST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+_AFTER_LAST_INSTANT = datetime(2101, 1, 1, tzinfo=UTC)
 _ALL_DAYS = frozenset(range(7))
 _ONCE_KEYS = {"at"}
 _DAILY_KEYS = {"daily", "days", "from", "until"}
-_HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_HHMM = re.compile(r"([0-9]{1,2}):([0-9]{2})")  # ASCII digits only, matched whole
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 Lateness = Literal["play", "missed", "expired"]
 
@@ -84,6 +92,18 @@ def parse_schedule(obj: Any) -> Schedule | None:
     return schedule
 
 
+def check_schedule(obj: Any) -> Schedule:
+    """A stored bulletin's schedule, held to today's rules; `CommandError` says why it cannot be scheduled.
+
+    A store written by an older version may hold a schedule these rules now
+    refuse (a bound past the last day, a time that is not one).
+    """
+    schedule = parse_schedule(obj)
+    if schedule is None:
+        raise CommandError("schedule: missing")
+    return schedule
+
+
 def parse_instant(value: Any, what: str) -> datetime:
     """An ISO 8601 time with an offset (protocol type T), as an aware datetime."""
     if not isinstance(value, str) or len(value) > 64:
@@ -94,6 +114,14 @@ def parse_instant(value: Any, what: str) -> datetime:
         raise CommandError(f"{what}: {value!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise CommandError(f"{what}: {value!r} has no UTC offset; add one, e.g. +07:00")
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted by its offset leaves the calendar
+        utc = _AFTER_LAST_INSTANT if parsed.year > FIRST_DAY.year else _FIRST_INSTANT - timedelta(days=1)
+    if utc < _FIRST_INSTANT:
+        raise CommandError(f"{what}: {value} is before the first date this station can schedule ({FIRST_DAY})")
+    if utc >= _AFTER_LAST_INSTANT:
+        raise CommandError(f"{what}: {value} is past the last date this station can schedule ({LAST_DAY})")
     return parsed
 
 
@@ -104,7 +132,7 @@ def _parse_slots(value: Any) -> tuple[time, ...]:
         raise CommandError(f"schedule.daily: {len(value)} times; at most {MAX_DAILY_SLOTS} a day")
     slots = set()
     for item in value:
-        match = _HHMM.match(item) if isinstance(item, str) else None
+        match = _HHMM.fullmatch(item) if isinstance(item, str) else None
         if not match:
             raise CommandError(f'schedule.daily: {item!r} is not a time "HH:MM"')
         hour, minute = int(match[1]), int(match[2])
@@ -127,12 +155,17 @@ def _parse_days(value: Any) -> frozenset[int]:
 
 
 def _parse_date(value: Any, what: str) -> date:
-    if not isinstance(value, str) or not _DATE.match(value):
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
         raise CommandError(f"{what}: expected a date YYYY-MM-DD, got {value!r}")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise CommandError(f"{what}: {value!r} is not a calendar date") from None
+    if day < FIRST_DAY:
+        raise CommandError(f"{what}: {value} is before the first date this station can schedule ({FIRST_DAY})")
+    if day > LAST_DAY:
+        raise CommandError(f"{what}: {value} is past the last date this station can schedule ({LAST_DAY})")
+    return day
 
 
 def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:

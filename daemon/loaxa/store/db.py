@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS bulletins (
     state       TEXT NOT NULL DEFAULT 'active',  -- states.BulletinState
     received_at REAL NOT NULL,
     fired_until REAL,                            -- occurrences up to here are already accounted for
+    next_at     REAL,                            -- a scheduled one's next slot (or expiry): see _NEXT_AT
     PRIMARY KEY (issuer, id)
 );
 CREATE TABLE IF NOT EXISTS seen (
@@ -62,6 +63,18 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_unsent ON events (sent, seq);
 """
+# `next_at` came after the first stores were made: `CREATE TABLE IF NOT EXISTS`
+# leaves their table as it was, so the column is added here, and filled with
+# the instant its bulletin was last accounted for. That is never later than
+# its next slot, so the first catch-up after the upgrade looks at every
+# scheduled bulletin once and stores its real next slot.
+_NEXT_AT = """
+ALTER TABLE bulletins ADD COLUMN next_at REAL;
+UPDATE bulletins SET next_at = COALESCE(fired_until, received_at)
+    WHERE state = 'active' AND json_extract(body, '$.schedule') IS NOT NULL;
+"""
+# What is due and the soonest slot are read through this index, not by reading every schedule.
+_NEXT_INDEX = "CREATE INDEX IF NOT EXISTS bulletins_next ON bulletins (state, next_at)"
 
 SQLITE_FULL = 13
 SQLITE_IOERR = 10
@@ -87,8 +100,23 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the station store {path}: {exc}") from None
+
+    def _migrate(self) -> None:
+        """Bring a store made by an earlier version up to this schema, in one transaction."""
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(bulletins)")}
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if "next_at" not in columns:
+                for statement in filter(str.strip, _NEXT_AT.split(";")):
+                    self._db.execute(statement)
+            self._db.execute(_NEXT_INDEX)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:

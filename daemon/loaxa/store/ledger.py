@@ -87,6 +87,7 @@ class StoredBulletin:
     state: BulletinState
     received_at: float
     fired_until: float | None
+    next_at: float | None  # when the scheduler must look at it next: its next slot, or its expiry
     body: dict[str, Any] = field(repr=False)
 
 
@@ -125,8 +126,25 @@ class Txn:
         row = self._db.execute("SELECT * FROM bulletins WHERE issuer = ? AND id = ?", (issuer, id)).fetchone()
         return _bulletin(row) if row is not None else None
 
-    def scheduled_bulletins(self) -> list[StoredBulletin]:
-        return [_bulletin(r) for r in self._db.execute(_SCHEDULED, (BulletinState.ACTIVE,)).fetchall()]
+    def due_bulletins(self, now: datetime) -> list[StoredBulletin]:
+        """Active scheduled bulletins with something to account for by `now` (an indexed read)."""
+        rows = self._db.execute(
+            "SELECT * FROM bulletins WHERE state = ? AND next_at <= ? ORDER BY next_at",
+            (BulletinState.ACTIVE, now.timestamp()),
+        )
+        return [_bulletin(r) for r in rows.fetchall()]
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """A part of the transaction undone alone if it raises, so one bad bulletin spoils no other's."""
+        self._db.execute("SAVEPOINT step")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK TO step")
+            self._db.execute("RELEASE step")
+            raise
+        self._db.execute("RELEASE step")
 
     def seen(self, issuer: str, id: str, rev: int) -> bool:
         row = self._db.execute("SELECT 1 FROM seen WHERE issuer = ? AND id = ? AND rev = ?", (issuer, id, rev))
@@ -150,8 +168,9 @@ class Txn:
             (issuer, bulletin.id, bulletin.rev, received_at),
         )
         self._db.execute(
-            "INSERT OR REPLACE INTO bulletins (issuer, id, rev, priority, body, state, received_at, fired_until) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            "INSERT OR REPLACE INTO bulletins "
+            "(issuer, id, rev, priority, body, state, received_at, fired_until, next_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
             (
                 issuer,
                 bulletin.id,
@@ -160,6 +179,8 @@ class Txn:
                 bulletin.model_dump_json(exclude_none=True),
                 BulletinState.ACTIVE,
                 received_at,
+                # Due at once: the scheduler accounts for its slots from arrival, then stores the next one.
+                received_at if bulletin.schedule is not None else None,
             ),
         )
 
@@ -180,11 +201,17 @@ class Txn:
         self.touched.add((issuer, known.id))
         self.event(Event.CANCELLED, known.id, known.rev)
 
-    def fired_until(self, b: StoredBulletin, at: datetime) -> None:
-        """Occurrences of `b` up to `at` are accounted for."""
+    def fired_until(self, b: StoredBulletin, at: datetime, *, next_at: datetime | None) -> None:
+        """Occurrences of `b` up to `at` are accounted for; the scheduler looks at it again at `next_at`."""
         self._db.execute(
-            "UPDATE bulletins SET fired_until = ? WHERE issuer = ? AND id = ?", (at.timestamp(), b.issuer, b.id)
+            "UPDATE bulletins SET fired_until = ?, next_at = ? WHERE issuer = ? AND id = ?",
+            (at.timestamp(), next_at.timestamp() if next_at is not None else None, b.issuer, b.id),
         )
+
+    def unschedulable(self, b: StoredBulletin, detail: str) -> None:
+        """A stored bulletin whose schedule cannot be armed: `failed` once, and no longer active."""
+        self._set_bulletin(b.issuer, b.id, BulletinState.FAILED)
+        self.event(Event.FAILED, b.id, b.rev, detail=detail)
 
     def expire(self, b: StoredBulletin) -> None:
         self._set_bulletin(b.issuer, b.id, BulletinState.EXPIRED)
@@ -195,7 +222,10 @@ class Txn:
         self._set_bulletin(issuer, id, BulletinState.DONE)
 
     def _set_bulletin(self, issuer: str, id: str, state: BulletinState) -> None:
-        self._db.execute("UPDATE bulletins SET state = ? WHERE issuer = ? AND id = ?", (state, issuer, id))
+        # Only active bulletins have a next slot; the others leave the scheduler's index.
+        self._db.execute(
+            "UPDATE bulletins SET state = ?, next_at = NULL WHERE issuer = ? AND id = ?", (state, issuer, id)
+        )
 
     # -- plays ------------------------------------------------------------------
     def add_play(
@@ -404,6 +434,30 @@ class Ledger:
         """Active bulletins with a schedule (their slots are still to come or to account for)."""
         return [_bulletin(r) for r in self.store.query(_SCHEDULED, (BulletinState.ACTIVE,))]
 
+    def soonest_next_at(self) -> float | None:
+        """The earliest `next_at` of an active bulletin: when the scheduler must wake (an indexed read)."""
+        rows = self.store.query("SELECT MIN(next_at) FROM bulletins WHERE state = ?", (BulletinState.ACTIVE,))
+        return rows[0][0]
+
+    def next_at(self, issuer: str, id: str) -> float | None:
+        rows = self.store.query("SELECT next_at FROM bulletins WHERE issuer = ? AND id = ?", (issuer, id))
+        return rows[0][0] if rows else None
+
+    def by_next_at(self, batch: int = 50) -> Iterator[StoredBulletin]:
+        """Active scheduled bulletins, soonest `next_at` first, read a batch at a time."""
+        after: tuple[float, str, str] = (float("-inf"), "", "")
+        while True:
+            rows = self.store.query(
+                "SELECT * FROM bulletins WHERE state = ? AND next_at IS NOT NULL "
+                "AND (next_at, issuer, id) > (?, ?, ?) ORDER BY next_at, issuer, id LIMIT ?",
+                (BulletinState.ACTIVE, *after, batch),
+            )
+            for row in rows:
+                yield _bulletin(row)
+            if len(rows) < batch:
+                return
+            after = (rows[-1]["next_at"], rows[-1]["issuer"], rows[-1]["id"])
+
     def issuers_of(self, id: str) -> list[str]:
         """Issuers with a bulletin `id` that is still active or on air (a technician names only the id)."""
         rows = self.store.query(
@@ -488,6 +542,7 @@ def _bulletin(row: sqlite3.Row) -> StoredBulletin:
         state=BulletinState(row["state"]),
         received_at=row["received_at"],
         fired_until=row["fired_until"],
+        next_at=row["next_at"],
         body=json.loads(row["body"]),
     )
 
