@@ -36,7 +36,6 @@ def setup_logging(verbose: int, journald: bool = False) -> None:
     level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
     fmt = "%(levelname)s %(name)s: %(message)s" if journald else "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
-    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
 
 def main(argv: list[str] | None = None) -> int:
