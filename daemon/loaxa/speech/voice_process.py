@@ -168,6 +168,12 @@ class VoiceProcess:
         parts = [self.ids_to_audio(self.phonemes_to_ids(p), rate) for p in self.pieces(text)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
+    @property
+    def pid(self) -> int | None:
+        """The voice process's id while it runs."""
+        with self._guard:
+            return self._child.proc.pid if self._child is not None else None
+
     def child_rss_mb(self) -> float:
         """The child's peak resident memory, as it reports it."""
         reply, _ = self._ask({"op": "stats"})
