@@ -29,4 +29,7 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test,bench]"
+# Can this CPU run the neural voice? Asked of a child process (some onnxruntime
+# builds die on import on a Pi 4); the verdict is printed, setup goes on either way.
+.venv/bin/python -m loaxa doctor --probe-voice || echo "note: the station will speak with espeak-ng until this is fixed"
 echo "ready: .venv/bin/loaxa --help"

@@ -178,3 +178,36 @@ def test_audio_and_permission_checks_read_the_output_spec_like_the_player(tmp_pa
     if not os.access(locked, os.W_OK):  # root writes anywhere
         assert check_audio(with_output(f"wav:{locked}")).status == FAIL
     assert check_permissions(with_output(f"wav:{tmp_path}"), None).status == OK
+
+
+def test_probe_voice_says_whether_this_cpu_runs_onnxruntime_without_a_config(tmp_path):
+    def probe(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "loaxa", "doctor", "--probe-voice"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env={**os.environ, **env},
+        )
+
+    good = probe({})
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "neural voice runtime: OK: onnxruntime" in good.stdout and "ran xx_XX-tiny-x_low" in good.stdout
+    fake = tmp_path / "fake-ort" / "onnxruntime"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGILL)\n", encoding="utf-8")
+    bad = probe({"PYTHONPATH": str(fake.parent)})
+    assert bad.returncode == 1
+    assert "crashed on import with SIGILL: this CPU cannot run it; the station speaks with espeak-ng" in bad.stdout
+
+
+def test_a_station_with_a_neural_voice_gets_the_runtime_check_before_the_voice(tmp_path):
+    from loaxa.doctor import run_checks
+
+    onnx = make_tiny_voice(tmp_path / "voices")
+    got = run_checks(settings(tmp_path, voice=str(onnx)), skip=frozenset({"service", "broker", "audio"}))
+    names = [f.check for f in got]
+    assert names.index("runtime") == names.index("voice") - 1
+    runtime = got[names.index("runtime")]
+    assert runtime.status == OK and "child process" in runtime.detail, runtime

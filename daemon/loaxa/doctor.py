@@ -113,6 +113,31 @@ def check_voice(settings: Settings, spec: str | None = None, role: str = "voice"
     return Finding(name, OK, f"{voice.name} loaded and spoke {seconds:.1f} s in {took:.1f} s")
 
 
+def check_neural_runtime(settings: Settings) -> Finding:
+    """onnxruntime imports and runs a tiny voice in a child process on this CPU."""
+    import importlib.util
+
+    from loaxa.speech.runtime_probe import probe_runtime
+
+    model = None
+    if importlib.util.find_spec("onnx") is None:  # no tiny voice can be written: try the station's own
+        try:
+            from loaxa.speech.voices import find_voice
+
+            model = find_voice(settings.tts.voice, settings.tts.voices_dir)
+        except LoaxaError:
+            model = None
+    probe = probe_runtime(model)
+    if probe.ok:
+        return Finding("runtime", OK, probe.verdict)
+    fix = (
+        "install the pinned onnxruntime: `.venv/bin/pip install -e .` (onnxruntime>=1.22,<1.28 runs on a Pi 4)"
+        if probe.version
+        else "install it: `.venv/bin/pip install -e .`"
+    )
+    return Finding("runtime", FAIL, probe.verdict, fix)
+
+
 def _within(work: Callable[[], Any], seconds: float) -> Any:
     """Run `work` with a deadline; a hung voice is a finding, not a hung doctor."""
     box: dict[str, Any] = {}
@@ -319,6 +344,7 @@ def run_checks(
     checks: list[tuple[str, Callable[[], Finding]]] = [
         ("service", lambda: check_service(settings)),
         ("audio", lambda: check_audio(settings)),
+        ("runtime", lambda: check_neural_runtime(settings)),
         ("voice", lambda: check_voice(settings)),
         ("fallback", lambda: check_voice(settings, settings.tts.fallback, "fallback")),
         ("broker", lambda: check_broker(settings)),
@@ -329,6 +355,8 @@ def run_checks(
     findings = []
     for name, check in checks:
         if name in skip or (name == "fallback" and not settings.tts.fallback):
+            continue
+        if name == "runtime" and settings.tts.voice.startswith("espeak:"):  # no neural voice to run
             continue
         try:
             findings.append(check())

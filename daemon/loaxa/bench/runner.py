@@ -67,6 +67,9 @@ def run(voice: Path, text: str, threads: int = 0, repeat: int = 3, espeak: str =
         "piper_total_s": med["piper"]["total_s"],
         "bare_total_s": med["bare"]["total_s"],
         "rss_mb": med["ours"]["rss_mb"],
+        "parent_rss_mb": med["ours"].get("parent_rss_mb"),
+        "child_rss_mb": med["ours"].get("child_rss_mb"),
+        "together_rss_mb": med["ours"].get("together_rss_mb"),
         "piper_rss_mb": med["piper"]["rss_mb"],
         "bare_rss_mb": med["bare"]["rss_mb"],
         "cold_start_s": med["ours"]["cold_start_s"],
@@ -109,13 +112,20 @@ def print_table(result: dict[str, Any]) -> None:
         ("time to first audio", "first_audio_s", "{:.3f} s"),
         ("total synthesis", "total_s", "{:.3f} s"),
         ("real-time factor", None, "{:.3f}"),
-        ("peak RSS", "rss_mb", "{:.0f} MB"),
+        ("peak RSS (loaxa: daemon + voice process)", "rss_mb", "{:.0f} MB"),
         ("cold start to ready", "cold_start_s", "{:.2f} s"),
     )
     for label, key, fmt in rows:
         cells = [fmt.format(med[e][key] if key else med[e]["total_s"] / max(med[e]["audio_s"], 1e-9)) for e in ENGINES]
         table.add_row(label, *cells)
     console.print(table)
+    if result.get("child_rss_mb") is not None:
+        parent, child = result["parent_rss_mb"], result["child_rss_mb"]
+        together = result["together_rss_mb"]
+        console.print(
+            f"loaxa peak RSS: {parent:.0f} MB daemon side + {child:.0f} MB voice process (sum of the two peaks); "
+            f"largest sum at one moment (sampled every 10 ms): {together:.0f} MB"
+        )
     ratios = Table(title="targets")
     for column in ("ratio", "measured", "target", ""):
         ratios.add_column(column, justify="right" if column else "left")

@@ -6,11 +6,11 @@ import argparse
 import json
 import sys
 
-from loaxa.cli._common import add_config_arg, settings_from
+from loaxa.cli._common import add_config_arg, settings_from, settings_or_defaults
 from loaxa.config import config_path
 from loaxa.doctor import FAIL, OK, WARN, Finding, run_checks
 
-CHECKS = ("service", "audio", "voice", "fallback", "broker", "clock", "disk", "permissions")
+CHECKS = ("service", "audio", "runtime", "voice", "fallback", "broker", "clock", "disk", "permissions")
 STYLE = {OK: "bold green", WARN: "bold yellow", FAIL: "bold red"}
 
 
@@ -26,10 +26,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="CHECK",
         help=f"leave a check out (one of {', '.join(CHECKS)}); repeatable",
     )
+    p.add_argument(
+        "--probe-voice",
+        action="store_true",
+        help="only ask whether this CPU runs onnxruntime (in a child process); needs no config",
+    )
     p.set_defaults(func=doctor)
 
 
 def doctor(args: argparse.Namespace) -> int:
+    if args.probe_voice:
+        from loaxa.doctor import check_neural_runtime
+
+        findings = [check_neural_runtime(settings_or_defaults(args))]
+        if args.json:
+            json.dump([f.as_dict() for f in findings], sys.stdout, ensure_ascii=False, indent=2)
+            print()
+        else:
+            print(f"neural voice runtime: {findings[0].status}: {findings[0].detail}")
+        return 1 if findings[0].status == FAIL else 0
     settings = settings_from(args)
     findings = run_checks(settings, config_path(args.config), frozenset(args.skip))
     if args.json:

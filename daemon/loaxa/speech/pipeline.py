@@ -5,7 +5,8 @@ sentence k+1 is being voiced while sentence k plays, and the first sound
 comes after the first short piece, not after the whole bulletin. Each chunk
 is levelled to one loudness. If the neural voice is missing, raises, or
 misses the deadline, the rest of that bulletin is spoken by the fallback
-voice and `status()` says why.
+voice and `status()` says why until a bulletin is spoken by the neural voice
+again (a voice process restarting after a crash says so too).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class Speaker:
         self.fallback_reason: str | None = load_error
         self._synth = threading.Lock()  # one model run at a time: prepare() and the player share it
         self._state = threading.Lock()
+        self._restarts_at_fallback: int | None = None  # the voice process's restart count when it was last given up
 
     # -- text -----------------------------------------------------------------
     def sentences(self, text: str, pause_s: float | None = None) -> list[Sentence]:
@@ -214,6 +216,8 @@ class Speaker:
             log.warning("speaking with %s: %s", fallback.name, reason)
         with self._state:
             self.fallback_reason = reason
+            restarts = getattr(self.voice, "restarts", None)
+            self._restarts_at_fallback = restarts if isinstance(restarts, int) else None
         for index in range(start, len(sentences)):
             sentence = sentences[index]
             samples = level(fallback.synthesize(sentence.text, rate), fallback.sample_rate)
@@ -245,9 +249,20 @@ class Speaker:
         """What the station `state` reports as `voice`."""
         with self._state:
             reason = self.fallback_reason
+        problem = getattr(self.voice, "problem", None)
+        down = problem() if callable(problem) else None
+        if reason is None:
+            reason = down  # a voice process that died outside a bulletin (voicing ahead) is down all the same
+        elif down is None and reason != self.load_error and self._restarted_since_fallback():
+            reason = f"{reason}; the voice process was restarted since: the next bulletin uses it"
         active = self.fallback if (reason is not None or self.voice is None) else self.voice
         name = active.name if active is not None else "none"
         return {"engine": name.split(":", 1)[0], "name": name, "fallback": reason is not None, "reason": reason}
+
+    def _restarted_since_fallback(self) -> bool:
+        restarts = getattr(self.voice, "restarts", None)
+        before = self._restarts_at_fallback
+        return isinstance(restarts, int) and before is not None and restarts > before
 
     def close(self) -> None:
         for voice in (self.voice, self.fallback):
@@ -273,10 +288,11 @@ def load_voice(spec: str, tts: TtsSettings) -> Voice:
         from loaxa.speech.espeak import EspeakVoice
 
         return EspeakVoice(spec.split(":", 1)[1] or "vi", timeout_s=min(tts.deadline_s, 15.0))
-    from loaxa.speech.piper import NeuralVoice
+    from loaxa.speech.voice_process import VoiceProcess
     from loaxa.speech.voices import find_voice
 
-    return NeuralVoice.load(find_voice(spec, tts.voices_dir), threads=tts.threads, deadline_s=tts.deadline_s)
+    # In a child process: an onnxruntime that crashes on this CPU, or a model that aborts, costs only that process.
+    return VoiceProcess.start(find_voice(spec, tts.voices_dir), threads=tts.threads, deadline_s=tts.deadline_s)
 
 
 def build_speaker(

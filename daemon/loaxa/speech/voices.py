@@ -184,7 +184,7 @@ def verify(
     voices_dir: Path, catalog: dict[str, CatalogEntry] | None = None, load: bool = True, deadline_s: float = 20.0
 ) -> list[tuple[str, str | None]]:
     """(name, problem or None) for each installed voice: config, pins, and a model load."""
-    from loaxa.speech.piper import NeuralVoice
+    from loaxa.speech.voice_process import VoiceProcess
 
     catalog = CATALOG if catalog is None else catalog
     results: list[tuple[str, str | None]] = []
@@ -201,7 +201,8 @@ def verify(
                     break
         if problem is None and load:
             try:
-                NeuralVoice.load(voice.onnx, threads=1, deadline_s=deadline_s).close()
+                # in a child process, like the station: a crash in onnxruntime is a problem to report
+                VoiceProcess.start(voice.onnx, threads=1, deadline_s=deadline_s).close()
             except VoiceError as exc:
                 problem = str(exc)
         results.append((voice.name, problem))

@@ -11,12 +11,17 @@ with `decode_header` and `decode_ids`.
               ±id * 0.005 with alternating sign (a Nyquist tone)
 
 `mode="hang"` adds a loop that spins for hours (for deadline tests) and
-`mode="fail"` makes every run fail inside onnxruntime. Writing a voice needs
-`onnx` (the `test` extra); it is imported only then.
+`mode="fail"` makes every run fail inside onnxruntime. `crash="segv"` (or
+"abort", "exit", "hang") writes test-only metadata that the neural voice
+process (`loaxa.speech.voice_child`) obeys: it kills itself that way on its
+`crash_run`-th audio request, once (a marker file beside the model keeps the
+restarted process healthy). Writing a voice needs `onnx` (the `test`
+extra); it is imported only then.
 
     onnx_path = make_tiny_voice(tmp_path)                   # single speaker
     onnx_path = make_tiny_voice(tmp_path, num_speakers=3)   # with `sid`
     onnx_path = make_tiny_voice(tmp_path, mode="hang")      # or "fail"
+    onnx_path = make_tiny_voice(tmp_path, crash="segv", crash_run=2)
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ SAMPLE_RATE = 22050
 OPSET = 17
 NAME = "xx_XX-tiny-x_low"
 MODES = ("ok", "hang", "fail")
+CRASHES = ("segv", "abort", "exit", "hang")
 
 
 def _phoneme_id_map() -> dict[str, list[int]]:
@@ -168,16 +174,30 @@ def _spin_loop(src: str, dst: str) -> list[onnx.NodeProto]:
     ]
 
 
-def make_tiny_voice(directory: Path, *, name: str = NAME, num_speakers: int = 1, mode: str = "ok") -> Path:
+def make_tiny_voice(
+    directory: Path,
+    *,
+    name: str = NAME,
+    num_speakers: int = 1,
+    mode: str = "ok",
+    crash: str | None = None,
+    crash_run: int = 1,
+    crash_once: bool = True,
+) -> Path:
     """Write `name.onnx` and `name.onnx.json` into `directory`; returns the `.onnx` path.
 
-    `mode` is "ok", "hang" (runs never end) or "fail" (runs always fail).
+    `mode` is "ok", "hang" (runs never end) or "fail" (runs always fail);
+    `crash` makes the voice process die on its `crash_run`-th audio request.
     """
     import onnx
     from onnx import helper
 
+    from loaxa.speech.voice_child import TEST_FAULT_KEY
+
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if crash is not None and crash not in CRASHES:
+        raise ValueError(f"crash must be one of {', '.join(CRASHES)}, not {crash!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = helper.make_model(
@@ -186,8 +206,12 @@ def make_tiny_voice(directory: Path, *, name: str = NAME, num_speakers: int = 1,
         producer_name="loaxa-make-tiny-voice",
     )
     model.ir_version = 8
+    if crash is not None:
+        fault = {"kind": crash, "run": crash_run, "once": crash_once}
+        helper.set_model_props(model, {TEST_FAULT_KEY: json.dumps(fault)})
     onnx.checker.check_model(model)
     onnx_path = directory / f"{name}.onnx"
+    Path(str(onnx_path) + ".fault-fired").unlink(missing_ok=True)
     onnx.save(model, str(onnx_path))
     config = {
         "audio": {"sample_rate": SAMPLE_RATE, "quality": "x_low"},
