@@ -108,6 +108,10 @@ class AudioSettings(_Section):
 class StorageSettings(_Section):
     dir: Path = Path("/var/lib/loaxa")
     audio_cache_mb: int = Field(default=1024, ge=0)  # recorded bulletins kept on disk, least recently used go first
+    # What aired (plays), finished bulletins and the ids seen, kept for `loaxa log` and for answering
+    # a redelivered command `duplicate`; pruned hourly. Open plays and active bulletins are never pruned.
+    keep_days: float = Field(default=60.0, gt=0.0)
+    keep_events: int = Field(default=10_000, ge=100)  # sent receipts kept; an unsent one is never pruned
 
 
 class TtsSettings(_Section):
@@ -212,6 +216,15 @@ class Settings(_Section):
     def _signature_needs_keys(self) -> Settings:
         if self.security.require_signature and not self.security.issuers:
             raise ValueError("security.require_signature is true but security.issuers is empty")
+        return self
+
+    @model_validator(mode="after")
+    def _seen_outlasts_redelivery(self) -> Settings:
+        if self.storage.keep_days * 86400 < self.mqtt.session_expiry_s:
+            raise ValueError(
+                f"storage.keep_days ({self.storage.keep_days:g}) is shorter than mqtt.session_expiry_s "
+                f"({self.mqtt.session_expiry_s} s): a command the broker redelivers would play twice"
+            )
         return self
 
     @model_validator(mode="after")

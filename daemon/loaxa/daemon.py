@@ -131,6 +131,7 @@ class Station:
             event_topic=self.topics.event,
             state_topic=self.topics.state,
             state=self.state,
+            prune=lambda: self.ledger.prune(keep_s=s.storage.keep_days * 86400, keep_events=s.storage.keep_events),
         )
         self.health = Health(
             [

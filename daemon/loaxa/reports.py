@@ -50,7 +50,7 @@ class Reporter(threading.Thread):
         event_topic: str,
         state_topic: str,
         state: Callable[[], dict[str, Any]],
-        keep_events: int = KEEP_EVENTS,
+        prune: Callable[[], dict[str, int]] | None = None,
         undelivered_s: float = UNDELIVERED_S,
     ) -> None:
         super().__init__(name="reporter", daemon=True)
@@ -59,7 +59,7 @@ class Reporter(threading.Thread):
         self.event_topic = event_topic
         self.state_topic = state_topic
         self.state = state
-        self.keep_events = keep_events
+        self.prune = prune or (lambda: {"events": store.prune_events(keep=KEEP_EVENTS)})
         self.undelivered_s = undelivered_s
         self._pending: dict[int, Any] = {}  # seq -> paho's MQTTMessageInfo, published and not yet acknowledged
         self._acked: set[int] = set()  # acknowledged, not yet marked sent in the store (its write failed)
@@ -108,14 +108,14 @@ class Reporter(threading.Thread):
                 log.exception("reporter error; will retry")
 
     def _prune(self) -> None:
-        """The outbox must not grow for ever on the board's SD card."""
+        """The store must not grow for ever on the board's SD card."""
         try:
-            gone = self.store.prune_events(keep=self.keep_events)
+            gone = self.prune()
         except Exception:  # a failed prune is retried at the next hour
-            log.exception("pruning sent events failed")
+            log.exception("pruning the store failed")
             return
-        if gone:
-            log.info("pruned %d sent events from the outbox", gone)
+        if any(gone.values()):
+            log.info("pruned from the store: %s", ", ".join(f"{n} {what}" for what, n in gone.items() if n))
 
     def compose(self) -> dict[str, Any]:
         """The state to publish: the station's, and the store's fault (known without touching the disk)."""

@@ -218,6 +218,10 @@ class Store:
         with self._lock:
             self._db.close()
 
+    def row_counts(self) -> dict[str, int]:
+        """Rows in each table, to see that retention keeps the store bounded."""
+        return {t: int(self.query(f"SELECT COUNT(*) FROM {t}")[0][0]) for t in ("bulletins", "seen", "plays", "events")}
+
     def integrity_ok(self) -> bool:
         return bool(self.query("PRAGMA integrity_check")[0][0] == "ok")
 

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -102,9 +102,10 @@ class Accepted:
 class Txn:
     """One open transaction: typed steps, each with the receipt it causes."""
 
-    def __init__(self, db: sqlite3.Connection, station: str) -> None:
+    def __init__(self, db: sqlite3.Connection, station: str, clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self.station = station
+        self._clock = clock
         self.touched: set[tuple[str, str]] = set()  # bulletins whose plays may have closed
 
     def event(
@@ -251,7 +252,7 @@ class Txn:
         resumed = play.started_at is not None
         self._db.execute(
             "UPDATE plays SET state = ?, started_at = COALESCE(started_at, ?) WHERE pid = ?",
-            (PlayState.ON_AIR, time.time(), play.pid),
+            (PlayState.ON_AIR, self._clock(), play.pid),
         )
         detail = f"from sentence {play.sentence + 1}" if resumed else None
         kind = Event.RESUMED if resumed else Event.STARTED
@@ -269,7 +270,8 @@ class Txn:
 
     def close_play(self, play: Play, state: PlayState, receipt: Event | None, detail: str | None) -> None:
         self._db.execute(
-            "UPDATE plays SET state = ?, ended_at = ?, detail = ? WHERE pid = ?", (state, time.time(), detail, play.pid)
+            "UPDATE plays SET state = ?, ended_at = ?, detail = ? WHERE pid = ?",
+            (state, self._clock(), detail, play.pid),
         )
         after = _BULLETIN_AFTER.get(state)
         if play.occurrence is None and after is not None:
@@ -301,9 +303,10 @@ class Completion:
 class Ledger:
     """Bulletin and play state of one station, written only through here."""
 
-    def __init__(self, store: Store, station: str) -> None:
+    def __init__(self, store: Store, station: str, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.station = station
+        self.clock = clock  # wall-clock seconds; a simulated year passes its own
         self._watch_lock = threading.Lock()
         self._watchers: dict[tuple[str, str], list[Completion]] = {}
 
@@ -311,7 +314,7 @@ class Ledger:
     def tx(self) -> Iterator[Txn]:
         """One transaction; watchers of bulletins it closed are told after the commit."""
         with self.store.tx() as db:
-            txn = Txn(db, self.station)
+            txn = Txn(db, self.station, self.clock)
             yield txn
         for key in txn.touched:
             self._settle(key)
@@ -400,6 +403,31 @@ class Ledger:
         """A scheduled play held beyond the grace: it will not air."""
         with self.tx() as t:
             t.close_play(play, PlayState.MISSED, Event.MISSED, detail)
+
+    def prune(self, *, keep_s: float, keep_events: int) -> dict[str, int]:
+        """Forget what is over and older than `keep_s`; never an open play, an active bulletin or an unsent event.
+
+        What was seen is kept as long as its bulletin, so a redelivered command
+        is still answered `duplicate` while the broker could redeliver it.
+        """
+        cutoff = self.clock() - keep_s
+        open_states = (PlayState.PENDING, PlayState.ON_AIR)
+        with self.store.tx() as db:
+            plays = db.execute(
+                "DELETE FROM plays WHERE state NOT IN (?, ?) AND COALESCE(ended_at, due_at) < ?", (*open_states, cutoff)
+            ).rowcount
+            bulletins = db.execute(
+                "DELETE FROM bulletins WHERE state != ? AND received_at < ? AND NOT EXISTS "
+                "(SELECT 1 FROM plays p WHERE p.issuer = bulletins.issuer AND p.id = bulletins.id)",
+                (BulletinState.ACTIVE, cutoff),
+            ).rowcount
+            seen = db.execute(
+                "DELETE FROM seen WHERE at < ? AND NOT EXISTS "
+                "(SELECT 1 FROM bulletins b WHERE b.issuer = seen.issuer AND b.id = seen.id)",
+                (cutoff,),
+            ).rowcount
+        events = self.store.prune_events(keep=keep_events)
+        return {"plays": plays, "bulletins": bulletins, "seen": seen, "events": events}
 
     def recover(self) -> int:
         """After a restart, plays that were on air go back to the queue."""
