@@ -98,6 +98,7 @@ class Store:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._full_sync = True
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
             self._migrate()
@@ -119,8 +120,15 @@ class Store:
         self._db.execute("COMMIT")
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One immediate transaction; listeners wake after it commits.
+
+        `durable=False` commits without an fsync (synchronous=NORMAL): the change
+        reaches the card with the next durable commit or checkpoint, and a power
+        cut may lose it, never corrupt the file. Only for what the station can
+        afford to redo: where to resume, which receipts were acknowledged. Any
+        transaction that writes an event stays durable, so no `seq` is ever
+        reused after a power cut.
 
         A full disk raises `StorageFull`, other failures of the file `StoreError`,
         both with words and with the transaction rolled back, so the next one can
@@ -129,6 +137,7 @@ class Store:
         """
         with self._lock:
             try:
+                self._sync(full=durable)
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._db
@@ -143,6 +152,11 @@ class Store:
                 raise self._failed(exc) from exc
             self._written()
         self.notify()
+
+    def _sync(self, *, full: bool) -> None:
+        if full != self._full_sync:  # a pragma is set outside a transaction, and only when it changes
+            self._db.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+            self._full_sync = full
 
     def _rollback(self) -> None:
         if self._db.in_transaction:
@@ -233,7 +247,7 @@ class Store:
     def mark_sent(self, seqs: list[int]) -> None:
         if not seqs:
             return
-        with self.tx() as db:
+        with self.tx(durable=False) as db:  # lost in a power cut, they are sent again: `seq` tells
             db.executemany("UPDATE events SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
 
     def prune_events(self, keep: int = 10_000) -> int:

@@ -102,10 +102,13 @@ class Accepted:
 class Txn:
     """One open transaction: typed steps, each with the receipt it causes."""
 
-    def __init__(self, db: sqlite3.Connection, station: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, station: str, clock: Callable[[], float] = time.time, *, durable: bool = True
+    ) -> None:
         self._db = db
         self.station = station
         self._clock = clock
+        self.durable = durable
         self.touched: set[tuple[str, str]] = set()  # bulletins whose plays may have closed
 
     def event(
@@ -117,6 +120,8 @@ class Txn:
         occurrence: str | None = None,
         detail: str | None = None,
     ) -> None:
+        if not self.durable:  # a receipt lost in a power cut would leave its `seq` to be reused
+            raise RuntimeError("a receipt needs a durable transaction")
         payload = event(kind, self.station, id, rev, detail=detail, occurrence=occurrence)
         cur = self._db.execute("INSERT INTO events (payload) VALUES ('')")
         payload["seq"] = cur.lastrowid
@@ -311,10 +316,13 @@ class Ledger:
         self._watchers: dict[tuple[str, str], list[Completion]] = {}
 
     @contextmanager
-    def tx(self) -> Iterator[Txn]:
-        """One transaction; watchers of bulletins it closed are told after the commit."""
-        with self.store.tx() as db:
-            txn = Txn(db, self.station, self.clock)
+    def tx(self, *, durable: bool = True) -> Iterator[Txn]:
+        """One transaction; watchers of bulletins it closed are told after the commit.
+
+        `durable=False` (see `Store.tx`) is for steps that write no receipt.
+        """
+        with self.store.tx(durable=durable) as db:
+            txn = Txn(db, self.station, self.clock, durable=durable)
             yield txn
         for key in txn.touched:
             self._settle(key)
@@ -377,7 +385,8 @@ class Ledger:
             t.start_play(play)
 
     def progress(self, play: Play, *, sentence: int, played: int) -> None:
-        with self.tx() as t:
+        """Where to resume: lost in a power cut, the play resumes a sentence or two earlier."""
+        with self.tx(durable=False) as t:
             t.progress(play.pid, sentence=sentence, played=played)
 
     def end(self, play: Play, outcome: Outcome, detail: str | None = None) -> None:
