@@ -60,7 +60,11 @@ def ffmpeg_children() -> list[int]:
     """Pids of this process's ffmpeg children, zombies included."""
     pids = []
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that ended while we looked (another test's relay, a timer)
+            continue
+        for pid in children:
             try:
                 if Path(f"/proc/{pid}/comm").read_text().strip() == "ffmpeg":
                     pids.append(int(pid))
