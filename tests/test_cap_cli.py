@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,9 +21,21 @@ SAMPLE_NOW = "2025-09-14T08:05:00+07:00"  # the samples' own "now": sent, not ye
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 
 
+_shifts: list[timedelta] = []
+
+
 def fresh(name: str, folder: Path) -> Path:
-    """A sample with every time moved so that it was sent five minutes ago."""
+    """A sample with every time moved so that it was sent five minutes ago.
+
+    Each call moves the times by at least a second more than the last: the rev
+    is the whole seconds of <sent>, and two calls within one second would make
+    the same alert twice, which the stations rightly answer `duplicate` (the
+    bridge test failed so when it ran within a second of the live-alert test).
+    """
     shift = datetime.now(UTC) - datetime.fromisoformat(SAMPLE_NOW)
+    if _shifts and shift < _shifts[-1] + timedelta(seconds=1):
+        shift = _shifts[-1] + timedelta(seconds=1)
+    _shifts.append(shift)
     text = (DATA / name).read_text(encoding="utf-8")
     moved = STAMP.sub(lambda m: (datetime.fromisoformat(m.group()) + shift).isoformat(timespec="seconds"), text)
     path = folder / name

@@ -53,7 +53,9 @@ def test_dropped_connection_is_reconnected_and_audio_continues(clip):
         relay = StreamRelay(server.url("live"), 3.0, RATE, reconnect_s=0.2)
         after_reconnect = [b for b in play(relay) if relay.reconnects >= 1]
         connections = server.requests
-    assert relay.reconnects >= 1 and connections == relay.reconnects + 1
+    # every connection after the first is a counted reconnect; the last counted one may be cut by the
+    # end of the relay before its ffmpeg reached the server (seen on a loaded machine: 8 == 8 + 1)
+    assert relay.reconnects >= 1 and relay.reconnects <= connections <= relay.reconnects + 1
     assert any(loud(b) for b in after_reconnect)
     assert ffmpeg_children() == []
 
