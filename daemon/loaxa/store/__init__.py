@@ -1,11 +1,14 @@
 """The station's memory: bulletins, what was seen, plays to make, events to send.
 
-`db` holds the SQLite file and the events outbox; `ledger` is the one owner
-of bulletin and play state and the receipts each change causes. No SQL is
+`db` holds the SQLite file and the events outbox; `ledger` (with the steps
+of `txn`) is the one owner of bulletin and play state and the receipts each
+change causes; `records` are what the store holds, as types. No SQL is
 written outside this package.
 """
 
 from loaxa.store.db import Store, open_readonly
-from loaxa.store.ledger import Accepted, Completion, Ledger, Play, StoredBulletin, Txn, aired
+from loaxa.store.ledger import Completion, Ledger
+from loaxa.store.records import Accepted, Play, StoredBulletin, aired
+from loaxa.store.txn import Txn
 
 __all__ = ["Accepted", "Completion", "Ledger", "Play", "Store", "StoredBulletin", "Txn", "aired", "open_readonly"]

@@ -1,0 +1,115 @@
+"""What the store holds, as records: plays, stored bulletins, and the rows they come from.
+
+The SQL that reads them is here too, shared by the transaction steps
+(`txn`) and the ledger's reads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from loaxa.states import BulletinState, PlayState, Priority
+
+if TYPE_CHECKING:
+    from loaxa.content import Content
+
+
+@dataclass(frozen=True)
+class Play:
+    """One airing of a bulletin, as the queue and the player see it."""
+
+    pid: int
+    issuer: str
+    id: str
+    rev: int
+    occurrence: str | None
+    due_at: float
+    rank: int
+    state: PlayState
+    sentence: int
+    played: int
+    started_at: float | None
+    body: dict[str, Any] = field(repr=False)
+
+    @property
+    def priority(self) -> Priority:
+        return Priority.of_rank(self.rank)
+
+    @cached_property
+    def content(self) -> Content:
+        from loaxa.content import content_of
+
+        return content_of(self.body)
+
+
+@dataclass(frozen=True)
+class StoredBulletin:
+    issuer: str
+    id: str
+    rev: int
+    priority: Priority
+    state: BulletinState
+    received_at: float
+    fired_until: float | None
+    next_at: float | None  # when the scheduler must look at it next: its next slot, or its expiry
+    body: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What the store did with a new bulletin."""
+
+    stored: bool
+    superseded_rev: int | None = None
+
+
+def aired(db: sqlite3.Connection, since: datetime) -> list[sqlite3.Row]:
+    """Plays that went on air or were given up since `since`, oldest first (for `loaxa log`)."""
+    shown = [s.value for s in PlayState if s is not PlayState.PENDING]
+    return db.execute(
+        "SELECT p.*, b.priority AS bpriority FROM plays p "
+        "LEFT JOIN bulletins b ON b.issuer = p.issuer AND b.id = p.id "
+        f"WHERE p.state IN ({','.join('?' * len(shown))}) AND COALESCE(p.started_at, p.due_at) >= ? "
+        "ORDER BY COALESCE(p.started_at, p.due_at), p.pid",
+        (*shown, since.timestamp()),
+    ).fetchall()
+
+
+SCHEDULED = "SELECT * FROM bulletins WHERE state = ? AND json_extract(body, '$.schedule') IS NOT NULL"
+PLAYS = "SELECT p.*, b.body FROM plays p JOIN bulletins b ON b.issuer = p.issuer AND b.id = p.id AND b.rev = p.rev"
+
+
+def play_of(row: sqlite3.Row) -> Play:
+    return Play(
+        pid=row["pid"],
+        issuer=row["issuer"],
+        id=row["id"],
+        rev=row["rev"],
+        occurrence=row["occurrence"],
+        due_at=row["due_at"],
+        rank=row["rank"],
+        state=PlayState(row["state"]),
+        sentence=row["sentence"],
+        played=row["played"],
+        started_at=row["started_at"],
+        body=json.loads(row["body"]),
+    )
+
+
+def bulletin_of(row: sqlite3.Row) -> StoredBulletin:
+    return StoredBulletin(
+        issuer=row["issuer"],
+        id=row["id"],
+        rev=row["rev"],
+        priority=Priority(row["priority"]),
+        state=BulletinState(row["state"]),
+        received_at=row["received_at"],
+        fired_until=row["fired_until"],
+        next_at=row["next_at"],
+        body=json.loads(row["body"]),
+    )

@@ -1,0 +1,219 @@
+"""One open transaction of the store, with typed steps, each writing the receipt it causes.
+
+For the callers that decide several things at once (the inbox's accept, the
+scheduler's catch-up); `Ledger` wraps the common transitions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from loaxa.jsonwire import compact
+from loaxa.protocol import event
+from loaxa.states import BulletinState, Event, PlayState, Priority
+from loaxa.store.records import Play, StoredBulletin, bulletin_of
+
+if TYPE_CHECKING:
+    from loaxa.protocol import Bulletin
+
+# A bulletin without a schedule ends with its one play.
+_BULLETIN_AFTER: dict[PlayState, BulletinState] = {
+    PlayState.DONE: BulletinState.DONE,
+    PlayState.FAILED: BulletinState.FAILED,
+    PlayState.EXPIRED: BulletinState.EXPIRED,
+}
+
+
+class Txn:
+    """One open transaction: typed steps, each with the receipt it causes."""
+
+    def __init__(
+        self, db: sqlite3.Connection, station: str, clock: Callable[[], float] = time.time, *, durable: bool = True
+    ) -> None:
+        self._db = db
+        self.station = station
+        self._clock = clock
+        self.durable = durable
+        self.touched: set[tuple[str, str]] = set()  # bulletins whose plays may have closed
+
+    def event(
+        self,
+        kind: Event,
+        id: str | None,
+        rev: int | None = None,
+        *,
+        occurrence: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        if not self.durable:  # a receipt lost in a power cut would leave its `seq` to be reused
+            raise RuntimeError("a receipt needs a durable transaction")
+        payload = event(kind, self.station, id, rev, detail=detail, occurrence=occurrence)
+        cur = self._db.execute("INSERT INTO events (payload) VALUES ('')")
+        payload["seq"] = cur.lastrowid
+        self._db.execute("UPDATE events SET payload = ? WHERE seq = ?", (compact(payload), cur.lastrowid))
+
+    # -- bulletins ------------------------------------------------------------
+    def bulletin(self, issuer: str, id: str) -> StoredBulletin | None:
+        row = self._db.execute("SELECT * FROM bulletins WHERE issuer = ? AND id = ?", (issuer, id)).fetchone()
+        return bulletin_of(row) if row is not None else None
+
+    def due_bulletins(self, now: datetime) -> list[StoredBulletin]:
+        """Active scheduled bulletins with something to account for by `now` (an indexed read)."""
+        rows = self._db.execute(
+            "SELECT * FROM bulletins WHERE state = ? AND next_at <= ? ORDER BY next_at",
+            (BulletinState.ACTIVE, now.timestamp()),
+        )
+        return [bulletin_of(r) for r in rows.fetchall()]
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """A part of the transaction undone alone if it raises, so one bad bulletin spoils no other's."""
+        self._db.execute("SAVEPOINT step")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK TO step")
+            self._db.execute("RELEASE step")
+            raise
+        self._db.execute("RELEASE step")
+
+    def seen(self, issuer: str, id: str, rev: int) -> bool:
+        row = self._db.execute("SELECT 1 FROM seen WHERE issuer = ? AND id = ? AND rev = ?", (issuer, id, rev))
+        return row.fetchone() is not None
+
+    def waiting(self) -> int:
+        """Plays waiting to start."""
+        row = self._db.execute("SELECT COUNT(*) FROM plays WHERE state = ?", (PlayState.PENDING,)).fetchone()
+        return int(row[0])
+
+    def on_air(self, issuer: str, id: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM plays WHERE issuer = ? AND id = ? AND state = ?", (issuer, id, PlayState.ON_AIR)
+        )
+        return row.fetchone() is not None
+
+    def store_bulletin(self, issuer: str, bulletin: Bulletin, received_at: float) -> None:
+        """Remember the id and rev, and keep this rev as the bulletin's body."""
+        self._db.execute(
+            "INSERT INTO seen (issuer, id, rev, at) VALUES (?, ?, ?, ?)",
+            (issuer, bulletin.id, bulletin.rev, received_at),
+        )
+        self._db.execute(
+            "INSERT OR REPLACE INTO bulletins "
+            "(issuer, id, rev, priority, body, state, received_at, fired_until, next_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+            (
+                issuer,
+                bulletin.id,
+                bulletin.rev,
+                bulletin.priority,
+                bulletin.model_dump_json(exclude_none=True),
+                BulletinState.ACTIVE,
+                received_at,
+                # Due at once: the scheduler accounts for its slots from arrival, then stores the next one.
+                received_at if bulletin.schedule is not None else None,
+            ),
+        )
+
+    def supersede(self, issuer: str, known: StoredBulletin, new_rev: int) -> None:
+        self._db.execute(
+            "UPDATE plays SET state = ? WHERE issuer = ? AND id = ? AND state = ?",
+            (PlayState.SUPERSEDED, issuer, known.id, PlayState.PENDING),
+        )
+        self.touched.add((issuer, known.id))
+        self.event(Event.SUPERSEDED, known.id, known.rev, detail=f"replaced by rev {new_rev}")
+
+    def cancel(self, issuer: str, known: StoredBulletin) -> None:
+        self._set_bulletin(issuer, known.id, BulletinState.CANCELLED)
+        self._db.execute(
+            "UPDATE plays SET state = ? WHERE issuer = ? AND id = ? AND state = ?",
+            (PlayState.CANCELLED, issuer, known.id, PlayState.PENDING),
+        )
+        self.touched.add((issuer, known.id))
+        self.event(Event.CANCELLED, known.id, known.rev)
+
+    def fired_until(self, b: StoredBulletin, at: datetime, *, next_at: datetime | None) -> None:
+        """Occurrences of `b` up to `at` are accounted for; the scheduler looks at it again at `next_at`."""
+        self._db.execute(
+            "UPDATE bulletins SET fired_until = ?, next_at = ? WHERE issuer = ? AND id = ?",
+            (at.timestamp(), next_at.timestamp() if next_at is not None else None, b.issuer, b.id),
+        )
+
+    def unschedulable(self, b: StoredBulletin, detail: str) -> None:
+        """A stored bulletin whose schedule cannot be armed: `failed` once, and no longer active."""
+        self._set_bulletin(b.issuer, b.id, BulletinState.FAILED)
+        self.event(Event.FAILED, b.id, b.rev, detail=detail)
+
+    def expire(self, b: StoredBulletin) -> None:
+        self._set_bulletin(b.issuer, b.id, BulletinState.EXPIRED)
+        self.event(Event.EXPIRED, b.id, b.rev, detail="past its expiry time")
+
+    def schedule_over(self, issuer: str, id: str) -> None:
+        """The schedule has no slot left: the bulletin is done once its plays are."""
+        self._set_bulletin(issuer, id, BulletinState.DONE)
+
+    def _set_bulletin(self, issuer: str, id: str, state: BulletinState) -> None:
+        # Only active bulletins have a next slot; the others leave the scheduler's index.
+        self._db.execute(
+            "UPDATE bulletins SET state = ?, next_at = NULL WHERE issuer = ? AND id = ?", (state, issuer, id)
+        )
+
+    # -- plays ------------------------------------------------------------------
+    def add_play(
+        self, issuer: str, id: str, rev: int, *, occurrence: str | None, due_at: float, priority: Priority
+    ) -> bool:
+        """A play for this slot (or as soon as possible); False when it already exists."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO plays (issuer, id, rev, occurrence, due_at, rank) VALUES (?, ?, ?, ?, ?, ?)",
+            (issuer, id, rev, occurrence, due_at, Priority(priority).rank),
+        )
+        return cur.rowcount == 1
+
+    def missed(self, b: StoredBulletin, *, occurrence: str, due_at: float, detail: str) -> None:
+        """A slot that passed beyond the grace: recorded once, with its receipt."""
+        if self.add_play(b.issuer, b.id, b.rev, occurrence=occurrence, due_at=due_at, priority=b.priority):
+            self._db.execute(
+                "UPDATE plays SET state = ?, detail = ? WHERE issuer = ? AND id = ? AND rev = ? AND occurrence = ?",
+                (PlayState.MISSED, "station was off", b.issuer, b.id, b.rev, occurrence),
+            )
+            self.event(Event.MISSED, b.id, b.rev, occurrence=occurrence, detail=detail)
+
+    def start_play(self, play: Play) -> None:
+        resumed = play.started_at is not None
+        self._db.execute(
+            "UPDATE plays SET state = ?, started_at = COALESCE(started_at, ?) WHERE pid = ?",
+            (PlayState.ON_AIR, self._clock(), play.pid),
+        )
+        detail = f"from sentence {play.sentence + 1}" if resumed else None
+        kind = Event.RESUMED if resumed else Event.STARTED
+        self.event(kind, play.id, play.rev, occurrence=play.occurrence, detail=detail)
+
+    def progress(self, pid: int, *, sentence: int, played: int) -> None:
+        self._db.execute("UPDATE plays SET sentence = ?, played = ? WHERE pid = ?", (sentence, played, pid))
+
+    def requeue(self, play: Play, receipt: Event | None, detail: str | None) -> None:
+        self._db.execute(
+            "UPDATE plays SET state = ? WHERE pid = ? AND state = ?", (PlayState.PENDING, play.pid, PlayState.ON_AIR)
+        )
+        if receipt is not None:
+            self.event(receipt, play.id, play.rev, occurrence=play.occurrence, detail=detail)
+
+    def close_play(self, play: Play, state: PlayState, receipt: Event | None, detail: str | None) -> None:
+        self._db.execute(
+            "UPDATE plays SET state = ?, ended_at = ?, detail = ? WHERE pid = ?",
+            (state, self._clock(), detail, play.pid),
+        )
+        after = _BULLETIN_AFTER.get(state)
+        if play.occurrence is None and after is not None:
+            self._db.execute(
+                "UPDATE bulletins SET state = ? WHERE issuer = ? AND id = ? AND rev = ? AND state = ?",
+                (after, play.issuer, play.id, play.rev, BulletinState.ACTIVE),
+            )
+        self.touched.add((play.issuer, play.id))
+        if receipt is not None:
+            self.event(receipt, play.id, play.rev, occurrence=play.occurrence, detail=detail)
