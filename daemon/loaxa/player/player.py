@@ -161,14 +161,14 @@ class Player(threading.Thread):
         try:  # what can fail without sound fails here: before the amplifier and the chime
             program = self.sources.prepare(play.content)
         except NotReady as exc:
-            # Still being fetched: not a failure and no receipt; the next play goes first and this
-            # one is asked again when the player is woken. A `held` receipt would hook in here.
+            # Still being fetched: not a failure and no receipt (fetching is no hold cause of the
+            # protocol); the next play goes first and this one is asked again when the player wakes.
             self.not_ready[play.pid] = exc.reason
             return
         except LoaxaError as exc:
             self.ledger.end(play, Outcome.FAILED, _cannot_prepare(play, exc))
             return
-        try:  # a missing device is retried quietly: no receipt until sound can flow
+        try:  # a missing device is retried: `held` once, no `started` until sound can flow
             self.amplifier.ensure_on()
             output = self.sink.open(self.rate, label=play.id)
         except AudioError as exc:
@@ -180,11 +180,14 @@ class Player(threading.Thread):
             return
         self.audio_error = None
         self._holds.forget(play.pid)
-        self.ledger.start(play)
-        with self._lock:
+        with self._lock:  # on air before `started`, so a cancel from now on reaches the session
             self.on_air = OnAir(play)
             self._stream_stop.clear()
         try:
+            if not self.ledger.start(play):  # cancelled or superseded during the warm-up: not one sample
+                output.close()
+                self.amplifier.release()
+                return
             outcome, detail = self._session(play, output, program)
         finally:
             with self._lock:

@@ -130,9 +130,10 @@ class Ledger:
         return True
 
     # -- the player's transitions ---------------------------------------------
-    def start(self, play: Play) -> None:
+    def start(self, play: Play) -> bool:
+        """Put a play on air; False (and no receipt) when it was cancelled or superseded meanwhile."""
         with self.tx() as t:
-            t.start_play(play)
+            return t.start_play(play)
 
     def progress(self, play: Play, *, sentence: int, played: int) -> None:
         """Where to resume: lost in a power cut, the play resumes a sentence or two earlier."""

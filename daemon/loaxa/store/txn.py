@@ -183,15 +183,19 @@ class Txn:
             )
             self.event(Event.MISSED, b.id, b.rev, occurrence=occurrence, detail=detail)
 
-    def start_play(self, play: Play) -> None:
+    def start_play(self, play: Play) -> bool:
+        """On air, with `started` (or `resumed`); False when the play was closed meanwhile (a cancel)."""
         resumed = play.started_at is not None
-        self._db.execute(
-            "UPDATE plays SET state = ?, started_at = COALESCE(started_at, ?) WHERE pid = ?",
-            (PlayState.ON_AIR, self._clock(), play.pid),
+        cur = self._db.execute(
+            "UPDATE plays SET state = ?, started_at = COALESCE(started_at, ?) WHERE pid = ? AND state IN (?, ?)",
+            (PlayState.ON_AIR, self._clock(), play.pid, PlayState.PENDING, PlayState.ON_AIR),
         )
+        if cur.rowcount != 1:
+            return False
         detail = f"from sentence {play.sentence + 1}" if resumed else None
         kind = Event.RESUMED if resumed else Event.STARTED
         self.event(kind, play.id, play.rev, occurrence=play.occurrence, detail=detail)
+        return True
 
     def progress(self, pid: int, *, sentence: int, played: int) -> None:
         self._db.execute("UPDATE plays SET sentence = ?, played = ? WHERE pid = ?", (sentence, played, pid))
