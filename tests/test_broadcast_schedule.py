@@ -191,7 +191,9 @@ def test_an_unsynchronised_clock_holds_scheduled_bulletins_but_not_asap_ones(tmp
         operator.wait_for("asap", "finished", 30)
         while datetime.now(UTC) < slot + timedelta(seconds=2):
             time.sleep(0.2)
-        assert operator.of("guarded") == ["received", "scheduled"]
+        held = operator.wait_for("guarded", "held", 40)  # protocol 1.1: the slot says why it waits
+        assert held["detail"] == "the clock is not synchronised yet (no NTP); scheduled slots wait for it"
+        assert operator.of("guarded") == ["received", "scheduled", "held"]  # once, not at every check
         assert station.control({"cmd": "status"})["state"]["clock_synced"] is False
     finally:
         assert station.stop() == 0, station.log()

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from loaxa.clock import HOLD_DETAIL as CLOCK_HOLD
 from loaxa.config import QuietHours
 from loaxa.states import Priority
 from loaxa.store import Ledger, Play
 from loaxa.timing import in_quiet_hours, quiet_hours_end
 
 HELD_IN_QUIET_HOURS = Priority.NORMAL.rank  # and every rank after it
-CLOCK_HOLD = "the clock is not synchronised yet (no NTP); scheduled slots wait for it"
 
 
 @dataclass(frozen=True)

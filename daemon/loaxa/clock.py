@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
+HOLD_DETAIL = "the clock is not synchronised yet (no NTP); scheduled slots wait for it"
 STA_UNSYNC = 0x0040
 TIME_ERROR = 5
 CACHE_S = 5.0

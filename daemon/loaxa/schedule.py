@@ -25,8 +25,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from loaxa.clock import HOLD_DETAIL as CLOCK_HOLD
 from loaxa.errors import CommandError
 from loaxa.protocol import Bulletin
+from loaxa.states import Event
 from loaxa.store import Ledger, StoredBulletin, Txn
 from loaxa.timing import check_schedule, classify_late, next_occurrence, occurrences, parse_instant, parse_schedule
 
@@ -65,6 +67,7 @@ class Scheduler:
         self._armed_at = float("inf")  # when the timer will wake next (a timestamp)
         self._failed = False  # the last catch-up could not use the store: retry later, not at once
         self._prewarmed: datetime | None = None  # the slot the amplifier was last warmed for
+        self._clock_held: set[tuple[str, str, int]] = set()  # bulletins told `held` for the clock
         self._thread: threading.Thread | None = None
 
     # -- for the inbox ------------------------------------------------------------
@@ -131,7 +134,9 @@ class Scheduler:
     # -- inside -----------------------------------------------------------------
     def _catch_up(self, pick: Callable[[Txn, datetime], list[StoredBulletin]]) -> None:
         if not self.clock_ok():
-            return  # a stale clock would fire the wrong slots
+            self._held_for_clock()  # a stale clock would fire the wrong slots: say so instead
+            return
+        self._clock_held.clear()
         due = False
         try:
             with self._lock:
@@ -146,6 +151,20 @@ class Scheduler:
         self._failed = False
         if due:
             self.on_due()
+
+    def _held_for_clock(self) -> None:
+        """A `held` receipt, once, for each bulletin whose slot seems due by a clock not yet trusted."""
+        try:
+            now = self.now().timestamp()
+            due = [b for b in self.ledger.scheduled_bulletins() if b.next_at is not None and b.next_at <= now]
+            news = [b for b in due if (b.issuer, b.id, b.rev) not in self._clock_held]
+            if news:
+                with self.ledger.tx() as t:
+                    for b in news:
+                        t.event(Event.HELD, b.id, b.rev, detail=CLOCK_HOLD)
+                self._clock_held.update((b.issuer, b.id, b.rev) for b in news)
+        except Exception:  # only a receipt: the slots themselves wait either way
+            log.exception("cannot report the clock hold")
 
     def _catch_up_safely(self, t: Txn, b: StoredBulletin, now: datetime) -> bool:
         try:
