@@ -26,12 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from loaxa.config import SecuritySettings
-from loaxa.inbox import Inbox
 from loaxa.protocol import Bulletin, validate_command
 from loaxa.schedule import Scheduler
-from loaxa.security import RateLimiter, Verifier
 from loaxa.store import Ledger, Store
+from loaxa.testing.inbox import open_inbox
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 GRACE_S = 600.0
@@ -62,16 +60,7 @@ def run(size: int, *, idle_s: float, budget_s: float) -> dict[str, float | int]:
         store = Store(Path(tmp) / "station.db")
         ledger = Ledger(store, "hue/phu-vang/loa-1")
         sched = scheduler(ledger)
-        inbox = Inbox(
-            ledger=ledger,
-            scheduler=sched,
-            verifier=Verifier(SecuritySettings()),
-            limiter=RateLimiter(10**9),
-            max_queue=10**6,
-            on_queued=lambda b: None,
-            stop_play=lambda issuer, id, reason: False,
-            respond=lambda topic, payload, corr: None,
-        )
+        inbox = open_inbox(ledger, sched)
         sched.start()
         began = time.perf_counter()
         accepted = 0

@@ -16,13 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loaxa.config import SecuritySettings
 from loaxa.errors import CommandError
-from loaxa.inbox import Inbox
 from loaxa.protocol import parse_command
 from loaxa.schedule import Scheduler
-from loaxa.security import RateLimiter, Verifier
 from loaxa.store import Ledger, Store
+from loaxa.testing.inbox import open_inbox
 
 SHA = "ab" * 32
 
@@ -177,16 +175,7 @@ class Rig:
         self.store = Store(folder / "station.db")
         ledger = Ledger(self.store, "hue/phu-vang/loa-1")
         scheduler = Scheduler(ledger, ZoneInfo("Asia/Ho_Chi_Minh"), 600, lambda: True, lambda: None)
-        self.inbox = Inbox(
-            ledger=ledger,
-            scheduler=scheduler,
-            verifier=Verifier(SecuritySettings()),
-            limiter=RateLimiter(10**9),
-            max_queue=10**6,
-            on_queued=lambda b: None,
-            stop_play=lambda issuer, id, reason: False,
-            respond=lambda topic, payload, corr: None,
-        )
+        self.inbox = open_inbox(ledger, scheduler)
 
     def rows(self) -> dict[str, list[tuple[Any, ...]]]:
         return {

@@ -22,13 +22,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from loaxa.config import SecuritySettings
 from loaxa.errors import CommandError
-from loaxa.inbox import Inbox
 from loaxa.protocol import Bulletin, parse_command, validate_command
 from loaxa.schedule import Scheduler
-from loaxa.security import RateLimiter, Verifier
 from loaxa.store import Ledger, Store
+from loaxa.testing.inbox import open_inbox
 from loaxa.timing import DAY_NAMES, parse_schedule
 
 ZONES = [
@@ -132,19 +130,6 @@ def bulletins(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
-def make_inbox(ledger: Ledger, scheduler: Scheduler) -> Inbox:
-    return Inbox(
-        ledger=ledger,
-        scheduler=scheduler,
-        verifier=Verifier(SecuritySettings()),
-        limiter=RateLimiter(10**9),
-        max_queue=10**6,
-        on_queued=lambda b: None,
-        stop_play=lambda issuer, id, reason: False,
-        respond=lambda topic, payload, corr: None,
-    )
-
-
 def events_of(store: Store, id: str) -> list[dict[str, Any]]:
     rows = store.query("SELECT payload FROM events ORDER BY seq")
     return [e for e in (json.loads(r["payload"]) for r in rows) if e["id"] == id]
@@ -160,7 +145,7 @@ def live(tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("fuzz-sched") / "station.db")
     ledger = Ledger(store, "hue/phu-vang/loa-1")
     scheduler = Scheduler(ledger, ZoneInfo("Asia/Ho_Chi_Minh"), 600, lambda: True, lambda: None)
-    yield store, make_inbox(ledger, scheduler)
+    yield store, open_inbox(ledger, scheduler)
     assert store.integrity_ok()
     store.close()
 
@@ -232,7 +217,7 @@ def test_whatever_the_inbox_accepts_can_be_armed_caught_up_and_restarted(body, z
         store = Store(Path(tmp) / "station.db")
         ledger = Ledger(store, "hue/phu-vang/loa-1")
         scheduler = Scheduler(ledger, tz, 600, lambda: True, lambda: None, now=clock, warmup_s=1.5)
-        make_inbox(ledger, scheduler)._bulletin("", bulletin, clock())  # what handle does once it is valid
+        open_inbox(ledger, scheduler).apply("", bulletin, now=clock())  # what handle does once it is valid
         for step in steps:
             clock.at = min(clock.at + timedelta(seconds=step), datetime(2101, 1, 1, tzinfo=UTC))
             scheduler.catch_up()

@@ -259,10 +259,7 @@ class Inbox(threading.Thread):
 
     def _apply_local(self, item: _Local) -> None:
         try:
-            if isinstance(item.command, Cancel):
-                item.done.set_result(self._cancel(item.issuer, item.command))
-            else:
-                item.done.set_result(self._bulletin(item.issuer, item.command, datetime.now(UTC)))
+            item.done.set_result(self.apply(item.issuer, item.command))
         except StoreError as exc:  # the technician hears of it at once; nothing to redeliver it
             self.refused += 1
             self.ledger.store.refused_command()
@@ -271,6 +268,12 @@ class Inbox(threading.Thread):
         except Exception as exc:  # the technician hears of it; the inbox goes on
             log.exception("error applying a local command")
             item.done.set_exception(exc)
+
+    def apply(self, issuer: str, command: Bulletin | Cancel, now: datetime | None = None) -> Accepted | bool:
+        """Apply one valid command from `issuer` (this thread's work; tests pass their own clock)."""
+        if isinstance(command, Cancel):
+            return self._cancel(issuer, command)
+        return self._bulletin(issuer, command, now or datetime.now(UTC))
 
     def handle(self, payload: bytes, retained: bool, meta: dict[str, Any]) -> None:
         """Parse, verify and apply one command now (a `StoreError` when the store cannot write)."""

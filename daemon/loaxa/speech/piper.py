@@ -226,19 +226,7 @@ class NeuralVoice:
 
     def phonemes_to_ids(self, phonemes: list[str]) -> list[int]:
         """BOS, then each known phoneme followed by PAD, then EOS."""
-        id_map = self.config.phoneme_id_map
-        ids = list(id_map[BOS]) + list(id_map[PAD])
-        for phoneme in phonemes:
-            mapped = id_map.get(phoneme)
-            if mapped is None:
-                if phoneme not in self._missing:
-                    self._missing.add(phoneme)
-                    log.debug("phoneme %r is not in the map of %s; skipped", phoneme, self.name)
-                continue
-            ids.extend(mapped)
-            ids.extend(id_map[PAD])
-        ids.extend(id_map[EOS])
-        return ids
+        return phoneme_ids(phonemes, self.config.phoneme_id_map, missing=self._missing, voice=self.name)
 
     def ids_to_audio(self, ids: list[int], rate: float = 1.0, speaker_id: int | None = None) -> np.ndarray:
         """One model run; `rate` > 1 speaks faster. Raw output, not normalised."""
@@ -291,6 +279,22 @@ class NeuralVoice:
     def close(self) -> None:
         self.terminate()
         self.session = None
+
+
+def phoneme_ids(phonemes: list[str], id_map: dict[str, list[int]], *, missing: set[str], voice: str) -> list[int]:
+    """BOS, then each known phoneme followed by PAD, then EOS; an unknown phoneme is skipped (logged once)."""
+    ids = list(id_map[BOS]) + list(id_map[PAD])
+    for phoneme in phonemes:
+        mapped = id_map.get(phoneme)
+        if mapped is None:
+            if phoneme not in missing:
+                missing.add(phoneme)
+                log.debug("phoneme %r is not in the map of %s; skipped", phoneme, voice)
+            continue
+        ids.extend(mapped)
+        ids.extend(id_map[PAD])
+    ids.extend(id_map[EOS])
+    return ids
 
 
 def split_phonemes(phonemes: list[str], max_len: int = MAX_PIECE_PHONEMES) -> list[list[str]]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from loaxa.errors import VoiceError
 from loaxa.hashing import sha256_file
-from loaxa.speech.piper import BOS, EOS, MAX_PIECE_PHONEMES, PAD, VoiceModel, _replace
+from loaxa.speech.piper import MAX_PIECE_PHONEMES, VoiceModel, _replace, phoneme_ids
 from loaxa.speech.voicewire import SAMPLE_DTYPE, Closed, Late, describe_exit, read_message, write_message
 
 log = logging.getLogger(__name__)
@@ -143,19 +143,7 @@ class VoiceProcess:
 
     def phonemes_to_ids(self, phonemes: list[str]) -> list[int]:
         """BOS, then each known phoneme followed by PAD, then EOS (as `NeuralVoice`)."""
-        id_map = self.config.phoneme_id_map
-        ids = list(id_map[BOS]) + list(id_map[PAD])
-        for phoneme in phonemes:
-            mapped = id_map.get(phoneme)
-            if mapped is None:
-                if phoneme not in self._missing:
-                    self._missing.add(phoneme)
-                    log.debug("phoneme %r is not in the map of %s; skipped", phoneme, self.name)
-                continue
-            ids.extend(mapped)
-            ids.extend(id_map[PAD])
-        ids.extend(id_map[EOS])
-        return ids
+        return phoneme_ids(phonemes, self.config.phoneme_id_map, missing=self._missing, voice=self.name)
 
     def ids_to_audio(self, ids: list[int], rate: float = 1.0, speaker_id: int | None = None) -> np.ndarray:
         reply, payload = self._ask({"op": "audio", "ids": list(ids), "rate": rate, "speaker_id": speaker_id})
