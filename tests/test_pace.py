@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ import pytest
 from loaxa.bench.playout import Playout, play_paced
 from loaxa.config import TextSettings, TtsSettings
 from loaxa.speech.engine import Chunk, PhonemeVoice
-from loaxa.speech.pace import HOLD_MARGIN, HOLD_MARGIN_S, Cost, Hold, Pace, Part
+from loaxa.speech.pace import HOLD_MARGIN, HOLD_MARGIN_S, HOLD_STEP_S, Cost, Hold, Pace, Part
 from loaxa.speech.pipeline import Speaker
 
 RATE_HZ = 8000
@@ -85,7 +86,8 @@ def play(sp: Speaker, voice: PacedVoice) -> tuple[Playout, float]:
 
     def kept(stream: Iterator[Chunk]) -> Iterator[Chunk]:
         for chunk in stream:
-            got.append(chunk)
+            if chunk.text:  # spoken, not the silence of the hold
+                got.append(chunk)
             yield chunk
 
     voice.made.clear()
@@ -156,3 +158,31 @@ def test_a_voice_that_surely_keeps_up_is_released_on_its_first_chunk() -> None:
     chunk = Chunk(index=0, text="a", samples=np.zeros(RATE_HZ // 2, np.float32), sample_rate=RATE_HZ)
     hold.chunk(chunk, now=5.0)
     assert hold.release_at() == -math.inf  # no plan needed: the longest piece takes 0.13 s, 0.5 s is buffered
+
+
+def test_while_speech_is_held_back_the_player_gets_silence_it_can_stop_in() -> None:
+    voice = PacedVoice(1.6)
+    sp = speaker_of(voice)
+    stream = sp.chunks(sp.sentences(TEXT))
+    asked = time.monotonic()
+    first = next(stream)
+    # silence in short steps, soon after the first piece is made: the player beats and can be stopped meanwhile
+    assert first.text == "" and not first.samples.any() and 0 < first.duration_s <= HOLD_STEP_S + 1e-6
+    assert time.monotonic() - asked < voice.made[0][0] * 1.6 + 1.0
+    stream.close()  # an emergency cuts in
+    deadline = time.monotonic() + 10
+    while any(t.name == "speech-synth" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(t.name == "speech-synth" for t in threading.enumerate())
+    assert len(voice.made) < len(sp.sentences(TEXT))
+
+
+def test_a_wav_file_is_written_without_holding_anything_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from loaxa.speech.pipeline import synthesize_to_wav
+
+    voice = PacedVoice(1.6)
+    sp = speaker_of(voice)
+    seconds = synthesize_to_wav(sp, TEXT, tmp_path / "out.wav")  # played, this would be held back for seconds
+    speech = sum(audio for audio, _ in voice.made)
+    pauses = sum(s.pause_s for s in sp.sentences(TEXT))
+    assert seconds == pytest.approx(speech + pauses, abs=0.01)  # no silence added

@@ -3,8 +3,9 @@
 `play_paced` consumes `Speaker.chunks` the way the player and a device do:
 it asks for the next chunk only when the card's buffer has room (the
 previous chunk and its pause are almost played), and it records the start
-delay (request to first sample) and every gap (the card had nothing left to
-play, beyond the sentence pauses it was given).
+delay (request to the first sample of speech; silent chunks before it are
+the speaker holding speech back) and every gap (the card had nothing left
+to play, beyond the sentence pauses it was given).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class Gap:
 
 @dataclass
 class Playout:
-    start_delay_s: float = 0.0
+    start_delay_s: float = 0.0  # request to the first sample of speech
+    held_s: float = 0.0  # silence handed out before it while the speech was held back
     audio_s: float = 0.0  # speech, without the pauses
     pauses_s: float = 0.0
     wall_s: float = 0.0  # request to the end of the last chunk's sound
@@ -64,8 +66,12 @@ def play_paced(
             break
         now = clock()
         if first is None:
-            first = runs_out = now
-            result.start_delay_s = now - asked
+            if not chunk.text:  # silence while the speech is held back: part of the start delay
+                result.held_s += chunk.duration_s
+            else:
+                first = now
+                result.start_delay_s = now - asked
+            runs_out = max(runs_out, now)
         elif now > runs_out:
             # Only the wait for the speech path counts: a consumer that woke late is not the voice's doing.
             late = now - max(runs_out, asking)
@@ -73,8 +79,9 @@ def play_paced(
                 result.gaps.append(Gap(index=chunk.index, at_s=runs_out - first, gap_s=late))
             runs_out = now
         runs_out += chunk.duration_s + chunk.pause_s
-        result.audio_s += chunk.duration_s
-        result.pauses_s += chunk.pause_s
+        if chunk.text:
+            result.audio_s += chunk.duration_s
+            result.pauses_s += chunk.pause_s
         wait = runs_out - latency_s - clock()  # a blocking write returns when the buffer has room again
         if wait > 0:
             sleep(wait)

@@ -21,6 +21,8 @@ from loaxa.speech.engine import Chunk
 # HOLD_MARGIN_S of a piece arriving (config key wanted: tts.buffer_margin_s).
 HOLD_MARGIN = 0.05
 HOLD_MARGIN_S = 0.3
+HOLD_BLOCK_S = 1.0  # a shorter hold is waited out, as waiting for a piece; a longer one is handed out as silence
+HOLD_STEP_S = 1.0  # in steps this long: the player checks for a stop between its 0.1 s blocks
 LEARN_AUDIO_S = 20.0  # measurements are averaged over about this much recent audio
 
 

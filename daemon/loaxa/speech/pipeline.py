@@ -31,7 +31,7 @@ from loaxa.pcm import to_int16
 from loaxa.speech.cache import AudioCache, cache_key
 from loaxa.speech.engine import Chunk, PhonemeVoice, Sentence, Voice, resample
 from loaxa.speech.normalize import Lexicon, normalize
-from loaxa.speech.pace import Cost, Hold, Pace, Part
+from loaxa.speech.pace import HOLD_BLOCK_S, HOLD_STEP_S, Cost, Hold, Pace, Part
 from loaxa.speech.pieces import Work, pieces_of, ready_until
 from loaxa.speech.piper import MAX_PIECE_PHONEMES
 from loaxa.speech.split import split_sentences
@@ -108,8 +108,16 @@ class Speaker:
         return split_sentences(spoken, pause_s=pause)
 
     # -- sound ----------------------------------------------------------------
-    def chunks(self, sentences: list[Sentence], start: int = 0, rate: float | None = None) -> Iterator[Chunk]:
-        """Chunks from sentence `start` on; stop iterating (close) to cancel."""
+    def chunks(
+        self, sentences: list[Sentence], start: int = 0, rate: float | None = None, *, hold: bool = True
+    ) -> Iterator[Chunk]:
+        """Chunks from sentence `start` on; stop iterating (close) to cancel.
+
+        For a real-time consumer (`hold`), speech from a voice too slow to keep
+        up is held back; a hold longer than HOLD_BLOCK_S is handed out as silent
+        chunks (empty `text`, at most HOLD_STEP_S each), so that the player keeps
+        beating and can be stopped meanwhile.
+        """
         rate = rate or self.tts.rate
         if self.voice is None:
             yield from self._fallback_chunks(sentences, start, rate, self.load_error or "no neural voice")
@@ -121,19 +129,23 @@ class Speaker:
         )
         worker.start()
         bounded = MAX_PIECE_PHONEMES if isinstance(self.voice, PhonemeVoice) else None
-        hold = Hold(self.pace, self._voice_id(), rate, max_units=bounded)
+        held = Hold(self.pace, self._voice_id(), rate, max_units=bounded)
+        if not hold:  # written to a file, not played: nothing can run out
+            held.release()
         ready: deque[tuple[Chunk, bool]] = deque()  # arrived, not yet handed to the player
         next_index = start  # first sentence not yet fully handed to the player
         waiting_since: float | None = None
+        silence_end = 0.0  # when the silence handed out while holding has played
         done = False
         try:
             while True:
                 now = time.monotonic()
-                release = hold.release_at() if ready else None
-                if done or (release is not None and now >= release):
-                    hold.release()
+                release = held.release_at() if ready else None
+                # Speech handed out now plays after the silence already handed out.
+                if done or (release is not None and max(now, silence_end) >= release):
+                    held.release()
                 # A voice that may not keep up makes every piece it can: taken from the queue before each hand-over.
-                if ready and hold.released and (done or not hold.planned or items.empty()):
+                if ready and held.released and (done or not held.planned or items.empty()):
                     chunk, last = ready.popleft()
                     if last:
                         next_index = chunk.index + 1
@@ -144,9 +156,15 @@ class Speaker:
                     with self._state:
                         self.fallback_reason = self.load_error
                     return
+                left = release - max(now, silence_end) if release is not None and not held.released else 0.0
+                if left > HOLD_BLOCK_S and items.empty():  # a long hold: the player keeps beating, and can stop
+                    silence = self._silence(ready[0][0].index - 1, min(left, HOLD_STEP_S))
+                    silence_end = max(now, silence_end) + silence.duration_s
+                    yield silence
+                    continue
                 waiting_since = now if waiting_since is None else waiting_since
                 deadline = waiting_since + self.tts.deadline_s
-                wake = deadline if release is None or hold.released else min(deadline, release)
+                wake = deadline if release is None or held.released else min(deadline, release)
                 try:
                     kind, payload = items.get(timeout=max(0.0, wake - now))
                 except queue.Empty:
@@ -161,9 +179,9 @@ class Speaker:
                 if kind == "chunk":
                     chunk, last = cast(tuple[Chunk, bool], payload)
                     ready.append((chunk, last))
-                    hold.chunk(chunk, time.monotonic())
+                    held.chunk(chunk, time.monotonic())
                 elif kind == "plan":
-                    hold.plan(cast(list[Part], payload))
+                    held.plan(cast(list[Part], payload))
                 elif kind == "error":
                     stop.set()
                     yield from (c for c, _ in ready)
@@ -173,6 +191,11 @@ class Speaker:
                     done = True
         finally:
             stop.set()
+
+    def _silence(self, index: int, seconds: float) -> Chunk:
+        """Silence played while speech is held back (as `index`: resuming starts at the sentence after)."""
+        samples = np.zeros(max(1, int(seconds * self.sample_rate)), dtype=np.float32)
+        return Chunk(index=index, text="", samples=samples, sample_rate=self.sample_rate)
 
     def _produce(
         self, sentences: list[Sentence], start: int, rate: float, items: queue.Queue, stop: threading.Event
@@ -396,7 +419,7 @@ def synthesize_to_wav(
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(speaker.sample_rate)
-        for chunk in speaker.chunks(speaker.sentences(text, pause_s=silence_s), rate=rate):
+        for chunk in speaker.chunks(speaker.sentences(text, pause_s=silence_s), rate=rate, hold=False):
             gap = np.zeros(int(round(chunk.pause_s * speaker.sample_rate)), dtype=np.float32)
             pcm = to_int16(np.concatenate([chunk.samples, gap]))
             wav.writeframes(pcm.tobytes())
