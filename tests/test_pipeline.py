@@ -13,7 +13,8 @@ import pytest
 from loaxa.config import TextSettings, TtsSettings
 from loaxa.speech.engine import Sentence
 from loaxa.speech.espeak import EspeakVoice
-from loaxa.speech.pipeline import QUEUE_CHUNKS, TARGET_RMS, Speaker, build_speaker, level, synthesize_to_wav
+from loaxa.speech.level import TARGET_RMS, level
+from loaxa.speech.pipeline import QUEUE_CHUNKS, Speaker, build_speaker, synthesize_to_wav
 from loaxa.speech.piper import NeuralVoice
 from loaxa.testing.tinyvoice import make_tiny_voice
 
