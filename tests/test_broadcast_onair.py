@@ -25,7 +25,7 @@ import pytest
 from audio_servers import StreamServer, tone_file
 from loaxa.player.chime import chime
 from loaxa.testing.audio import voiced_seconds
-from loaxa.testing.station import Operator, StationProcess, station_config
+from loaxa.testing.station import Operator, StationProcess, logged_amplifier, station_config, switches
 
 RATE = 22050
 SENTENCES = [
@@ -244,36 +244,22 @@ def test_a_stream_relay_is_interrupted_by_an_emergency_and_resumes(tmp_path, sta
 
 def test_the_amplifier_warms_up_before_sound_holds_between_bulletins_and_is_off_at_exit(tmp_path, broker, operator):
     log = tmp_path / "amp.log"
-    switch = lambda word: ["sh", "-c", f"echo {word} $(date +%s.%N) >> {log}"]  # noqa: E731
     warmup_s, hold_s = 0.5, 2.0
-    station = paced_station(
-        tmp_path,
-        broker,
-        operator,
-        amplifier__backend="command",
-        amplifier__on_command=switch("on"),
-        amplifier__off_command=switch("off"),
-        amplifier__warmup_s=warmup_s,
-        amplifier__hold_s=hold_s,
-    )
-
-    def switched() -> list[tuple[str, float]]:
-        lines = log.read_text().split() if log.exists() else []
-        return [(lines[i], float(lines[i + 1])) for i in range(0, len(lines), 2)]
+    station = paced_station(tmp_path, broker, operator, **logged_amplifier(log, warmup_s=warmup_s, hold_s=hold_s))
 
     try:
         operator.send({"type": "bulletin", "id": "first", "text": "Bản tin thứ nhất."})
         operator.send({"type": "bulletin", "id": "second", "text": "Bản tin thứ hai."})
         operator.wait_for("second", "finished", 30)
         deadline = time.monotonic() + hold_s + 10
-        while len(switched()) < 3 and time.monotonic() < deadline:
+        while len(switches(log)) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
         operator.send({"type": "bulletin", "id": "third", "text": "Bản tin thứ ba."})
         operator.wait_for("third", "finished", 30)
     finally:
         stopping = time.time()
         assert station.stop() == 0, station.log()
-    events = switched()
+    events = switches(log)
     words = [word for word, _ in events]
     # off at start, on, off after the hold, on, then off at exit (after the hold too, on a slow machine)
     assert words in (["off", "on", "off", "on", "off"], ["off", "on", "off", "on", "off", "off"]), words
@@ -290,23 +276,13 @@ def test_the_amplifier_warms_up_before_sound_holds_between_bulletins_and_is_off_
 def test_a_cancel_during_the_amplifier_warm_up_airs_nothing(tmp_path, broker, operator):
     """A receipt is a promise: `cancelled` during a 3 s warm-up used to be followed by the whole bulletin."""
     log = tmp_path / "amp.log"
-    switch = lambda word: ["sh", "-c", f"echo {word} >> {log}"]  # noqa: E731
-    station = paced_station(
-        tmp_path,
-        broker,
-        operator,
-        amplifier__backend="command",
-        amplifier__on_command=switch("on"),
-        amplifier__off_command=switch("off"),
-        amplifier__warmup_s=3.0,
-        amplifier__hold_s=0.0,
-    )
+    station = paced_station(tmp_path, broker, operator, **logged_amplifier(log, warmup_s=3.0, hold_s=0.0))
     try:
         operator.send({"type": "bulletin", "id": "warm-cancel", "text": "Thông báo khẩn. Xin bà con chú ý."})
         deadline = time.monotonic() + 20
-        while "on" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        while "on" not in [word for word, _ in switches(log)] and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert "on" in log.read_text(), "the amplifier was never switched on"
+        assert "on" in [word for word, _ in switches(log)], "the amplifier was never switched on"
         operator.send({"type": "cancel", "id": "warm-cancel"})
         operator.wait_for("warm-cancel", "cancelled", 10)
         time.sleep(4.0)  # past the warm-up, when the bulletin used to start

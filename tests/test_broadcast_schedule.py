@@ -23,7 +23,7 @@ from audio_servers import FileServer, dominant_hz, tone, write_wav
 from loaxa.clock import clock_synced
 from loaxa.player.chime import chime
 from loaxa.testing.audio import read_wav, wait_for_files
-from loaxa.testing.station import StationProcess, station_config
+from loaxa.testing.station import StationProcess, logged_amplifier, station_config, switches
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SHORT = "Xin chào bà con."
@@ -255,18 +255,8 @@ def test_cli_queue_cancel_and_log_tell_a_technician_what_is_planned_and_what_air
 
 def test_the_amplifier_is_warmed_up_before_a_scheduled_slot(tmp_path, broker, operator):
     log = tmp_path / "amp.log"
-    switch = lambda word: ["sh", "-c", f"echo {word} $(date +%s.%N) >> {log}"]  # noqa: E731
     warmup_s = 1.5
-    station = start_station(
-        tmp_path,
-        broker,
-        operator,
-        amplifier__backend="command",
-        amplifier__on_command=switch("on"),
-        amplifier__off_command=switch("off"),
-        amplifier__warmup_s=warmup_s,
-        amplifier__hold_s=1.0,
-    )
+    station = start_station(tmp_path, broker, operator, **logged_amplifier(log, warmup_s=warmup_s, hold_s=1.0))
     try:
         slot = slot_in(4)
         operator.send({"type": "bulletin", "id": "warm-1", "text": SHORT, "schedule": {"at": slot.isoformat()}})
@@ -274,8 +264,7 @@ def test_the_amplifier_is_warmed_up_before_a_scheduled_slot(tmp_path, broker, op
         operator.wait_for("warm-1", "finished", 30)
     finally:
         assert station.stop() == 0, station.log()
-    lines = log.read_text().split()
-    switched = [(lines[i], float(lines[i + 1])) for i in range(0, len(lines), 2)]
+    switched = switches(log)
     on_at = next(when for word, when in switched if word == "on")
     # switched on a warm-up ahead of the slot, so the slot's sound is not held back by it
     assert on_at <= slot.timestamp() - warmup_s + 0.5

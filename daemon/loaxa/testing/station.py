@@ -57,6 +57,27 @@ def station_config(root: Path, port: int, output: str, **overrides: Any) -> dict
     return config
 
 
+def logged_amplifier(log: Path, *, warmup_s: float, hold_s: float) -> dict[str, Any]:
+    """`station_config` overrides: a `command` amplifier whose switches append `on|off TIME` to `log`."""
+
+    def switch(word: str) -> list[str]:
+        return ["sh", "-c", f"echo {word} $(date +%s.%N) >> {log}"]
+
+    return {
+        "amplifier__backend": "command",
+        "amplifier__on_command": switch("on"),
+        "amplifier__off_command": switch("off"),
+        "amplifier__warmup_s": warmup_s,
+        "amplifier__hold_s": hold_s,
+    }
+
+
+def switches(log: Path) -> list[tuple[str, float]]:
+    """What a `logged_amplifier` did so far: `(on|off, wall-clock time)`, in order."""
+    words = log.read_text().split() if log.exists() else []
+    return [(words[i], float(words[i + 1])) for i in range(0, len(words) - 1, 2)]
+
+
 @dataclass
 class StationProcess:
     """`loaxa run` in a child process on `config`, writing its log under `root`."""
