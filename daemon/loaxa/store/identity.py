@@ -107,10 +107,11 @@ def sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def set_aside(store: Path, why: str) -> Path:
+def set_aside(store: Path, why: str, *, sides_only: bool = False) -> Path:
     """Rename the store file (and its -wal and -shm) to `<name>.<why>-<UTC time>`; the new name.
 
-    A -wal left without its file is moved too: SQLite would otherwise apply it to the new store.
+    A -wal left without its file is moved too (or alone, `sides_only`): SQLite
+    would otherwise apply it to the next file of that name.
     """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     aside = store.with_name(f"{store.name}.{why}-{stamp}")
@@ -123,7 +124,7 @@ def set_aside(store: Path, why: str) -> Path:
             side = store.with_name(store.name + suffix)
             if side.exists():
                 os.replace(side, aside.with_name(aside.name + suffix))
-        if store.exists():
+        if store.exists() and not sides_only:
             os.replace(store, aside)
         sync_dir(store.parent)
     except OSError as exc:

@@ -130,7 +130,9 @@ def reopen(
     if intact:
         tmp = path.with_name(path.name + ".restoring")
         _copy(ours, tmp)
-        ours.close()  # its -wal, still under the store's name, goes with it
+        ours.close()
+        if any(path.with_name(path.name + side).exists() for side in ("-wal", "-shm")):
+            set_aside(path, "stale", sides_only=True)  # the old file's log, already in the copy
         if path.exists():
             kept = set_aside(path, "replaced").name
         try:
