@@ -35,8 +35,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from loaxa.errors import StoreError
 from loaxa.protocol import Bulletin, validate_command
 from loaxa.security import public_key_b64, sign
+from loaxa.states import Event
 from loaxa.store import Ledger, Store
 from loaxa.testing.station import Operator, StationProcess, distinct_by_seq, integrity, station_config
 
@@ -343,3 +345,69 @@ def test_item4_a_read_only_or_missing_storage_dir_is_one_log_line_exit_1_and_a_d
     assert found["store"]["status"] == "FAIL", found["store"]
     reason = "is on a read-only file system" if case == "read-only" else "does not exist"
     assert found["store"]["detail"] == f"{folder} {reason}: the daemon stops at start"
+
+
+def test_item4_a_store_damaged_while_running_is_found_at_the_first_error_and_a_new_one_started(tmp_path):
+    path = tmp_path / "var" / "station.db"
+    store = Store(path)
+    ledger = Ledger(store, STATION)
+    for n in range(300):
+        ledger.receipt(Event.PONG, f"p-{n}", detail="x" * 100)
+    aired = validate_command(bulletin("aired-1"))
+    assert isinstance(aired, Bulletin)
+    ledger.accept("province", aired, datetime.now(UTC), max_queue=10, first_slot=None)
+    store.close()  # the events are in the file itself now, not in its -wal
+    store = Store(path)
+    ledger = Ledger(store, STATION)
+    try:
+        used = max(seq for seq, _ in store.unsent_events(limit=1000))
+        with open(path, "r+b") as f:  # every page but the first
+            f.seek(4096)
+            f.write(b"\xa5" * (path.stat().st_size - 4096))
+        other = sqlite3.connect(path)  # another writer: the daemon's cached pages are read from the file again
+        other.execute("PRAGMA user_version = 1")
+        other.close()
+        with pytest.raises(StoreError, match="malformed"):
+            store.unsent_events(limit=1000)
+        incident = store.status()["incident"]
+        assert incident["what"].startswith("the store file was found damaged (")
+        assert incident["what"].endswith(f"a new one was started (it is kept as {incident['kept_as']})")
+        assert (path.parent / incident["kept_as"]).exists()
+        assert store.status()["fault"] is None
+        ledger.receipt(Event.PONG, "after")  # the station goes on, on the new store
+        [(told, receipt), (after, _)] = store.unsent_events()
+        assert after > told > used
+        assert json.loads(receipt)["detail"] == f"storage: {incident['what']}"
+        assert incident["history_lost"] is True  # nothing of it could be read: commands issued before are refused
+    finally:
+        store.close()
+
+
+def test_item4_what_a_damaged_store_still_gives_is_kept_its_seen_ids_and_its_event_numbers(tmp_path):
+    path = tmp_path / "var" / "station.db"
+    store = Store(path)
+    ledger = Ledger(store, STATION)
+    aired = validate_command(bulletin("aired-1"))
+    assert isinstance(aired, Bulletin)
+    ledger.accept("province", aired, datetime.now(UTC), max_queue=10, first_slot=None)
+    for n in range(300):
+        ledger.receipt(Event.PONG, f"p-{n}", detail="x" * 100)
+    used = max(seq for seq, _ in store.unsent_events(limit=1000))
+    store.close()
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # the second half: the receipts' pages, the last to be written
+        f.seek(size // 2)
+        f.write(b"\xa5" * (size - size // 2))
+    with pytest.raises(sqlite3.DatabaseError):  # the damage is real: SQLite itself says so
+        sqlite3.connect(path).execute("SELECT COUNT(*), MAX(length(payload)) FROM events").fetchall()
+    path.with_name("station.db.marker").unlink()  # the numbers must come from the damaged file itself
+    store = Store(path)
+    ledger = Ledger(store, STATION)
+    try:
+        [(seq, payload)] = store.unsent_events()
+        assert seq > used
+        assert json.loads(payload)["detail"].startswith("storage: the store was damaged (")
+        again = ledger.accept("province", aired, datetime.now(UTC), max_queue=10, first_slot=None)
+        assert not again.stored, "the ids still readable in the damaged store were not kept"
+    finally:
+        store.close()

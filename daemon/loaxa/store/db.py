@@ -222,8 +222,10 @@ class Store:
             log.error("%s; no command is taken until it is made again", words)
             try:
                 opened = reopen(self.path, self._db, self.store_id, why, self._reserved, self._connect, aside=aside)
-            except (OSError, sqlite3.Error) as exc:
-                raise StoreError(f"{words}, and cannot be made again: {exc}") from None
+            except (OSError, sqlite3.Error, StoreError) as exc:
+                words = f"{words}, and cannot be made again: {exc}"
+                self._set_fault(words, failed_write=False)
+                raise StoreError(words) from None
             self._take(opened)
             with self._fault_lock:
                 self._fault = None

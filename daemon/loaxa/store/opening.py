@@ -146,13 +146,19 @@ def reopen(
         db = connect(path)
         return settle(path, db, store_id, _incident(what, kept, history_lost=False), previous=store_id, floor=0)
     ours.close()
+    seen: list[tuple[str, str, int, float]] = []
     if path.exists() or path.with_name(path.name + "-wal").exists():
-        kept = set_aside(path, aside).name
+        aside_path = set_aside(path, aside)
+        kept = aside_path.name
+        if aside == "damaged":  # what can still be read of it: its numbers and the ids it saw
+            seq, seen = salvage(aside_path)
+            reserved = max(reserved, seq)
     what = f"the store file was {why} while running and its content could not be kept; a new one was started"
     if kept is not None:
-        what += f" (the file found in its place is kept as {kept})"
+        what += f" ({'it' if aside == 'damaged' else 'the file found in its place'} is kept as {kept})"
     db = connect(path)
-    return settle(path, db, None, _incident(what, kept, history_lost=True), previous=store_id, floor=reserved)
+    incident = _incident(what, kept, history_lost=True)
+    return settle(path, db, None, incident, previous=store_id, floor=reserved, seen=seen)
 
 
 def settle(
