@@ -67,6 +67,7 @@ class Reporter(threading.Thread):
         self._pending: dict[int, Any] = {}  # seq -> paho's MQTTMessageInfo, published and not yet acknowledged
         self._acked: set[int] = set()  # acknowledged, not yet marked sent in the store (its write failed)
         self._marking_failed = False
+        self._store_error: str | None = None  # the last failure of the store's check, logged once
         self._waiting = False  # events waited in the outbox at the last round
         self._delivered_at = time.monotonic()  # last time the outbox made progress or had nothing to send
         self.wake = store.listen()
@@ -125,10 +126,14 @@ class Reporter(threading.Thread):
         """The store's file is still the store (it looks every few seconds): a lost one is made again."""
         try:
             self.store.check()
-        except StoreError as exc:  # said in the state's storage.fault; retried next round
-            log.warning("%s", exc)
+        except StoreError as exc:  # said in the state's storage.fault; retried next round, logged once
+            if str(exc) != self._store_error:
+                log.warning("%s", exc)
+            self._store_error = str(exc)
+            return
         except Exception:
             log.exception("checking the store failed; will retry")
+        self._store_error = None
 
     def compose(self) -> dict[str, Any]:
         """The state to publish (its `storage` is known without touching the disk)."""

@@ -218,8 +218,9 @@ class Store:
         self._recovering = True
         words = f"the station store file {self.path} was {why} while running"
         try:
+            if not (self._fault or "").startswith(words):  # once per loss, not at every retry
+                log.error("%s; no command is taken until it is made again", words)
             self._set_fault(words, failed_write=False)
-            log.error("%s; no command is taken until it is made again", words)
             try:
                 opened = reopen(self.path, self._db, self.store_id, why, self._reserved, self._connect, aside=aside)
             except (OSError, sqlite3.Error, StoreError) as exc:
@@ -358,6 +359,7 @@ class Store:
     def prune_events(self, keep: int = 10_000) -> int:
         """Forget sent events beyond the newest `keep`; an unsent one is never deleted."""
         with self._lock:
+            self._guard()
             cur = self._db.execute(
                 "DELETE FROM events WHERE sent = 1 AND seq <= (SELECT MAX(seq) FROM events) - ?", (keep,)
             )
