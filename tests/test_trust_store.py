@@ -227,6 +227,22 @@ def test_item2_the_reserved_seq_is_durable_under_kill_9_so_a_new_store_never_rep
         store.close()
 
 
+def test_item2_a_marker_deleted_while_running_is_written_again_so_a_later_loss_is_still_noticed(tmp_path):
+    path = tmp_path / "var" / "station.db"
+    marker = path.with_name("station.db.marker")
+    store = Store(path)
+    ledger = Ledger(store, STATION)
+    try:
+        ledger.receipt(Event.PONG, "p-1")
+        marker.unlink()
+        store.check()  # what the reporter does every few seconds
+        written = json.loads(marker.read_text())
+        assert written["store_id"] == store.store_id
+        assert written["seq_reserved"] >= max(seq for seq, _ in store.unsent_events())
+    finally:
+        store.close()
+
+
 # -- 3. replay protection survives the loss ---------------------------------------------
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from loaxa.errors import StorageFull, StoreError
-from loaxa.store.identity import SEQ_BLOCK, Incident, Marker, check_issued, damage_of, write_marker
+from loaxa.store.identity import SEQ_BLOCK, Incident, Marker, check_issued, damage_of, marker_path, write_marker
 from loaxa.store.opening import Opened, current_seq, error_code, is_damage, open_store, read_meta, reopen
 from loaxa.store.schema import SCHEMA, migrate
 
@@ -208,6 +208,9 @@ class Store:
             self._suspect = False
             if why is not None:
                 self._recover(why, aside=aside)
+            elif not marker_path(self.path).exists():  # deleted alone: the next loss would go unnoticed
+                log.warning("the store marker %s was deleted; it is written again", marker_path(self.path))
+                write_marker(self.path, Marker(self.store_id, self._reserved, current_seq(self._db)))
         if not self._incident_reported:
             self._tell_incident()
 
