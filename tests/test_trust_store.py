@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -149,6 +150,21 @@ def test_item1_a_store_replaced_while_running_is_put_back_and_the_stranger_kept_
         assert incident["what"].startswith("the store file was replaced while running; it was written again")
         assert incident["kept_as"] == kept.name
         assert store.status()["store"] != stranger.store_id
+    finally:
+        store.close()
+
+
+def test_item1_a_storage_dir_removed_while_running_is_made_again_with_the_store_and_its_marker(tmp_path):
+    path = tmp_path / "var" / "station.db"
+    store = Store(path)
+    ledger = Ledger(store, STATION)
+    try:
+        ledger.receipt(Event.PONG, "p-1")
+        shutil.rmtree(path.parent)
+        ledger.receipt(Event.PONG, "p-2")
+        assert [json.loads(p)["id"] for _, p in store.unsent_events()] == ["p-1", None, "p-2"]
+        assert path.with_name("station.db.marker").exists()
+        assert store.status()["incident"]["history_lost"] is False
     finally:
         store.close()
 

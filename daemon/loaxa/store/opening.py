@@ -127,6 +127,7 @@ def reopen(
     """
     intact = _still_ours(ours, store_id)
     kept = None
+    path.parent.mkdir(parents=True, exist_ok=True)  # `rm -rf` of the whole storage.dir
     if intact:
         tmp = path.with_name(path.name + ".restoring")
         _copy(ours, tmp)
