@@ -291,6 +291,27 @@ def test_item3_a_signed_bulletin_replayed_after_the_store_was_lost_does_not_air_
         assert station.stop() == 0, station.log()
 
 
+def test_item3_an_unsigned_bulletin_that_aired_is_answered_duplicate_after_the_store_was_lost(
+    tmp_path, broker, operator
+):
+    """No `issued` to date it by: the journal of seen ids beside the store keeps it from airing twice."""
+    station = start(tmp_path, broker, operator)
+    try:
+        operator.send(bulletin("aired-1"))
+        operator.wait_for("aired-1", "finished", 60)
+    finally:
+        assert station.stop() == 0, station.log()
+    lose_store(station)
+    restart(station, operator)
+    try:
+        operator.wait_for(None, "failed", 30)
+        operator.send(bulletin("aired-1"))
+        operator.wait_for("aired-1", "duplicate", 30)
+        assert operator.of("aired-1") == ["received", "started", "finished", "duplicate"]
+    finally:
+        assert station.stop() == 0, station.log()
+
+
 # -- 4. damaged; read-only or missing storage.dir -------------------------------------------
 
 

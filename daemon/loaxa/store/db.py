@@ -20,7 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from loaxa.errors import StorageFull, StoreError
-from loaxa.store.identity import SEQ_BLOCK, Incident, Marker, check_issued, damage_of, marker_path, write_marker
+from loaxa.store.identity import (
+    SEQ_BLOCK,
+    Incident,
+    Marker,
+    SeenRow,
+    append_seen,
+    check_issued,
+    damage_of,
+    marker_path,
+    rewrite_seen,
+    write_marker,
+)
 from loaxa.store.opening import Opened, current_seq, error_code, is_damage, open_store, read_meta, reopen
 from loaxa.store.schema import SCHEMA, migrate
 
@@ -264,6 +275,21 @@ class Store:
                 tell()
             except Exception as exc:  # the receipt is retried at the next check
                 log.warning("cannot store the receipt for the store incident yet: %s", exc)
+
+    def journal_seen(self, rows: list[SeenRow]) -> None:
+        """After their commit: the ids seen go to the journal beside the store (best effort, said in the log)."""
+        try:
+            append_seen(self.path, rows)
+        except OSError as exc:
+            log.warning("seen journal not written (%s): a loss of the store would forget these ids", exc)
+
+    def compact_seen(self) -> None:
+        """The journal rewritten from the seen table, after pruning, so it stays as small as the table."""
+        rows = [(r["issuer"], r["id"], r["rev"], r["at"]) for r in self.query("SELECT * FROM seen ORDER BY at")]
+        try:
+            rewrite_seen(self.path, rows)
+        except OSError as exc:
+            log.warning("seen journal not rewritten: %s", exc)
 
     def reserve(self, seq: int) -> None:
         """Called with each new event's seq inside its transaction: the marker's reservation must cover it."""

@@ -13,6 +13,11 @@ one, and it records an `Incident`: the receipt the province gets, the
 `storage.incident` of the state, and, when the seen ids were lost with it,
 the instant from which commands issued earlier are refused as possible
 replays (`check_issued`).
+
+Beside it too, `station.db.seen` is a journal of the ids the store has seen
+(one JSON line each, appended after the commit, rewritten from the store at
+each hourly prune): a store made after a loss takes them over, so a bulletin
+that aired is answered `duplicate`, signed or not.
 """
 
 from __future__ import annotations
@@ -99,6 +104,49 @@ def write_marker(store: Path, marker: Marker) -> None:
         raise StoreError(f"cannot write the store marker {path}: {exc.strerror or exc}") from None
 
 
+SeenRow = tuple[str, str, int, float]  # issuer, id, rev, when
+
+
+def seen_path(store: Path) -> Path:
+    return store.with_name(store.name + ".seen")
+
+
+def append_seen(store: Path, rows: list[SeenRow]) -> None:
+    """One line per id seen, after its commit: what a store made after a loss takes over (OSError if not)."""
+    with open(seen_path(store), "a", encoding="utf-8") as f:
+        f.writelines(json.dumps(list(row), ensure_ascii=False) + "\n" for row in rows)
+
+
+def read_seen(store: Path) -> list[SeenRow]:
+    """The ids in the journal beside `store`; a line cut short by a power cut is left out."""
+    try:
+        lines = seen_path(store).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("the seen journal %s cannot be read: %s", seen_path(store), exc)
+        return []
+    rows = []
+    for line in lines:
+        try:
+            issuer, id, rev, at = json.loads(line)
+            rows.append((str(issuer), str(id), int(rev), float(at)))
+        except (ValueError, TypeError):
+            continue
+    return rows
+
+
+def rewrite_seen(store: Path, rows: list[SeenRow]) -> None:
+    """The journal replaced by `rows` (the store's seen table after pruning), atomically."""
+    path = seen_path(store)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(list(row), ensure_ascii=False) + "\n" for row in rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def sync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -142,9 +190,9 @@ def damage_of(db: sqlite3.Connection) -> str | None:
     return None if said == ["ok"] else "; ".join(said[:3])
 
 
-def salvage(damaged: Path) -> tuple[int, list[tuple[str, str, int, float]]]:
+def salvage(damaged: Path) -> tuple[int, list[SeenRow]]:
     """What can still be read from a damaged store: its last seq and the ids it saw (best effort)."""
-    seq, seen = 0, list[tuple[str, str, int, float]]()
+    seq, seen = 0, list[SeenRow]()
     try:
         db = sqlite3.connect(f"file:{damaged}?mode=ro", uri=True, timeout=1)
     except sqlite3.Error:

@@ -97,6 +97,8 @@ class Ledger:
         with self.store.tx(durable=durable) as db:
             txn = Txn(db, self.station, self.clock, durable=durable, reserve=self.store.reserve)
             yield txn
+        if txn.seen_added:
+            self.store.journal_seen(txn.seen_added)
         for key in txn.touched:
             self._settle(key)
 
@@ -210,6 +212,7 @@ class Ledger:
                 (cutoff,),
             ).rowcount
         events = self.store.prune_events(keep=keep_events)
+        self.store.compact_seen()
         return {"plays": plays, "bulletins": bulletins, "seen": seen, "events": events}
 
     def recover(self) -> int:

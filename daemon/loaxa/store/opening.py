@@ -29,10 +29,13 @@ from loaxa.store.identity import (
     SEQ_BLOCK,
     Incident,
     Marker,
+    SeenRow,
     damage_of,
     new_store_id,
     read_marker,
+    read_seen,
     salvage,
+    seen_path,
     set_aside,
     sync_dir,
     write_marker,
@@ -72,7 +75,7 @@ def open_store(path: Path, connect: Connect) -> Opened:
     marker = read_marker(path)
     floor = marker.seq_reserved if marker is not None else 0
     what, kept = None, None
-    seen: list[tuple[str, str, int, float]] = []
+    seen: list[SeenRow] = []
     db: sqlite3.Connection | None = None
     if path.exists():
         damage = None
@@ -96,9 +99,9 @@ def open_store(path: Path, connect: Connect) -> Opened:
     else:
         if any(path.with_name(path.name + side).exists() for side in ("-wal", "-shm")):
             set_aside(path, "orphan")
-        if marker is not None:
+        if marker is not None or seen_path(path).exists():  # the marker or the journal: there was a store
             what = f"the store {path.name} was missing at start; a new one was started"
-            log.error("%s (the marker names store %s)", what, marker.store_id)
+            log.error("%s (the marker names store %s)", what, marker.store_id if marker else "none")
     if db is None:
         db = connect(path)
     meta = read_meta(db)
@@ -114,6 +117,8 @@ def open_store(path: Path, connect: Connect) -> Opened:
     incident = _incident(what, kept, history_lost=True) if what is not None else None
     if what is None:
         floor = 0  # the store is the one the station wrote: its own numbers are right
+    else:
+        seen += read_seen(path)  # the ids it had seen, from the journal beside it
     previous = marker.store_id if marker is not None else None
     return settle(path, db, store_id, incident, previous=previous, floor=floor, seen=seen)
 
@@ -147,13 +152,13 @@ def reopen(
         db = connect(path)
         return settle(path, db, store_id, _incident(what, kept, history_lost=False), previous=store_id, floor=0)
     ours.close()
-    seen: list[tuple[str, str, int, float]] = []
+    seen = read_seen(path)
     if path.exists() or path.with_name(path.name + "-wal").exists():
         aside_path = set_aside(path, aside)
         kept = aside_path.name
         if aside == "damaged":  # what can still be read of it: its numbers and the ids it saw
-            seq, seen = salvage(aside_path)
-            reserved = max(reserved, seq)
+            seq, readable = salvage(aside_path)
+            reserved, seen = max(reserved, seq), seen + readable
     what = f"the store file was {why} while running and its content could not be kept; a new one was started"
     if kept is not None:
         what += f" ({'it' if aside == 'damaged' else 'the file found in its place'} is kept as {kept})"
@@ -170,7 +175,7 @@ def settle(
     *,
     previous: str | None,
     floor: int,
-    seen: list[tuple[str, str, int, float]] | None = None,
+    seen: list[SeenRow] | None = None,
 ) -> Opened:
     """Write the store's id and incident, move its numbers past `floor`, then the marker: an `Opened`."""
     store_id = store_id or new_store_id()

@@ -47,6 +47,7 @@ class Txn:
         self.durable = durable
         self._reserve = reserve  # the store's marker must cover each seq before it commits
         self.touched: set[tuple[str, str]] = set()  # bulletins whose plays may have closed
+        self.seen_added: list[tuple[str, str, int, float]] = []  # for the journal beside the store, after commit
 
     def event(
         self,
@@ -117,6 +118,7 @@ class Txn:
             "INSERT INTO seen (issuer, id, rev, at) VALUES (?, ?, ?, ?)",
             (issuer, bulletin.id, bulletin.rev, received_at),
         )
+        self.seen_added.append((issuer, bulletin.id, bulletin.rev, received_at))
         self._db.execute(
             "INSERT OR REPLACE INTO bulletins "
             "(issuer, id, rev, priority, body, state, received_at, fired_until, next_at) "
