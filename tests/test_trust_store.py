@@ -169,6 +169,33 @@ def test_item1_a_storage_dir_removed_while_running_is_made_again_with_the_store_
         store.close()
 
 
+def test_item1_a_store_replaced_while_stopped_is_kept_aside_and_its_bulletins_never_air_here(tmp_path):
+    path = tmp_path / "var" / "station.db"
+    ours = Store(path)
+    aired = validate_command(bulletin("aired-1"))
+    assert isinstance(aired, Bulletin)
+    Ledger(ours, STATION).accept("province", aired, datetime.now(UTC), max_queue=10, first_slot=None)
+    ours.close()
+    other = Store(tmp_path / "other-board" / "station.db")
+    theirs = validate_command(bulletin("theirs-1"))
+    assert isinstance(theirs, Bulletin)
+    Ledger(other, "hue/phu-vang/loa-2").accept("province", theirs, datetime.now(UTC), max_queue=10, first_slot=None)
+    other.close()
+    shutil.copyfile(other.path, path)  # a technician copies another board's store in
+    store = Store(path)
+    ledger = Ledger(store, STATION)
+    try:
+        incident = store.status()["incident"]
+        assert incident["what"].startswith(f"the store was replaced by another one (store {other.store_id}, not ")
+        assert (path.parent / incident["kept_as"]).exists()
+        assert store.store_id not in (ours.store_id, other.store_id)
+        assert ledger.open_plays() == [], "another station's bulletin would air here"
+        again = ledger.accept("province", aired, datetime.now(UTC), max_queue=10, first_slot=None)
+        assert not again.stored, "the ids this station had seen were forgotten"
+    finally:
+        store.close()
+
+
 # -- 2. missing at start; seq never repeats -------------------------------------------
 
 

@@ -79,7 +79,7 @@ def examine(path: Path, *, keep_s: float) -> Verdict:
         return Verdict(
             WARN,
             f"{path.name} is store {store_id}, not {marker.store_id} that the station last wrote: it was replaced",
-            "the daemon uses it, tells the province and refuses commands issued before",
+            "at its next start the daemon keeps it aside, starts a new one and tells the province",
         )
     incident = incident_of(meta)
     if incident is not None and time.time() - incident.at_s < keep_s:

@@ -109,10 +109,17 @@ def open_store(path: Path, connect: Connect) -> Opened:
     seq = current_seq(db)
     if what is None and marker is not None and store_id is not None:
         if store_id != marker.store_id and meta.get("previous_store") != marker.store_id:
-            what = f"the store was replaced by another one (store {store_id}, the station wrote {marker.store_id})"
+            # Another station's store, or one from before: its bulletins are not this station's to air.
+            db.close()
+            kept = set_aside(path, "replaced").name
+            what = (
+                f"the store was replaced by another one (store {store_id}, not {marker.store_id} that the "
+                f"station wrote); it is kept aside as {kept} and a new one was started"
+            )
+            log.error("%s", what)
+            db, store_id = connect(path), None
         elif store_id == marker.store_id and seq < marker.seq_written:
             what = f"the store is an older copy (events up to {seq}; the station had written {marker.seq_written})"
-        if what is not None:
             log.error("%s; it is used, and its event numbers continue above %d", what, floor)
     incident = _incident(what, kept, history_lost=True) if what is not None else None
     if what is None:
