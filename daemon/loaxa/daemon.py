@@ -120,6 +120,7 @@ class Station:
             last_command_at=lambda: self.inbox.last_command_at,
             audio_error=lambda: self.player.audio_error,
             amplifier_fault=lambda: self.amplifier.relay.fault,
+            storage=self.store.status,
         )
         client_id = f"loaxa-{s.station.province}-{s.station.commune}-{s.station.id}"
         will = (self.topics.state, compact_bytes(self.state(online=False)))

@@ -294,6 +294,7 @@ class Inbox(threading.Thread):
         try:
             data = decode_payload(payload)
             issuer = self.verifier.check(data, now) or ""
+            self.ledger.store.check_issued(data)  # issued before the store was lost: maybe aired already
             command = validate_command(data)
             if not self.limiter.allow(issuer, time.monotonic()):
                 raise CommandError(f"too many commands from issuer {issuer or '(unsigned)'}; try again in a minute")

@@ -9,6 +9,7 @@ are in `records`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from loaxa.errors import StoreError
 from loaxa.states import BulletinState, Event, Outcome, PlayState
 from loaxa.store.db import Store
 from loaxa.store.records import PLAYS, SCHEDULED, Accepted, Play, StoredBulletin, bulletin_of, play_of
@@ -23,6 +25,8 @@ from loaxa.store.txn import Txn
 
 if TYPE_CHECKING:
     from loaxa.protocol import Bulletin
+
+log = logging.getLogger(__name__)
 
 # How a session's outcome closes its play: the play's new state and the receipt.
 _CLOSES: dict[Outcome, tuple[PlayState, Event | None]] = {
@@ -64,6 +68,25 @@ class Ledger:
         self.clock = clock  # wall-clock seconds; a simulated year passes its own
         self._watch_lock = threading.Lock()
         self._watchers: dict[tuple[str, str], list[Completion]] = {}
+        store.on_incident(self.report_incident)
+        try:
+            self.report_incident()
+        except StoreError as exc:  # told again by the store's next check
+            log.warning("the receipt for the store incident waits: %s", exc)
+
+    def report_incident(self) -> None:
+        """The province is told, once, that the store was lost: a `failed` receipt without an id.
+
+        Written with the incident's mark in one transaction, so a kill between
+        the two neither loses nor doubles it.
+        """
+        incident = self.store.unreported_incident()
+        if incident is None:
+            return
+        with self.tx() as t:
+            if t.claim_incident_receipt():
+                t.event(Event.FAILED, None, detail=f"storage: {incident.what}")
+        self.store.incident_reported()
 
     @contextmanager
     def tx(self, *, durable: bool = True) -> Iterator[Txn]:
@@ -72,8 +95,10 @@ class Ledger:
         `durable=False` (see `Store.tx`) is for steps that write no receipt.
         """
         with self.store.tx(durable=durable) as db:
-            txn = Txn(db, self.station, self.clock, durable=durable)
+            txn = Txn(db, self.station, self.clock, durable=durable, reserve=self.store.reserve)
             yield txn
+        if txn.seen_added:
+            self.store.journal_seen(txn.seen_added)
         for key in txn.touched:
             self._settle(key)
 
@@ -187,6 +212,7 @@ class Ledger:
                 (cutoff,),
             ).rowcount
         events = self.store.prune_events(keep=keep_events)
+        self.store.compact_seen()
         return {"plays": plays, "bulletins": bulletins, "seen": seen, "events": events}
 
     def recover(self) -> int:

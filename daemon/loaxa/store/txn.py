@@ -33,13 +33,21 @@ class Txn:
     """One open transaction: typed steps, each with the receipt it causes."""
 
     def __init__(
-        self, db: sqlite3.Connection, station: str, clock: Callable[[], float] = time.time, *, durable: bool = True
+        self,
+        db: sqlite3.Connection,
+        station: str,
+        clock: Callable[[], float] = time.time,
+        *,
+        durable: bool = True,
+        reserve: Callable[[int], None] = lambda seq: None,
     ) -> None:
         self._db = db
         self.station = station
         self._clock = clock
         self.durable = durable
+        self._reserve = reserve  # the store's marker must cover each seq before it commits
         self.touched: set[tuple[str, str]] = set()  # bulletins whose plays may have closed
+        self.seen_added: list[tuple[str, str, int, float]] = []  # for the journal beside the store, after commit
 
     def event(
         self,
@@ -54,8 +62,15 @@ class Txn:
             raise RuntimeError("a receipt needs a durable transaction")
         payload = event(kind, self.station, id, rev, detail=detail, occurrence=occurrence)
         cur = self._db.execute("INSERT INTO events (payload) VALUES ('')")
+        assert cur.lastrowid is not None
+        self._reserve(cur.lastrowid)
         payload["seq"] = cur.lastrowid
         self._db.execute("UPDATE events SET payload = ? WHERE seq = ?", (compact(payload), cur.lastrowid))
+
+    def claim_incident_receipt(self) -> bool:
+        """True once per store incident: the caller writes its receipt in this transaction."""
+        cur = self._db.execute("UPDATE meta SET value = '1' WHERE key = 'incident_reported' AND value = '0'")
+        return cur.rowcount == 1
 
     # -- bulletins ------------------------------------------------------------
     def bulletin(self, issuer: str, id: str) -> StoredBulletin | None:
@@ -103,6 +118,7 @@ class Txn:
             "INSERT INTO seen (issuer, id, rev, at) VALUES (?, ?, ?, ?)",
             (issuer, bulletin.id, bulletin.rev, received_at),
         )
+        self.seen_added.append((issuer, bulletin.id, bulletin.rev, received_at))
         self._db.execute(
             "INSERT OR REPLACE INTO bulletins "
             "(issuer, id, rev, priority, body, state, received_at, fired_until, next_at) "
