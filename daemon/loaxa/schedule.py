@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from loaxa.clock import HOLD_DETAIL as CLOCK_HOLD
 from loaxa.errors import CommandError
 from loaxa.protocol import Bulletin
-from loaxa.states import Event
+from loaxa.states import Approval, Event
 from loaxa.store import Ledger, StoredBulletin, Txn
 from loaxa.timing import check_schedule, classify_late, next_occurrence, occurrences, parse_instant, parse_schedule
 
@@ -180,6 +180,8 @@ class Scheduler:
         return False
 
     def _catch_up_one(self, t: Txn, b: StoredBulletin, now: datetime) -> bool:
+        if b.approval is Approval.AWAITING and _unanswered(t, b, now):
+            return False
         schedule = check_schedule(b.body.get("schedule"))
         expires = parse_instant(b.body["expires"], "expires") if b.body.get("expires") else None
         since = datetime.fromtimestamp(b.fired_until or b.received_at, UTC)
@@ -201,6 +203,8 @@ class Scheduler:
         wake = following
         if expires is not None and following is not None:
             wake = min(following, expires + _AFTER_EXPIRY)
+        if b.approval is Approval.AWAITING and b.approval_until is not None and wake is not None:
+            wake = min(wake, datetime.fromtimestamp(b.approval_until, UTC))  # unanswered by then: expired
         t.fired_until(b, now, next_at=wake)
         if expires is not None and now > expires:
             t.expire(b)
@@ -266,6 +270,22 @@ class Scheduler:
             self._prewarmed = slot
             self.prewarm()
         return float("inf")
+
+
+def _unanswered(t: Txn, b: StoredBulletin, now: datetime) -> bool:
+    """A bulletin awaiting approval past its deadline expires; True when this one did (or is not scheduled).
+
+    One without a schedule is here only for its deadline (its `next_at`):
+    if woken early, it is looked at again then.
+    """
+    if b.approval_until is not None and now.timestamp() >= b.approval_until:
+        t.unanswered(b)
+        return True
+    if b.body.get("schedule") is None:
+        until = datetime.fromtimestamp(b.approval_until, UTC) if b.approval_until is not None else None
+        t.fired_until(b, now, next_at=until)
+        return True
+    return False
 
 
 def _only(b: StoredBulletin | None, now: datetime) -> list[StoredBulletin]:
