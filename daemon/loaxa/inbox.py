@@ -268,7 +268,7 @@ class Inbox(threading.Thread):
     def _apply_local(self, item: _Local) -> None:
         try:
             if isinstance(item.command, (Approve, Decline)):
-                item.done.set_result(self._answer(item.issuer, item.command, datetime.now(UTC), item.at))
+                item.done.set_result(self.answer(item.issuer, item.command, datetime.now(UTC), item.at))
             else:
                 item.done.set_result(self.apply(item.issuer, item.command))
         except StoreError as exc:  # the technician hears of it at once; nothing to redeliver it
@@ -361,9 +361,10 @@ class Inbox(threading.Thread):
             log.info("rejected %s of %s: %s", command.type, command.id, refusal)
             detail = f"cannot {command.type}: {refusal}"
             return lambda: self.ledger.receipt(Event.REJECTED, command.id, detail=detail)
-        return lambda: self._answer(issuer, command, now, None)
+        return lambda: self.answer(issuer, command, now, None)
 
-    def _answer(self, by: str, command: Approve | Decline, now: datetime, at: datetime | None) -> Answer:
+    def answer(self, by: str, command: Approve | Decline, now: datetime, at: datetime | None = None) -> Answer:
+        """Apply the commune's approve or decline from `by` (this thread's work; tests pass their own clock)."""
         if isinstance(command, Approve):
             answer = self.ledger.approve(by, command.id, now, at)
         else:

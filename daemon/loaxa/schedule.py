@@ -79,15 +79,17 @@ class Scheduler:
         return next_occurrence(schedule, self.tz, now - timedelta(seconds=self.grace_s))
 
     def added(self, issuer: str, bulletin: Bulletin) -> None:
-        """After the commit: account for the new bulletin's slots, voice it ahead, and wake the timer if sooner."""
-        if bulletin.schedule is None:
-            return
-        try:
-            self.prepare(bulletin.model_dump(exclude_none=True))
-        except Exception:  # voicing ahead is an optimisation; the slot is voiced on air
-            log.exception("cannot voice %s ahead", bulletin.id)
-        self._catch_up(lambda t, now: _only(t.bulletin(issuer, bulletin.id), now))
-        next_at = self.ledger.next_at(issuer, bulletin.id)
+        """After the commit: account for the new bulletin's slots, voice it ahead, and wake the timer if sooner.
+
+        A bulletin without a schedule has a `next_at` only while it awaits approval: its deadline.
+        """
+        if bulletin.schedule is not None:
+            try:
+                self.prepare(bulletin.model_dump(exclude_none=True))
+            except Exception:  # voicing ahead is an optimisation; the slot is voiced on air
+                log.exception("cannot voice %s ahead", bulletin.id)
+            self._catch_up(lambda t, now: _only(t.bulletin(issuer, bulletin.id), now))
+        next_at = self.ledger.next_at(issuer, bulletin.id)  # one awaiting approval: its deadline
         if next_at is not None and next_at - self.warmup_s < self._armed_at:
             self._wake.set()  # the timer sleeps past this bulletin's slot (or its pre-warm): it re-plans
 
