@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from loaxa.security import public_key_b64, sign
 from loaxa.testing.audio import wait_for_files
 from loaxa.testing.station import Operator, StationProcess, station_config
+from test_broadcast_onair import LONG, paced_station, sessions, wait_on_air
 from test_technician import loaxa
 
 COMMUNE, PROVINCE = "commune-2026", "province-2026"
@@ -220,5 +221,30 @@ def test_a_due_slot_awaiting_approval_is_held_once_then_missed_and_an_approved_o
         operator.wait_for("yes", "finished", 60)
         [wav] = wait_for_files(root / "aired", 1)
         assert "yes" in wav.name
+    finally:
+        assert station.stop() == 0, station.log()
+
+
+def test_a_decline_after_approval_stops_the_bulletin_on_air_at_the_next_block(tmp_path, broker, operator):
+    """The commune may change its mind until the bulletin has aired: on air, it stops within a block or two."""
+    station = paced_station(
+        tmp_path,
+        broker,
+        operator,
+        security__issuers=[{"kid": kid, "public_key": public_key_b64(key)} for kid, key in KEYS.items()],
+        approval__required_for=["normal"],
+        approval__approvers=[COMMUNE],
+    )
+    try:
+        operator.send({"type": "bulletin", "id": "long", "text": LONG, "rate": 2.0})
+        operator.wait_for("long", "awaiting_approval", 20)
+        operator.send(signed("approve", "long"))
+        wait_on_air(station, "long", sentence=1)
+        operator.send(signed("decline", "long", reason="Sai nội dung"))
+        declined = operator.wait_for("long", "declined", 20)
+        [cut] = sessions(station.aired, 1)
+        assert cut.end < datetime.fromisoformat(declined["at"]).timestamp() + 1.5  # not the sentences to come
+        assert operator.of("long") == ["received", "awaiting_approval", "approved", "started", "declined"]
+        assert [p["id"] for p in station.control({"cmd": "queue"})["plays"]] == []
     finally:
         assert station.stop() == 0, station.log()
