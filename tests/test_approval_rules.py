@@ -9,6 +9,7 @@ broker is in `test_approval_e2e.py`.
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +23,9 @@ from loaxa.inbox import Inbox
 from loaxa.protocol import validate_command
 from loaxa.security import RateLimiter, Verifier
 from loaxa.states import Priority
+from loaxa.store import Ledger, Store
 from test_schedule_catchup import START, TZ, Rig
+from test_store_migration import OLD_STORE
 
 STATION = {"province": "hue", "commune": "phu-vang", "id": "loa-1"}
 PROVINCE = "province"
@@ -207,3 +210,23 @@ def test_answers_that_cannot_apply_are_rejected_with_a_reason(commune):
     assert commune.answer(COMMUNE_KEY, "approve", "b2").ok
     twice = commune.answer(COMMUNE_KEY, "approve", "b2")
     assert not twice.ok and twice.detail == "bulletin 'b2' is already approved"
+
+
+def test_a_store_made_before_approval_gains_its_columns_and_its_bulletins_need_no_answer(tmp_path):
+    """The schema step for approval: an older store opens, keeps its bulletins, and none of them waits."""
+    path = tmp_path / "station.db"
+    shutil.copyfile(OLD_STORE, path)
+    store = Store(path)
+    try:
+        names = [r["name"] for r in store.query("PRAGMA table_info(bulletins)")]
+        assert {"approval", "approval_by", "approval_at", "approval_until"} <= set(names)
+        ledger = Ledger(store, "hue/phu-vang/loa-1")
+        assert ledger.awaiting() == []
+        assert {b.approval for b in ledger.scheduled_bulletins()} == {None}
+    finally:
+        store.close()
+    again = Store(path)  # opening it again changes nothing
+    try:
+        assert [r["name"] for r in again.query("PRAGMA table_info(bulletins)")].count("approval") == 1
+    finally:
+        again.close()
