@@ -230,3 +230,12 @@ def test_a_store_made_before_approval_gains_its_columns_and_its_bulletins_need_n
         assert [r["name"] for r in again.query("PRAGMA table_info(bulletins)")].count("approval") == 1
     finally:
         again.close()
+
+
+def test_a_new_rev_of_an_approved_bulletin_waits_for_a_new_answer(commune):
+    commune.send(PROVINCE, id="rev", rev=1)
+    assert commune.answer(COMMUNE_KEY, "approve", "rev").ok
+    commune.send(PROVINCE, id="rev", rev=2, text="Đính chính: họp lúc 20 giờ.")
+    assert [e for e, _ in commune.receipts("rev")][-3:] == ["superseded", "received", "awaiting_approval"]
+    assert commune.queue.survey(commune.clock()) == ([], [])  # rev 1's play is gone, rev 2 has none yet
+    assert [(b.id, b.rev) for b in commune.ledger.awaiting()] == [("rev", 2)]
