@@ -17,8 +17,9 @@ import pytest
 
 from loaxa.approval import LOCAL_ISSUER, TECHNICIAN, ApprovalPolicy
 from loaxa.broadcast_queue import BroadcastQueue
+from loaxa.cli.approve import air_time
 from loaxa.config import ApprovalSettings, SecuritySettings, parse_config
-from loaxa.errors import ConfigError
+from loaxa.errors import ConfigError, LoaxaError
 from loaxa.inbox import Inbox
 from loaxa.protocol import validate_command
 from loaxa.security import RateLimiter, Verifier
@@ -239,3 +240,14 @@ def test_a_new_rev_of_an_approved_bulletin_waits_for_a_new_answer(commune):
     assert [e for e, _ in commune.receipts("rev")][-3:] == ["superseded", "received", "awaiting_approval"]
     assert commune.queue.survey(commune.clock()) == ([], [])  # rev 1's play is gone, rev 2 has none yet
     assert [(b.id, b.rev) for b in commune.ledger.awaiting()] == [("rev", 2)]
+
+
+def test_approve_at_reads_a_time_of_day_as_the_next_one_at_the_station_or_an_iso_time():
+    now = START  # 06:00 at the station
+    assert air_time("17:30", TZ, now) == START.replace(hour=17, minute=30)
+    assert air_time("05:00", TZ, now) == START.replace(hour=5) + timedelta(days=1)  # already past today
+    assert air_time("2026-03-02T09:00+07:00", TZ, now).isoformat() == "2026-03-02T09:00:00+07:00"
+    assert air_time("2026-03-02T09:00", TZ, now) == START.replace(hour=9)  # no offset: station time
+    for bad in ("25:00", "soon"):
+        with pytest.raises(LoaxaError, match="--at"):
+            air_time(bad, TZ, now)
