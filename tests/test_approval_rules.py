@@ -22,6 +22,7 @@ from loaxa.config import ApprovalSettings, SecuritySettings, parse_config
 from loaxa.errors import ConfigError, LoaxaError
 from loaxa.inbox import Inbox
 from loaxa.protocol import validate_command
+from loaxa.province.watch import Tracker
 from loaxa.security import RateLimiter, Verifier
 from loaxa.states import Priority
 from loaxa.store import Ledger, Store
@@ -251,3 +252,15 @@ def test_approve_at_reads_a_time_of_day_as_the_next_one_at_the_station_or_an_iso
     for bad in ("25:00", "soon"):
         with pytest.raises(LoaxaError, match="--at"):
             air_time(bad, TZ, now)
+
+
+def test_publish_follows_a_station_that_declines_to_its_end():
+    """`loaxa publish` waiting for `finished` stops waiting for a station whose commune declined."""
+    tracker = Tracker("b1", None, "finished", 0.0)
+    tracker.expect("hue/phu-vang/loa-1", True)
+    for kind in ("received", "awaiting_approval"):
+        tracker.event("hue/phu-vang/loa-1", {"id": "b1", "event": kind}, 1.0)
+    assert not tracker.complete()
+    row = tracker.event("hue/phu-vang/loa-1", {"id": "b1", "event": "declined", "detail": "Trùng lịch"}, 2.0)
+    assert row is not None and (row.outcome, row.detail) == ("ended", "Trùng lịch")
+    assert tracker.complete() and tracker.exit_code() == 0
