@@ -250,3 +250,18 @@ def test_a_decline_after_approval_stops_the_bulletin_on_air_at_the_next_block(tm
         assert "finished" not in operator.of("long")
     finally:
         assert station.stop() == 0, station.log()
+
+
+def test_approve_at_a_time_queues_the_bulletin_for_then_as_loaxa_queue_shows(station, operator):
+    operator.send({"type": "bulletin", "id": "toi-nay", "text": TEXT})
+    operator.wait_for("toi-nay", "awaiting_approval", 20)
+    at = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    out = cli(station, "approve", "toi-nay", "--at", at.isoformat()).stdout
+    assert "approved by the technician at the station, to air at" in out
+    approved = operator.wait_for("toi-nay", "approved", 20)
+    assert datetime.fromisoformat(approved["detail"].rsplit("to air at ", 1)[1]) == at
+    table = cli(station, "queue").stdout
+    assert "toi-nay" in table and "sentence 1" in table  # queued for then, from the top
+    assert "started" not in operator.of("toi-nay")
+    cli(station, "cancel", "toi-nay")  # and the technician can still take it back
+    operator.wait_for("toi-nay", "cancelled", 20)

@@ -130,6 +130,8 @@ def test_an_emergency_during_part_two_cuts_in_and_the_bulletin_resumes_at_that_p
             parts = [{"audio": {"url": server.url("hmong.wav"), "sha256": digest}}, {"text": LONG, "rate": 2.0}]
             operator.send({"type": "bulletin", "id": "cut", "parts": parts})
             wait_on_air(station, "cut", sentence=PART_STRIDE + 2)  # part 2, past its second sentence
+            [row] = [p for p in station.control({"cmd": "queue"})["plays"] if p["id"] == "cut"]
+            assert row["resume"].startswith("part 2, sentence ")  # as `loaxa queue` shows it
             operator.send({"type": "bulletin", "id": "alarm", "text": ALARM, "priority": "emergency", "rate": 2.0})
             operator.wait_for("cut", "interrupted", 20)
             operator.wait_for("alarm", "finished", 30)

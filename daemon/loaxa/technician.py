@@ -16,6 +16,7 @@ from typing import Any
 
 from loaxa.approval import LOCAL_ISSUER, TECHNICIAN
 from loaxa.broadcast_queue import BroadcastQueue
+from loaxa.content import resume_point
 from loaxa.errors import ControlError
 from loaxa.inbox import Inbox
 from loaxa.protocol import Approve, Bulletin, Cancel, Decline, validate_command
@@ -69,7 +70,14 @@ class Technician:
 
     def _plays(self) -> list[dict[str, Any]]:
         return [
-            {"id": p.id, "priority": p.priority, "state": p.state, "occurrence": p.occurrence, "sentence": p.sentence}
+            {
+                "id": p.id,
+                "priority": p.priority,
+                "state": p.state,
+                "occurrence": p.occurrence,
+                "sentence": p.sentence,
+                "resume": resume_point(p.body, p.sentence),  # `sentence 3`, or `part 2, sentence 1`
+            }
             for p in self.ledger.open_plays()
         ]
 
