@@ -12,9 +12,13 @@ import pytest
 
 from loaxa.cli import build_parser
 from loaxa.cli.publish import build_command
+from loaxa.config import TextSettings, TtsSettings
 from loaxa.content import PART_STRIDE, Audio, Parts, Text, resume_point
 from loaxa.errors import CommandError, LoaxaError
 from loaxa.protocol import Bulletin, parse_command
+from loaxa.speech.ahead import VoiceAhead
+from loaxa.speech.pipeline import build_speaker
+from loaxa.testing.tinyvoice import make_tiny_voice
 
 SHA = "ab" * 32
 AUDIO = {"audio": {"url": "http://province.example/hmong.mp3", "sha256": SHA}}
@@ -98,3 +102,21 @@ def test_publish_builds_the_parts_in_the_order_given_each_recording_with_its_has
 def test_publish_refuses_parts_it_cannot_send(argv, reason):
     with pytest.raises(LoaxaError, match=re.escape(reason)):
         publish(*argv)
+
+
+def test_the_text_parts_of_a_scheduled_multi_part_bulletin_are_voiced_ahead(tmp_path):
+    """A scheduled multi-part bulletin starts on time like a scheduled text: its text parts are in the cache."""
+    make_tiny_voice(tmp_path / "voices" / "vi", name="vi_VN-tiny-x_low")
+    tts = TtsSettings(voice="vi_VN-tiny-x_low", voices_dir=tmp_path / "voices")
+    speaker = build_speaker(tts, TextSettings(), 22050, cache_dir=tmp_path / "cache")
+    ahead = VoiceAhead(speaker)
+    try:
+        ahead.start()
+        ahead.prepare({"parts": [{"text": "Thông báo họp dân."}, AUDIO, {"text": "Xin cảm ơn."}]})
+        ahead.stop()
+        ahead.join(60)  # it ends after what was queued before the stop
+        assert not ahead.alive()
+        assert speaker.prepare("Thông báo họp dân.") == 0 and speaker.prepare("Xin cảm ơn.") == 0  # nothing new
+        assert speaker.prepare("Một câu khác.") == 1  # while a text not given is voiced now
+    finally:
+        speaker.close()
