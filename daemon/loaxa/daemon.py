@@ -18,6 +18,7 @@ import logging
 import signal
 import threading
 
+from loaxa.approval import ApprovalPolicy
 from loaxa.broadcast_queue import BroadcastQueue
 from loaxa.clock import ClockGuard
 from loaxa.config import Settings
@@ -110,6 +111,7 @@ class Station:
             stop_play=self.player.stop_play,
             respond=lambda topic, payload, correlation: self.link.respond(topic, payload, correlation),
             fetch_ahead=self.sources.fetch_ahead,
+            approval=ApprovalPolicy(s.approval),
         )
         self.state = StationState(
             settings=s,

@@ -29,13 +29,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from loaxa.content import Audio, Content
+from loaxa.approval import ApprovalPolicy
+from loaxa.config import ApprovalSettings
+from loaxa.content import Audio, Content, Parts
 from loaxa.errors import CommandError, ControlError, StoreError
-from loaxa.protocol import ID_PATTERN, Bulletin, Cancel, Ping, decode_payload, validate_command
+from loaxa.protocol import ID_PATTERN, Approve, Bulletin, Cancel, Decline, Ping, decode_payload, validate_command
 from loaxa.schedule import Scheduler
 from loaxa.security import RateLimiter, Verifier
 from loaxa.states import Event
-from loaxa.store import Accepted, Ledger
+from loaxa.store import Accepted, Answer, Ledger
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,9 @@ class _Local:
     """A technician's command, already valid; `done` gets what the store made of it."""
 
     issuer: str
-    command: Bulletin | Cancel
-    done: Future[Accepted | bool] = field(default_factory=Future)
+    command: Bulletin | Cancel | Approve | Decline
+    done: Future[Accepted | bool | Answer] = field(default_factory=Future)
+    at: datetime | None = None  # an approval's `--at`
 
 
 class Inbox(threading.Thread):
@@ -89,6 +92,7 @@ class Inbox(threading.Thread):
         stop_play: Callable[[str, str, str], bool],
         respond: Callable[[str, bytes, bytes | None], None],
         fetch_ahead: Callable[[Content], None] = lambda content: None,
+        approval: ApprovalPolicy | None = None,
     ) -> None:
         super().__init__(name="inbox", daemon=True)
         self.ledger = ledger
@@ -100,6 +104,7 @@ class Inbox(threading.Thread):
         self.stop_play = stop_play
         self.respond = respond
         self.fetch_ahead = fetch_ahead
+        self.approval = approval or ApprovalPolicy(ApprovalSettings())
         self.last_command_at: str | None = None
         self.heartbeat = time.monotonic()
         self.refused = 0  # commands the store could not take, since start
@@ -127,13 +132,16 @@ class Inbox(threading.Thread):
         except queue.Full:
             log.error("inbox full; dropped a command on %s", meta.get("topic"))
 
-    def local(self, issuer: str, command: Bulletin | Cancel) -> Future[Accepted | bool]:
-        """A technician's bulletin or cancel, applied by this thread like any command.
+    def local(
+        self, issuer: str, command: Bulletin | Cancel | Approve | Decline, at: datetime | None = None
+    ) -> Future[Accepted | bool | Answer]:
+        """A technician's bulletin, cancel, approve or decline, applied by this thread like any command.
 
         The future gives the store's answer: `Accepted` for a bulletin, whether
-        it was cancelled for a cancel.
+        it was cancelled for a cancel, an `Answer` for an approve or decline
+        (`issuer` is then who answered, in the receipt's words; `at` when to air).
         """
-        item = _Local(issuer, command)
+        item = _Local(issuer, command, at=at)
         try:
             self._queue.put(item, timeout=PUT_TIMEOUT_S)
         except queue.Full:
@@ -259,7 +267,10 @@ class Inbox(threading.Thread):
 
     def _apply_local(self, item: _Local) -> None:
         try:
-            item.done.set_result(self.apply(item.issuer, item.command))
+            if isinstance(item.command, (Approve, Decline)):
+                item.done.set_result(self.answer(item.issuer, item.command, datetime.now(UTC), item.at))
+            else:
+                item.done.set_result(self.apply(item.issuer, item.command))
         except StoreError as exc:  # the technician hears of it at once; nothing to redeliver it
             self.refused += 1
             self.ledger.store.refused_command()
@@ -309,6 +320,8 @@ class Inbox(threading.Thread):
         if isinstance(command, Cancel):
             cancel = command
             return lambda: self._cancel(issuer, cancel)
+        if isinstance(command, (Approve, Decline)):
+            return self._remote_answer(issuer, command, now)
         bulletin = command
         return lambda: self._bulletin(issuer, bulletin, now)
 
@@ -320,7 +333,8 @@ class Inbox(threading.Thread):
 
     def _bulletin(self, issuer: str, b: Bulletin, now: datetime) -> Accepted:
         first = self.scheduler.first_slot(b, now) if b.schedule is not None else None
-        accepted = self.ledger.accept(issuer, b, now, max_queue=self.max_queue, first_slot=first)
+        until = self.approval.deadline(now, b.expires_at) if self.approval.needs(issuer, b.priority) else None
+        accepted = self.ledger.accept(issuer, b, now, max_queue=self.max_queue, first_slot=first, approval_until=until)
         if not accepted.stored:
             return accepted
         if accepted.superseded_rev is not None:
@@ -328,7 +342,7 @@ class Inbox(threading.Thread):
             self.stop_play(issuer, b.id, "superseded")
         self.scheduler.added(issuer, b)
         content = b.content
-        if isinstance(content, Audio):  # on receipt, so that the player never waits on the network
+        if isinstance(content, (Audio, Parts)):  # on receipt, so that the player never waits on the network
             self.fetch_ahead(content)
         self.on_queued(b)
         return accepted
@@ -339,6 +353,26 @@ class Inbox(threading.Thread):
         self.scheduler.removed(issuer, c.id)
         self.stop_play(issuer, c.id, "cancelled")
         return True
+
+    # -- commune approval (protocol 1.1) ------------------------------------------
+    def _remote_answer(self, issuer: str, command: Approve | Decline, now: datetime) -> Callable[[], object]:
+        """An approve/decline over MQTT counts only from a key of `approval.approvers`."""
+        refusal = self.approval.refusal(issuer)
+        if refusal is not None:
+            log.info("rejected %s of %s: %s", command.type, command.id, refusal)
+            detail = f"cannot {command.type}: {refusal}"
+            return lambda: self.ledger.receipt(Event.REJECTED, command.id, detail=detail)
+        return lambda: self.answer(issuer, command, now, None)
+
+    def answer(self, by: str, command: Approve | Decline, now: datetime, at: datetime | None = None) -> Answer:
+        """Apply the commune's approve or decline from `by` (this thread's work; tests pass their own clock)."""
+        if isinstance(command, Approve):
+            answer = self.ledger.approve(by, command.id, now, at)
+        else:
+            answer = self.ledger.decline(by, command.id, command.reason, now)
+            for issuer in answer.issuers:  # approved and on air already: not one more sample
+                self.stop_play(issuer, command.id, "declined")
+        return answer  # an approved play wakes the player as every commit does
 
 
 def _receipt_ids(payload: bytes) -> tuple[str | None, int | None]:

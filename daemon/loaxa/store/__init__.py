@@ -11,7 +11,18 @@ SQL is written outside this package.
 
 from loaxa.store.db import Store, open_readonly
 from loaxa.store.ledger import Completion, Ledger
-from loaxa.store.records import Accepted, Play, StoredBulletin, aired
+from loaxa.store.records import Accepted, Answer, Play, StoredBulletin, aired
 from loaxa.store.txn import Txn
 
-__all__ = ["Accepted", "Completion", "Ledger", "Play", "Store", "StoredBulletin", "Txn", "aired", "open_readonly"]
+__all__ = [
+    "Accepted",
+    "Answer",
+    "Completion",
+    "Ledger",
+    "Play",
+    "Store",
+    "StoredBulletin",
+    "Txn",
+    "aired",
+    "open_readonly",
+]

@@ -62,6 +62,16 @@ ALTER TABLE bulletins ADD COLUMN next_at REAL;
 UPDATE bulletins SET next_at = COALESCE(fired_until, received_at)
     WHERE state = 'active' AND json_extract(body, '$.schedule') IS NOT NULL;
 """
+# Commune approval (protocol 1.1) came later still: NULL where none is needed.
+# `approval_until` is when an unanswered bulletin expires (its `expires`, or
+# the station's longest wait); an as-soon-as-possible one waits with no play,
+# its `next_at` set to that instant so that the scheduler's timer expires it.
+_APPROVAL_COLUMNS = {
+    "approval": "TEXT",  # states.Approval
+    "approval_by": "TEXT",  # who answered: an approver's key id, or `technician`
+    "approval_at": "REAL",  # when
+    "approval_until": "REAL",
+}
 # What is due and the soonest slot are read through this index, not by reading every schedule.
 _NEXT_INDEX = "CREATE INDEX IF NOT EXISTS bulletins_next ON bulletins (state, next_at)"
 
@@ -74,6 +84,9 @@ def migrate(db: sqlite3.Connection) -> None:
         if "next_at" not in columns:
             for statement in filter(str.strip, _NEXT_AT.split(";")):
                 db.execute(statement)
+        for name, kind in _APPROVAL_COLUMNS.items():
+            if name not in columns:
+                db.execute(f"ALTER TABLE bulletins ADD COLUMN {name} {kind}")
         db.execute(_NEXT_INDEX)
     except BaseException:
         db.execute("ROLLBACK")
