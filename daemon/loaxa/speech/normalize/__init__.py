@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 
-from loaxa.speech.normalize.codes import alnum_pass, doc_pass, phone_pass
+from loaxa.speech.normalize.codes import alnum_pass, code_range_pass, doc_pass, phone_pass
 from loaxa.speech.normalize.dates import date_pass
 from loaxa.speech.normalize.letters import UPPER, read_caps
 from loaxa.speech.normalize.lexicon import Lexicon, builtin
@@ -62,6 +62,7 @@ def _line(line: str, ctx: Context) -> str:
     if has_digit:
         line = doc_pass(line, ctx)
         line = phone_pass(line, ctx)
+        line = code_range_pass(line, ctx)
     line = ctx.lexicon.sub(line)
     line = roman_pass(line, ctx)
     if has_digit:

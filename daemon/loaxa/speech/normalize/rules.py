@@ -1,0 +1,57 @@
+"""Context rules as data: the word lists in `rules.yaml`, compiled once per process."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+
+import yaml
+
+
+def _phrases(words: Iterable[str]) -> re.Pattern[str]:
+    """Any of `words` as whole words, in any case; the longest first."""
+    ordered = sorted({w.casefold() for w in words}, key=len, reverse=True)
+    body = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in ordered)
+    return re.compile(rf"(?<!\w)(?i:{body})(?!\w)")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The compiled lists; see rules.yaml for what each one decides."""
+
+    counters: frozenset[str]
+    counted: re.Pattern[str]  # matches at the start of the text after a number
+    service_numbers: frozenset[str]
+    service_words: re.Pattern[str]
+    house_words: re.Pattern[str]  # matches at the end of the text before a number
+    dotted_words: re.Pattern[str]
+
+    def is_counter(self, word: str) -> bool:
+        return word.casefold() in self.counters
+
+
+def _ending(words: Iterable[str]) -> re.Pattern[str]:
+    """Any of `words` as the last words before a position (then spaces only)."""
+    return re.compile(_phrases(words).pattern + r"[\s:]*$")
+
+
+def _starting(words: Iterable[str]) -> re.Pattern[str]:
+    return re.compile(r"\s*" + _phrases(words).pattern)
+
+
+@functools.cache
+def rules() -> Rules:
+    text = resources.files(__package__).joinpath("rules.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    counters = [str(w) for w in data["counters"]]
+    return Rules(
+        counters=frozenset(w.casefold() for w in counters),
+        counted=_starting([*counters, *map(str, data["counted"])]),
+        service_numbers=frozenset(str(n) for n in data["service_numbers"]),
+        service_words=_phrases(map(str, data["service_words"])),
+        house_words=_ending(map(str, data["house_words"])),
+        dotted_words=_ending(map(str, data["dotted_words"])),
+    )
