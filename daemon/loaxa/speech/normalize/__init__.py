@@ -4,7 +4,8 @@
 what it recognises into words and parks them (see `text.Context`) so later
 passes cannot misread them:
 
-    web addresses → document numbers → phone numbers → lexicon → Roman
+    abbreviations in brackets after their full name (dropped) → web
+    addresses → document numbers → phone numbers → code ranges → lexicon → Roman
     numerals → dates and times → quantities → letter-digit codes → any digits
     left → upper-case tokens → remaining symbols
 
@@ -19,11 +20,12 @@ import re
 
 from loaxa.speech.normalize.codes import alnum_pass, code_range_pass, doc_pass, phone_pass
 from loaxa.speech.normalize.dates import date_pass
+from loaxa.speech.normalize.glosses import gloss_pass
 from loaxa.speech.normalize.letters import UPPER, read_caps
 from loaxa.speech.normalize.lexicon import Lexicon, builtin
 from loaxa.speech.normalize.measures import leftover_pass, quantity_pass, roman_pass
 from loaxa.speech.normalize.numbers import DIALECTS, read_int, roman_value
-from loaxa.speech.normalize.text import Context, prepare, speak_symbols, tidy
+from loaxa.speech.normalize.text import Context, drop_footnotes, prepare, speak_symbols, tidy
 from loaxa.speech.normalize.web import web_pass
 
 __all__ = ["DIALECTS", "Lexicon", "normalize"]
@@ -53,10 +55,11 @@ def _enumeration(m: re.Match[str], ctx: Context) -> str:
 
 
 def _line(line: str, ctx: Context) -> str:
-    line = prepare(line)
+    line = drop_footnotes(prepare(line))
     if not line or line.isspace():
         return ""
     line = _ENUMERATION.sub(lambda m: _enumeration(m, ctx), line, count=1)
+    line = gloss_pass(line, ctx)
     line = web_pass(line, ctx)
     has_digit = _DIGIT.search(line) is not None
     if has_digit:

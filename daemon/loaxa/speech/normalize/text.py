@@ -88,6 +88,22 @@ def prepare(line: str) -> str:
     return line
 
 
+# Footnote markers: superscript digits ("xã¹") and bracketed numbers ("[1]",
+# "[2, 3]"). A superscript after a length unit is a power (m², km³) and stays.
+_FOOTNOTE = re.compile(
+    r"(?<![0-9\s(][kcdhm]m)(?<![0-9\s(]m)[\u2070\u00b9\u00b2\u00b3\u2074-\u207e]+"
+    r"|\s?\[\d{1,3}(?:\s?[,;\-]\s?\d{1,3})*\]"
+)
+_HAS_FOOTNOTE = re.compile(r"[\u2070\u00b9\u00b2\u00b3\u2074-\u207e]|\[\d")
+
+
+def drop_footnotes(line: str) -> str:
+    """Footnote markers are for readers: the voice would say "một"."""
+    if _HAS_FOOTNOTE.search(line) is None:
+        return line
+    return _FOOTNOTE.sub("", line)
+
+
 # --- symbols left after the passes, and tidying
 
 _BULLET = re.compile(r"^ *(?:[-+•*·▪►◦]|\d{1,2}[.)](?= )) +")
