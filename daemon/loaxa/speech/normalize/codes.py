@@ -26,7 +26,7 @@ import re
 from loaxa.speech.normalize.letters import spell
 from loaxa.speech.normalize.numbers import read_digits, read_int
 from loaxa.speech.normalize.rules import rules
-from loaxa.speech.normalize.text import Context
+from loaxa.speech.normalize.text import Context, word_before
 
 # The issuer after a spaced slash must start with two capitals ("1465 /STTTT"),
 # so "2 lần / Ngày" stays a quantity.
@@ -60,6 +60,8 @@ _KEYWORD_BEFORE = re.compile(
     r"số máy|sđt|đt(?=\s*:)|fax|nhắn tin(?: đến| tới)?|quay số|bấm số|đầu số|liên hệ(?: qua)? số)"
     r"(?:\s+(?:số|là|theo số|đến số|tới số))?\s*:?\s*$"
 )
+# The words _KEYWORD_BEFORE can end with: a cheap test before the regex.
+_KEYWORD_LAST = frozenset("gọi ngay điện đài nóng hotline thoại máy sđt fax tin đến tới số là".split())
 _LISTED_AFTER = re.compile(r"(\ue000[^\ue001]*\ue001)\s*(?:,|hoặc|và|/|-)\s*$")
 _LIST_JOIN = re.compile(r"\s*(?:,|hoặc|và|/|-)\s*")
 _GROUP_SPLIT = re.compile(r"[. -]")
@@ -147,7 +149,10 @@ def phone_pass(line: str, ctx: Context) -> str:
 
     def hotline(m: re.Match[str]) -> str:
         nonlocal last_end
-        keyword = _KEYWORD_BEFORE.search(m.string, max(0, m.start() - 40), m.start())
+        keyword = None
+        start = m.start()
+        if word_before(m.string, start) in _KEYWORD_LAST or m.string[max(0, start - 4) : start].rstrip().endswith(":"):
+            keyword = _KEYWORD_BEFORE.search(m.string, max(0, start - 40), start)
         if keyword is None and not _listed_after_phone(m, ctx, last_end) and not _emergency(m):
             return m.group(0)
         last_end = m.end()

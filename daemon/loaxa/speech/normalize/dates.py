@@ -136,7 +136,8 @@ def _times(m: re.Match[str], ctx: Context) -> str:
 
 def _house(m: re.Match[str], ctx: Context) -> str:
     """ "số nhà 12/3" -> mười hai trên ba; anything else is left for the date rules."""
-    if not rules().house_words.search(m.string, max(0, m.start() - 30), m.start()):
+    r = rules()
+    if not r.ends_with(r.house_words, m.string, m.start()):
         return m.group(0)
     parts = []
     for number, letter in _HOUSE_PART.findall(m.group(0)):

@@ -87,7 +87,7 @@ _QUANTITY = re.compile(
     rf"(?:\s(?P<mult>{'|'.join(_MULTIPLIERS)}))?"
     rf"(?:\s?(?P<unit>{_UNIT}))?"
     r"(?:\s(?P<counter>[^\W\d_]+)(?=/))?"
-    r"(?P<per>(?:/[^\W\d_][^\W_]*)+)?"
+    r"(?P<per>(?:/[^\W\d_]+(?:(?<=m)[23²³])?)+)?"
     r"(?![\w])"
 )
 # A minus sign right before a number, after a space or bracket; a hyphen
@@ -125,28 +125,26 @@ def _per(chain: str) -> list[str]:
 
 
 def _quantity(m: re.Match[str], ctx: Context) -> str:
-    before = word_before(m.string, m.start())
-    unit = m.group("unit") or m.group("ua")
-    alone = not (m.group("b") or unit)
+    a, ua, b, mult, unit_after, counter, per = m.group("a", "ua", "b", "mult", "unit", "counter", "per")
+    unit = unit_after or ua
     dotted: bool | None = None
-    if "." in m.group("a"):
-        dotted = True if rules().dotted_words.search(m.string, max(0, m.start() - 30), m.start()) else None
+    if "." in a:
+        dotted = True if rules().ends_with(rules().dotted_words, m.string, m.start()) else None
         dotted = False if unit and dotted is None else dotted
-    words = [_say(m.group("a"), ctx, before, alone, dotted)]
-    if m.group("ua"):
-        words.append(UNITS[m.group("ua")])
-    if m.group("b"):
-        words += ["đến", _say(m.group("b"), ctx, "", False, False if unit else None)]
-    if m.group("mult"):
-        words.append(m.group("mult"))
-    if m.group("unit"):
-        words.append(UNITS[m.group("unit")])
-    counter, per = m.group("counter"), m.group("per")
+    words = [_say(a, ctx, word_before(m.string, m.start()), not (b or unit), dotted)]
+    if ua:
+        words.append(UNITS[ua])
+    if b:
+        words += ["đến", _say(b, ctx, "", False, False if unit else None)]
+    if mult:
+        words.append(mult)
+    if unit_after:
+        words.append(UNITS[unit_after])
     if counter:
         words.append(counter)
     if per:
         # Per only after a unit or a counting word: "5 xã/phường" is a list.
-        if unit or m.group("mult") or (counter and rules().is_counter(counter)) or not counter and not m.group("b"):
+        if unit or mult or (counter and rules().is_counter(counter)) or not (counter or b):
             words += _per(per)
         else:
             words += per.split("/")[1:]

@@ -14,6 +14,7 @@ The rules an announcer follows (north / south differ only where noted):
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from itertools import repeat
@@ -87,6 +88,8 @@ def _words(n: int, dialect: str, full: bool) -> list[str]:
     return _below_billion(n, dialect, full)
 
 
+# Reports repeat their numbers (years, small counts): readings are cached.
+@functools.lru_cache(maxsize=4096)
 def read_int(n: int, dialect: str = "north") -> str:
     """The cardinal reading of a non-negative integer."""
     if n < 0:
@@ -129,6 +132,7 @@ _THOUSANDS_COMMA = re.compile(r"\d{1,3}(?:,\d{3}){2,}")
 _DECIMAL_DOT = re.compile(r"\d+\.(?:\d{1,2}|\d{4,})")
 
 
+@functools.lru_cache(maxsize=4096)
 def read_number(text: str, dialect: str = "north", dotted: bool | None = None) -> str:
     """A written number: "215.242", "41,04", "41.04", "1.000.000", "4.0", "1,000,000".
 

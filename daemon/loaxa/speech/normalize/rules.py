@@ -28,9 +28,17 @@ class Rules:
     service_words: re.Pattern[str]
     house_words: re.Pattern[str]  # matches at the end of the text before a number
     dotted_words: re.Pattern[str]
+    last_words: frozenset[str]  # the last word of every house and section phrase
 
     def is_counter(self, word: str) -> bool:
         return word.casefold() in self.counters
+
+    def ends_with(self, pattern: re.Pattern[str], text: str, pos: int) -> bool:
+        """Whether one of `pattern`'s phrases ends just before `pos` (a colon may follow it)."""
+        window = text[max(0, pos - 30) : pos].rstrip(" \t:")
+        last = window.rsplit(None, 1)[-1].casefold() if window else ""
+        # The cheap test first: a regex anchored at "$" is tried at every position.
+        return last in self.last_words and pattern.search(window) is not None
 
 
 def _ending(words: Iterable[str]) -> re.Pattern[str]:
@@ -47,7 +55,9 @@ def rules() -> Rules:
     text = resources.files(__package__).joinpath("rules.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text)
     counters = [str(w) for w in data["counters"]]
+    ending = [str(w) for w in (*data["house_words"], *data["dotted_words"])]
     return Rules(
+        last_words=frozenset(w.split()[-1].casefold() for w in ending),
         counters=frozenset(w.casefold() for w in counters),
         counted=_starting([*counters, *map(str, data["counted"])]),
         service_numbers=frozenset(str(n) for n in data["service_numbers"]),

@@ -51,13 +51,14 @@ class Context:
         return self._pieces[index]
 
 
-_PREV_WORD = re.compile(r"(\w+)[ \t]*$")
-
-
 def word_before(text: str, pos: int) -> str:
     """The word just before `pos` (lower case), or "" if punctuation intervenes."""
-    m = _PREV_WORD.search(text, max(0, pos - 40), pos)
-    return m.group(1).lower() if m else ""
+    # Walked back by hand: a regex ending in "$" would be tried at every position.
+    window = text[max(0, pos - 40) : pos].rstrip(" \t")
+    start = len(window)
+    while start and (window[start - 1].isalnum() or window[start - 1] == "_"):
+        start -= 1
+    return window[start:].lower()
 
 
 # --- preparing raw text
@@ -68,8 +69,9 @@ _DROP = re.compile(
     "\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff]"
 )
 _SPACES = re.compile(r"[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
-_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d", "-"))
-_QUOTE_CHARS = str.maketrans(dict.fromkeys('"“”„‟«»‹›`´'))
+# str.translate is slow on non-ASCII text; a regex finds the rare dash or quote faster.
+_DASHES = re.compile("[\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d]")
+_QUOTE_CHARS = re.compile('["“”„‟«»‹›`´]')
 # An apostrophe inside a word (Đắk R'Lấp) stays; a quoting one goes.
 _APOSTROPHE = re.compile(r"(?<!\w)['‘’]|['‘’](?!\w)")
 
@@ -79,10 +81,10 @@ def prepare(line: str) -> str:
     if not line.isascii():
         if not unicodedata.is_normalized("NFC", line):
             line = unicodedata.normalize("NFC", line)
-        line = line.translate(_DASHES)
+        line = _DASHES.sub("-", line)
     if not line.isprintable():
         line = _DROP.sub("", _SPACES.sub(" ", line))
-    line = line.translate(_QUOTE_CHARS)
+    line = _QUOTE_CHARS.sub("", line)
     if "'" in line or "‘" in line or "’" in line:
         line = _APOSTROPHE.sub("", line)
     return line
@@ -108,7 +110,7 @@ def drop_footnotes(line: str) -> str:
 
 _BULLET = re.compile(r"^ *(?:[-+•*·▪►◦]|\d{1,2}[.)](?= )) +")
 _CLAUSE_DASH = re.compile(r" +-+ +| +-+$|^-+ +")
-_SYMBOLS = str.maketrans(
+_SYMBOL_WORDS = (
     {
         "&": " và ",
         "@": " a còng ",
@@ -129,6 +131,7 @@ _SYMBOLS = str.maketrans(
         **dict.fromkeys("-/\\|_#*^$'‘’•·▪►◦", " "),
     }
 )
+_SYMBOLS = re.compile("|".join(map(re.escape, _SYMBOL_WORDS)))
 
 
 def speak_symbols(line: str) -> str:
@@ -137,7 +140,7 @@ def speak_symbols(line: str) -> str:
         line = _BULLET.sub("", line)
     if "-" in line:
         line = _CLAUSE_DASH.sub(", ", line)
-    return line.translate(_SYMBOLS)
+    return _SYMBOLS.sub(lambda m: _SYMBOL_WORDS[m.group(0)], line)
 
 
 _SPACE_BEFORE_PUNCT = re.compile(r" ([.,;:!?…])")
@@ -149,7 +152,8 @@ _MULTI_SPACE = re.compile(r" {2,}")
 
 def tidy(text: str) -> str:
     """Single spaces, punctuation hugging its word, no empty clauses (line breaks kept)."""
-    text = _MULTI_SPACE.sub(" ", text)
+    if "  " in text:
+        text = _MULTI_SPACE.sub(" ", text)
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     if "," in text or ";" in text or ":" in text:
         text = _PUNCT_RUN.sub(r"\1", text)
