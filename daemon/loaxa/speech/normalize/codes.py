@@ -175,15 +175,19 @@ def read_code(token: str, ctx: Context) -> str:
     if spoken is not None:
         return spoken
     words = []
-    for run in _RUN.findall(token):
+    runs = _RUN.findall(token)
+    for i, run in enumerate(runs):
         if run[0].isdecimal():
             short = len(run) <= 3 and not (len(run) > 1 and run.startswith("0"))
             words.append(read_int(int(run), ctx.dialect) if short else read_digits(run))
+            continue
+        entry = ctx.lexicon.entry(run)
+        if entry is not None:
+            number_follows = i + 1 < len(runs) and runs[i + 1][0].isdecimal()
+            words.append(entry.before_number if entry.before_number and number_follows else entry.say)
         else:
-            known = ctx.lexicon.lookup(run)
             # Short letter runs are letters in any case (f0, 12a1); longer lower-case ones are words.
-            spelled = spell(run) if run.isupper() or len(run) <= 2 else run
-            words.append(known if known is not None else spelled)
+            words.append(spell(run) if run.isupper() or len(run) <= 2 else run)
     return " ".join(words)
 
 

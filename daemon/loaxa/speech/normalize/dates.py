@@ -49,7 +49,7 @@ _HOUSE_PART = re.compile(r"(\d+)([A-Za-z]?)")
 
 _DAY_WORDS = {"ngày", "mồng", "mùng"}
 _DOC_WORDS = {"số", "định", "quyết", "tư", "thị", "văn", "hoạch", "báo", "cáo", "trình", "luật", "lệnh", "án"}
-_FRACTION_WORDS = {"chiếm", "khoảng", "gần", "hơn", "trên", "dưới", "đạt", "còn", "già", "non"}
+_FRACTION_WORDS = {"lệ", "chiếm", "khoảng", "gần", "hơn", "trên", "dưới", "đạt", "còn", "già", "non"}
 
 
 def _split_date(text: str) -> tuple[int, int, int | None]:

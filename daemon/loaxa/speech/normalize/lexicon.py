@@ -66,7 +66,8 @@ class Entry:
 
 
 _JOINER_SPACES = re.compile(r"\s*([-&])\s*")
-_SHOUTED_NEIGHBOUR = re.compile(rf"(?<!\w)[{UPPER}]{{2,}}(?!\w)")
+_CAPS_BEFORE = re.compile(rf"(?<!\w)([{UPPER}]{{2,}}) +$")
+_CAPS_AFTER = re.compile(rf" +([{UPPER}]{{2,}})(?!\w)")
 
 
 class Lexicon:
@@ -119,11 +120,13 @@ class Lexicon:
         # "Q.1": keep the number a separate word.
         return spoken + " " if m.string[m.end() : m.end() + 1].isalnum() else spoken
 
-    @staticmethod
-    def _shouted(m: re.Match[str]) -> bool:
-        """Whether an upper-case word stands among other upper-case words ("AI CŨNG PHẢI")."""
-        around = m.string[max(0, m.start() - 20) : m.start()] + " " + m.string[m.end() : m.end() + 20]
-        return any(is_vietnamese_syllable(w.group(0)) for w in _SHOUTED_NEIGHBOUR.finditer(around))
+    def _shouted(self, m: re.Match[str]) -> bool:
+        """Whether an upper-case word stands next to a shouted Vietnamese word ("AI CŨNG PHẢI")."""
+        before = _CAPS_BEFORE.search(m.string, max(0, m.start() - 12), m.start())
+        after = _CAPS_AFTER.match(m.string, m.end())
+        return any(
+            n is not None and is_vietnamese_syllable(n.group(1)) and n.group(1) not in self._exact for n in (before, after)
+        )
 
     def merged(self, extra: Mapping[str, str | Entry]) -> Lexicon:
         """A new lexicon with `extra` on top (its entries win)."""

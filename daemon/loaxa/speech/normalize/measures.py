@@ -86,9 +86,8 @@ _QUANTITY = re.compile(
     rf"(?:\s*-\s*(?P<b>{_NUM_B}){_END_NUM})?"
     rf"(?:\s(?P<mult>{'|'.join(_MULTIPLIERS)}))?"
     rf"(?:\s?(?P<unit>{_UNIT}))?"
-    r"(?:\s(?P<counter>[^\W\d_]+)(?=/))?"
-    r"(?P<per>(?:/[^\W\d_]+(?:(?<=m)[23²³])?)+)?"
-    r"(?![\w])"
+    r"(?:\s(?P<counter>[^\W\d_]+)(?=\s?/))?"
+    r"(?:(?P<per>(?:\s?/\s?[^\W\d_]+(?:(?<=m)[23²³])?)+)(?![\w])|(?P<per_n>/)(?=\d)|(?![\w]))"
 )
 # A minus sign right before a number, after a space or bracket; a hyphen
 # after a number is a range, whatever the spaces ("5 -7 ngày").
@@ -117,15 +116,19 @@ def _say(number: str, ctx: Context, before: str, alone: bool, dotted: bool | Non
 
 
 def _per(chain: str) -> list[str]:
-    """ "/người/năm" -> một người một năm."""
+    """ "/người/năm" -> một người một năm; "/24 giờ" -> trên (the number follows)."""
+    if chain == "/":
+        return ["trên"]
     words = []
     for unit in chain.split("/")[1:]:
+        unit = unit.strip()
         words += ["một", PER_UNITS.get(unit, unit)]
     return words
 
 
 def _quantity(m: re.Match[str], ctx: Context) -> str:
-    a, ua, b, mult, unit_after, counter, per = m.group("a", "ua", "b", "mult", "unit", "counter", "per")
+    a, ua, b, mult, unit_after, counter, per, per_n = m.group("a", "ua", "b", "mult", "unit", "counter", "per", "per_n")
+    per = per or per_n
     unit = unit_after or ua
     dotted: bool | None = None
     if "." in a:
@@ -147,7 +150,7 @@ def _quantity(m: re.Match[str], ctx: Context) -> str:
         if unit or mult or (counter and rules().is_counter(counter)) or not (counter or b):
             words += _per(per)
         else:
-            words += per.split("/")[1:]
+            words += per.split("/")[1:]  # "5 xã/phường": a silent slash
     return ctx.keep(" ".join(words))
 
 

@@ -93,7 +93,7 @@ def prepare(line: str) -> str:
 # Footnote markers: superscript digits ("xã¹") and bracketed numbers ("[1]",
 # "[2, 3]"). A superscript after a length unit is a power (m², km³) and stays.
 _FOOTNOTE = re.compile(
-    r"(?<![0-9\s(][kcdhm]m)(?<![0-9\s(]m)[\u2070\u00b9\u00b2\u00b3\u2074-\u207e]+"
+    r"(?<![0-9\s(/][kcdhm]m)(?<![0-9\s(/]m)[\u2070\u00b9\u00b2\u00b3\u2074-\u207e]+"
     r"|\s?\[\d{1,3}(?:\s?[,;\-]\s?\d{1,3})*\]"
 )
 _HAS_FOOTNOTE = re.compile(r"[\u2070\u00b9\u00b2\u00b3\u2074-\u207e]|\[\d")

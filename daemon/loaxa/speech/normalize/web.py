@@ -20,8 +20,9 @@ _TLD = r"(?:vn|com|net|org|gov|edu|info|biz|io|int|asia|me|app|online|site|xyz|t
 _HOST = rf"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+{_TLD}(?![\w-])"
 _PATH = r"(?:/(?:[^\s]*[^\s.,;:!?)\]])?)?"
 _ANY_HOST = r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?![\w-])"
+_IP = r"\d{1,3}(?:\.\d{1,3}){3}(?![\w.])"
 _URL = re.compile(
-    rf"<?(?<![\w@.\-/])(?:(?:https?|ftp)://(?:{_ANY_HOST}|{_HOST})|{_HOST})(?::\d+)?{_PATH}>?", re.IGNORECASE
+    rf"<?(?<![\w@.\-/])(?:(?:https?|ftp)://(?:{_ANY_HOST}|{_IP})|{_HOST})(?::\d+)?{_PATH}>?", re.IGNORECASE
 )
 _EMAIL = re.compile(rf"<?(?<![\w.\-])(?:mailto:)?[\w.+\-]+@{_ANY_HOST}>?", re.IGNORECASE)
 _TLD_HINT = re.compile(rf"\.{_TLD}\b|://", re.IGNORECASE)
