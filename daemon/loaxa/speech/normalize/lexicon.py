@@ -103,7 +103,10 @@ class Lexicon:
             token = _JOINER_SPACES.sub(r"\1", token)
         if token in self._exact:
             return self._exact[token]
-        return self._folded.get(token.casefold())
+        entry = self._folded.get(token.casefold())
+        if entry is None and "-" in token:
+            return self.entry(token.replace("-", " "))
+        return entry
 
     def sub(self, text: str) -> str:
         """Every entry in `text` replaced by its spoken form (left for later passes to see)."""
@@ -244,8 +247,11 @@ def _case_sensitive(key: str) -> bool:
 
 
 def _escape(text: str) -> str:
-    """A key as a pattern; "-" and "&" between its parts may have spaces around them."""
-    return re.sub(r"(?<=.)([-&])(?=.)", r"\\s*\1\\s*", re.escape(text).replace("\\-", "-").replace("\\&", "&"))
+    """A key as a pattern; "-" and "&" between its parts may have spaces around them,
+    and a space may be written as a hyphen ("QR code", "QR-code")."""
+    escaped = re.escape(text).replace("\\-", "-").replace("\\&", "&").replace("\\ ", " ")
+    escaped = re.sub(r"(?<=.)([-&])(?=.)", r"\\s*\1\\s*", escaped)
+    return escaped.replace(" ", "[ -]")
 
 
 def _compile(entries: Mapping[str, Entry]) -> re.Pattern[str] | None:
