@@ -106,6 +106,8 @@ class Lexicon:
         entry = self._folded.get(token.casefold())
         if entry is None and "-" in token:
             return self.entry(token.replace("-", " "))
+        if entry is None and token.endswith(".") and len(token) > 1:
+            return self.entry(token[:-1])
         return entry
 
     def sub(self, text: str) -> str:
@@ -269,10 +271,10 @@ def _compile(entries: Mapping[str, Entry]) -> re.Pattern[str] | None:
             # An abbreviation's dot, not a full stop: a name or a number follows.
             body = rest if _case_sensitive(key) else f"(?i:{rest})"
             tail = f"{body}(?=\\s*[{UPPER}0-9])"
-        elif _case_sensitive(key):
-            tail = rest + r"(?!\w)"
         else:
-            tail = (f"(?i:{rest})" if rest else "") + r"(?!\w)"
+            # A road-like entry takes the dot before its number with it (ĐX.12).
+            end = r"(?:\.(?=\s*\d)|(?!\w))" if entries[key].before_number else r"(?!\w)"
+            tail = (rest if _case_sensitive(key) else f"(?i:{rest})" if rest else "") + end
         firsts = {key[0]} if _case_sensitive(key) else {key[0].lower(), key[0].upper()}
         for first in firsts:
             by_first.setdefault(first, []).append((len(key), tail))
