@@ -17,9 +17,15 @@ import pytest
 
 from loaxa.speech.normalize.lexicon import parse_entries
 
-ONSETS = "b c ch d đ g gh gi h k kh l m n ng ngh nh p ph qu r s t th tr v x".split()
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+ONSETS = words("b c ch d đ g gh gi h k kh l m n ng ngh nh p ph qu r s t th tr v x")
 RHYMES = set(
-    """
+    words(
+        """
     a ac ach ai am an ang anh ao ap at au ay ăc ăm ăn ăng ăp ăt âc âm ân âng âp ât âu ây
     e ec em en eng eo ep et ê êch êm ên ênh êp êt êu
     i ia ich im in inh ip it iu iêc iêm iên iêng iêp iêt iêu
@@ -30,14 +36,15 @@ RHYMES = set(
     u ua uân uâng uât uây uc ui um un ung up ut uy uya uych uyên uyêt uynh uyt uyu
     uê uêch uên uênh uêt uơ uôc uôi uôm uôn uông uôt
     ư ưa ưc ưi ưm ưn ưng ưt ưu ươc ươi ươm ươn ương ươp ươt ươu
-    """.split()
+    """
+    )
 )
 # The medial o before e takes the finals e takes; oep is rare in native words
 # and is how "web" is said (oép, /wɛp/: espeak-ng reads it w'E3p).
 RHYMES |= {"oep"}
 # After "qu" the u is the onset's: quân, quy, quê, quốc.
-QU_RHYMES = set("a ac ach ai an ang anh at ay ăc ăm ăn ăng ăt ân âng ât ây e en eo et ê ên ênh êt i in inh it".split())
-QU_RHYMES |= set("y yên yêt ynh yt ôc ơ".split())
+QU_RHYMES = set(words("a ac ach ai an ang anh at ay ăc ăm ăn ăng ăt ân âng ât ây e en eo et ê ên ênh êt i in inh it"))
+QU_RHYMES |= set(words("y yên yêt ynh yt ôc ơ"))
 TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}  # huyền, sắc, ngã, hỏi, nặng
 STOP_TONES = {"\u0301", "\u0323"}
 FRONT = ("i", "y", "e", "ê")

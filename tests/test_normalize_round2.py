@@ -255,7 +255,10 @@ def test_class6_a_spaced_slash_before_a_word_is_not_a_document_number() -> None:
         ("Khi cần cấp cứu, người dân gọi 115.", "khi cần cấp cứu người dân gọi một một năm"),
         ("báo cháy gọi lực lượng cứu hỏa qua số 114", "báo cháy gọi lực lượng cứu hỏa qua số một một bốn"),
         ("tin báo gọi công an 113 để được hỗ trợ", "tin báo gọi công an một một ba để được hỗ trợ"),
-        ("Đường dây nóng của công an xã và số 113 luôn trực", "đường dây nóng của công an xã và số một một ba luôn trực"),
+        (
+            "Đường dây nóng của công an xã và số 113 luôn trực",
+            "đường dây nóng của công an xã và số một một ba luôn trực",
+        ),
         ("hãy gọi Tổng đài quốc gia bảo vệ trẻ em 111", "hãy gọi tổng đài quốc gia bảo vệ trẻ em một một một"),
         ("xe cứu thương 115 đến lúc 7h", "xe cứu thương một một năm đến lúc bảy giờ"),
     ],
@@ -271,7 +274,10 @@ def test_class7_service_numbers_after_a_service_word_are_digit_strings(text: str
         ("Trung tâm đã tiếp nhận 115 cuộc gọi", "trung tâm đã tiếp nhận một trăm mười lăm cuộc gọi"),
         ("công an đã xử lý 114 vụ", "công an đã xử lý một trăm mười bốn vụ"),
         ("Huyện kêu gọi 115 hộ ủng hộ", "huyện kêu gọi một trăm mười lăm hộ ủng hộ"),
-        ("Xã có 113 hộ nghèo. Công an xã trực 24/7.", "xã có một trăm mười ba hộ nghèo công an xã trực hai mươi tư trên bảy"),
+        (
+            "Xã có 113 hộ nghèo. Công an xã trực 24/7.",
+            "xã có một trăm mười ba hộ nghèo công an xã trực hai mươi tư trên bảy",
+        ),
     ],
 )
 def test_class7_the_same_numbers_as_counts_stay_numbers(text: str, spoken: str) -> None:

@@ -61,7 +61,8 @@ _KEYWORD_BEFORE = re.compile(
     r"(?:\s+(?:số|là|theo số|đến số|tới số))?\s*:?\s*$"
 )
 # The words _KEYWORD_BEFORE can end with: a cheap test before the regex.
-_KEYWORD_LAST = frozenset("gọi ngay điện đài nóng hotline thoại máy sđt fax tin đến tới số là".split())
+_KEYWORD_LAST = frozenset(["gọi", "ngay", "điện", "đài", "nóng", "hotline", "thoại", "máy", "sđt", "fax", "tin"])
+_KEYWORD_LAST |= {"đến", "tới", "số", "là"}
 _LISTED_AFTER = re.compile(r"(\ue000[^\ue001]*\ue001)\s*(?:,|hoặc|và|/|-)\s*$")
 _LIST_JOIN = re.compile(r"\s*(?:,|hoặc|và|/|-)\s*")
 _GROUP_SPLIT = re.compile(r"[. -]")

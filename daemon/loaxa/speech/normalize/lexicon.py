@@ -130,7 +130,8 @@ class Lexicon:
         before = _CAPS_BEFORE.search(m.string, max(0, m.start() - 12), m.start())
         after = _CAPS_AFTER.match(m.string, m.end())
         return any(
-            n is not None and is_vietnamese_syllable(n.group(1)) and n.group(1) not in self._exact for n in (before, after)
+            n is not None and is_vietnamese_syllable(n.group(1)) and n.group(1) not in self._exact
+            for n in (before, after)
         )
 
     def merged(self, extra: Mapping[str, str | Entry]) -> Lexicon:

@@ -110,27 +110,25 @@ def drop_footnotes(line: str) -> str:
 
 _BULLET = re.compile(r"^ *(?:[-+•*·▪►◦]|\d{1,2}[.)](?= )) +")
 _CLAUSE_DASH = re.compile(r" +-+ +| +-+$|^-+ +")
-_SYMBOL_WORDS = (
-    {
-        "&": " và ",
-        "@": " a còng ",
-        "+": " cộng ",
-        "=": " bằng ",
-        "±": " cộng trừ ",
-        "≥": " lớn hơn hoặc bằng ",
-        "≤": " nhỏ hơn hoặc bằng ",
-        ">": " lớn hơn ",
-        "<": " nhỏ hơn ",
-        "×": " nhân ",
-        "~": " khoảng ",
-        "%": " phần trăm ",
-        "°": " độ ",
-        **dict.fromkeys("([{", ", "),
-        **dict.fromkeys(")]}", ", "),
-        # Not said: joiners inside words, decoration, stray marks.
-        **dict.fromkeys("-/\\|_#*^$'‘’•·▪►◦", " "),
-    }
-)
+_SYMBOL_WORDS = {
+    "&": " và ",
+    "@": " a còng ",
+    "+": " cộng ",
+    "=": " bằng ",
+    "±": " cộng trừ ",
+    "≥": " lớn hơn hoặc bằng ",
+    "≤": " nhỏ hơn hoặc bằng ",
+    ">": " lớn hơn ",
+    "<": " nhỏ hơn ",
+    "×": " nhân ",
+    "~": " khoảng ",
+    "%": " phần trăm ",
+    "°": " độ ",
+    **dict.fromkeys("([{", ", "),
+    **dict.fromkeys(")]}", ", "),
+    # Not said: joiners inside words, decoration, stray marks.
+    **dict.fromkeys("-/\\|_#*^$'‘’•·▪►◦", " "),
+}
 _SYMBOLS = re.compile("|".join(map(re.escape, _SYMBOL_WORDS)))
 
 
