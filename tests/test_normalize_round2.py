@@ -137,6 +137,7 @@ def test_class3_a_dot_before_one_or_two_digits_is_a_decimal_point(text: str, spo
 def test_class3_thousands_and_section_numbers_keep_their_dots() -> None:
     assert say("215.242 người") == "hai trăm mười lăm nghìn hai trăm bốn mươi hai người"
     assert say("mục 2.1 của kế hoạch") == "mục hai chấm một của kế hoạch"
+    assert say("tiêu chí số 17.1") == "tiêu chí số mười bảy chấm một"
     assert say("khoản 3.2 Điều 5") == "khoản ba chấm hai điều năm"
     assert say("phiên bản 2.15") == "phiên bản hai chấm mười lăm"
     assert say("công nghiệp 4.0") == "công nghiệp bốn chấm không"
@@ -261,6 +262,11 @@ def test_class6_a_spaced_slash_before_a_word_is_not_a_document_number() -> None:
         ),
         ("hãy gọi Tổng đài quốc gia bảo vệ trẻ em 111", "hãy gọi tổng đài quốc gia bảo vệ trẻ em một một một"),
         ("xe cứu thương 115 đến lúc 7h", "xe cứu thương một một năm đến lúc bảy giờ"),
+        ("Khi có cháy, gọi 114 để được hỗ trợ.", "khi có cháy gọi một một bốn để được hỗ trợ"),
+        (
+            "Gọi cứu hỏa 114, công an 113 hoặc cấp cứu 115.",
+            "gọi cứu hỏa một một bốn công an một một ba hoặc cấp cứu một một năm",
+        ),
     ],
 )
 def test_class7_service_numbers_after_a_service_word_are_digit_strings(text: str, spoken: str) -> None:
@@ -274,6 +280,10 @@ def test_class7_service_numbers_after_a_service_word_are_digit_strings(text: str
         ("Trung tâm đã tiếp nhận 115 cuộc gọi", "trung tâm đã tiếp nhận một trăm mười lăm cuộc gọi"),
         ("công an đã xử lý 114 vụ", "công an đã xử lý một trăm mười bốn vụ"),
         ("Huyện kêu gọi 115 hộ ủng hộ", "huyện kêu gọi một trăm mười lăm hộ ủng hộ"),
+        (
+            "Công an huyện đã kiểm tra 113 cơ sở kinh doanh",
+            "công an huyện đã kiểm tra một trăm mười ba cơ sở kinh doanh",
+        ),
         (
             "Xã có 113 hộ nghèo. Công an xã trực 24/7.",
             "xã có một trăm mười ba hộ nghèo công an xã trực hai mươi tư trên bảy",

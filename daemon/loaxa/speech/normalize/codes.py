@@ -12,7 +12,7 @@ Conventions:
   right after "gọi", "tổng đài", "đường dây nóng", "hotline", "điện thoại"...
   (115, 1022); an emergency number (rules.yaml: 113, 114, 115...) is one
   when a service word comes earlier in its sentence ("gọi ngay cho Trung tâm
-  cấp cứu 115"), unless a counted noun follows ("cấp cứu 115 trường hợp");
+  cấp cứu 115"), unless a noun follows ("cấp cứu 115 trường hợp");
 - a range of codes is said with "đến": "F0-F2" -> "ép không đến ép hai";
 - a token mixing letters and digits (1A, 3B, F0, H5N1, QL1A, NA-90123-TS) is
   said piece by piece: letters as a lexicon entry or by their Vietnamese
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from loaxa.speech.normalize.letters import spell
+from loaxa.speech.normalize.letters import UPPER, spell
 from loaxa.speech.normalize.numbers import read_digits, read_int
 from loaxa.speech.normalize.rules import rules
 from loaxa.speech.normalize.text import Context, word_before
@@ -128,10 +128,15 @@ _CLAUSE_START = re.compile(r".*[.;!?]\s", re.DOTALL)
 _KEU_GOI = re.compile(r"(?i:kêu|lời)\s+$")
 
 
+_NEXT_LOWER_WORD = re.compile(rf"\s*(?![{UPPER}])[^\W\d_]")
+
+
 def _emergency(m: re.Match[str]) -> bool:
-    """113, 114, 115 after a service word in the same sentence, unless a counted noun follows."""
+    """113, 114, 115 after a service word in the same sentence, unless a noun follows (a count)."""
     r = rules()
-    if m.group(0) not in r.service_numbers or r.counted.match(m.string, m.end()):
+    if m.group(0) not in r.service_numbers:
+        return False
+    if _NEXT_LOWER_WORD.match(m.string, m.end()) and not r.service_followers.match(m.string, m.end()):
         return False
     start = max(0, m.start() - 120)
     clause = _CLAUSE_START.match(m.string, start, m.start())
@@ -203,9 +208,13 @@ def alnum_pass(line: str, ctx: Context) -> str:
 _CODE_RANGE = re.compile(r"(?<![\w\-])([^\W\d_]{1,3})(\d{1,3})\s*-\s*(?i:\1)(\d{1,3})(?![\w\-])")
 
 
+# The cheap test first: _CODE_RANGE starts with a letter and is tried at every one.
+_CODE_RANGE_HINT = re.compile(r"\d\s*-\s*[^\W\d_]{1,3}\d")
+
+
 def code_range_pass(line: str, ctx: Context) -> str:
     """A range of codes, before the lexicon reads each side alone."""
-    if "-" not in line:
+    if "-" not in line or _CODE_RANGE_HINT.search(line) is None:
         return line
 
     def say(m: re.Match[str]) -> str:

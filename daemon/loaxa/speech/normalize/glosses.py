@@ -16,7 +16,9 @@ import unicodedata
 from loaxa.speech.normalize.letters import is_vietnamese_syllable
 from loaxa.speech.normalize.text import Context
 
-_BRACKETED = re.compile(r"[ \t]*\(\s*([^()\n]{1,40}?)\s*\)")
+# Starts at the bracket so the regex engine can skip to it; the spaces before
+# it go with a dropped bracket.
+_BRACKETED = re.compile(r"\(\s*([^()\n]{1,40}?)\s*\)")
 _WORD = re.compile(r"[^\W\d_]+")
 _TOKEN = re.compile(r"[^\W_]+")
 _AND = {"và", "&"}
@@ -65,4 +67,9 @@ def gloss_pass(line: str, ctx: Context) -> str:
     """Drop "(ABBR)" right after the words it abbreviates."""
     if "(" not in line:
         return line
-    return _BRACKETED.sub(lambda m: "" if _abbreviates(m, ctx) else m.group(0), line)
+    pieces, last = [], 0
+    for m in _BRACKETED.finditer(line):
+        if _abbreviates(m, ctx):
+            pieces.append(line[last : m.start()].rstrip(" \t"))
+            last = m.end()
+    return "".join(pieces) + line[last:] if pieces else line

@@ -147,7 +147,10 @@ def _quantity(m: re.Match[str], ctx: Context) -> str:
         words.append(counter)
     if per:
         # Per only after a unit or a counting word: "5 xã/phường" is a list.
-        if unit or mult or (counter and rules().is_counter(counter)) or not (counter or b):
+        counts = unit or mult or (counter and rules().is_counter(counter))
+        if per_n:
+            words += ["trên"] if counts else []  # "50 mm/24 giờ"; "2021/2022" keeps a silent slash
+        elif counts or not (counter or b):
             words += _per(per)
         else:
             words += per.split("/")[1:]  # "5 xã/phường": a silent slash

@@ -23,7 +23,7 @@ class Rules:
     """The compiled lists; see rules.yaml for what each one decides."""
 
     counters: frozenset[str]
-    counted: re.Pattern[str]  # matches at the start of the text after a number
+    service_followers: re.Pattern[str]  # matches at the start of the text after a number
     service_numbers: frozenset[str]
     service_words: re.Pattern[str]
     house_words: re.Pattern[str]  # matches at the end of the text before a number
@@ -42,8 +42,8 @@ class Rules:
 
 
 def _ending(words: Iterable[str]) -> re.Pattern[str]:
-    """Any of `words` as the last words before a position (then spaces only)."""
-    return re.compile(_phrases(words).pattern + r"[\s:]*$")
+    """Any of `words` as the last words before a position ("số" and a colon may follow)."""
+    return re.compile(_phrases(words).pattern + r"(?:\s+(?i:số))?[\s:]*$")
 
 
 def _starting(words: Iterable[str]) -> re.Pattern[str]:
@@ -57,9 +57,9 @@ def rules() -> Rules:
     counters = [str(w) for w in data["counters"]]
     ending = [str(w) for w in (*data["house_words"], *data["dotted_words"])]
     return Rules(
-        last_words=frozenset(w.split()[-1].casefold() for w in ending),
+        last_words=frozenset([*(w.split()[-1].casefold() for w in ending), "số"]),
         counters=frozenset(w.casefold() for w in counters),
-        counted=_starting([*counters, *map(str, data["counted"])]),
+        service_followers=_starting(map(str, data["service_followers"])),
         service_numbers=frozenset(str(n) for n in data["service_numbers"]),
         service_words=_phrases(map(str, data["service_words"])),
         house_words=_ending(map(str, data["house_words"])),

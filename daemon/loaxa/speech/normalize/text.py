@@ -96,7 +96,7 @@ _FOOTNOTE = re.compile(
     r"(?<![0-9\s(/][kcdhm]m)(?<![0-9\s(/]m)[\u2070\u00b9\u00b2\u00b3\u2074-\u207e]+"
     r"|\s?\[\d{1,3}(?:\s?[,;\-]\s?\d{1,3})*\]"
 )
-_HAS_FOOTNOTE = re.compile(r"[\u2070\u00b9\u00b2\u00b3\u2074-\u207e]|\[\d")
+_HAS_FOOTNOTE = re.compile(r"[\u2070\u00b9\u00b2\u00b3\u2074-\u207e\[]")
 
 
 def drop_footnotes(line: str) -> str:
