@@ -85,6 +85,8 @@ def test_class1_ranges_of_codes(text: str, spoken: str) -> None:
         ("xe buýt 30 phút/chuyến, 6 chuyến/ngày", "xe buýt ba mươi phút một chuyến sáu chuyến một ngày"),
         ("lượng mưa 50 mm/24 giờ", "lượng mưa năm mươi mi li mét trên hai mươi tư giờ"),
         ("4 lít/người/ngày đêm", "bốn lít một người một ngày đêm"),
+        ("bố trí 20 học sinh/lớp", "bố trí hai mươi học sinh một lớp"),
+        ("20 cán bộ/buổi, 15 hộ nghèo/năm", "hai mươi cán bộ một buổi mười lăm hộ nghèo một năm"),
     ],
 )
 def test_class2_a_slash_after_a_counter_or_unit_is_per(text: str, spoken: str) -> None:
@@ -95,6 +97,7 @@ def test_class2_a_slash_after_other_words_stays_silent() -> None:
     assert say("5 xã/phường tham gia") == "năm xã phường tham gia"
     assert say("12 thôn/tổ dân phố") == "mười hai thôn tổ dân phố"
     assert say("các thôn/xóm") == "các thôn xóm"
+    assert say("năm học 2021/2022") == f"năm học {YEAR_2021} {YEAR_2022}"
 
 
 @pytest.mark.parametrize(

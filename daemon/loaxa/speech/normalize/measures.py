@@ -86,7 +86,7 @@ _QUANTITY = re.compile(
     rf"(?:\s*-\s*(?P<b>{_NUM_B}){_END_NUM})?"
     rf"(?:\s(?P<mult>{'|'.join(_MULTIPLIERS)}))?"
     rf"(?:\s?(?P<unit>{_UNIT}))?"
-    r"(?:\s(?P<counter>[^\W\d_]+)(?=\s?/))?"
+    r"(?:\s(?P<counter>[^\W\d_]+(?:\s[^\W\d_]+)?)(?=\s?/))?"
     r"(?:(?P<per>(?:\s?/\s?[^\W\d_]+(?:(?<=m)[23²³])?)+)(?![\w])|(?P<per_n>/)(?=\d)|(?![\w]))"
 )
 # A minus sign right before a number, after a space or bracket; a hyphen
@@ -147,7 +147,8 @@ def _quantity(m: re.Match[str], ctx: Context) -> str:
         words.append(counter)
     if per:
         # Per only after a unit or a counting word: "5 xã/phường" is a list.
-        counts = unit or mult or (counter and rules().is_counter(counter))
+        target = per.split("/")[1] if not per_n else ""
+        counts = unit or mult or (counter and rules().is_per(counter, target))
         if per_n:
             words += ["trên"] if counts else []  # "50 mm/24 giờ"; "2021/2022" keeps a silent slash
         elif counts or not (counter or b):

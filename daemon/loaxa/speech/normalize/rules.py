@@ -23,6 +23,7 @@ class Rules:
     """The compiled lists; see rules.yaml for what each one decides."""
 
     counters: frozenset[str]
+    per_targets: frozenset[str]
     service_followers: re.Pattern[str]  # matches at the start of the text after a number
     service_numbers: frozenset[str]
     service_words: re.Pattern[str]
@@ -30,8 +31,14 @@ class Rules:
     dotted_words: re.Pattern[str]
     last_words: frozenset[str]  # the last word of every house and section phrase
 
-    def is_counter(self, word: str) -> bool:
-        return word.casefold() in self.counters
+    def is_per(self, counter: str, target: str) -> bool:
+        """Whether "<number> counter/target" means "per target" ("2 lần/ngày", "20 cán bộ/buổi")."""
+        counter = counter.casefold()
+        return (
+            counter in self.counters
+            or counter.split(" ", 1)[0] in self.counters
+            or " ".join(target.split()).casefold() in self.per_targets
+        )
 
     def ends_with(self, pattern: re.Pattern[str], text: str, pos: int) -> bool:
         """Whether one of `pattern`'s phrases ends just before `pos` (a colon may follow it)."""
@@ -59,6 +66,7 @@ def rules() -> Rules:
     return Rules(
         last_words=frozenset([*(w.split()[-1].casefold() for w in ending), "số"]),
         counters=frozenset(w.casefold() for w in counters),
+        per_targets=frozenset(str(w).casefold() for w in data["per_targets"]),
         service_followers=_starting(map(str, data["service_followers"])),
         service_numbers=frozenset(str(n) for n in data["service_numbers"]),
         service_words=_phrases(map(str, data["service_words"])),
