@@ -33,7 +33,8 @@ __all__ = ["DIALECTS", "Lexicon", "normalize"]
 log = logging.getLogger(__name__)
 
 _DIGIT = re.compile(r"\d")
-_CAPS = re.compile(rf"(?<!\w)[{UPPER}]+(?!\w)")
+# The capital first, then "not after a letter": the regex engine skips straight to capitals.
+_CAPS = re.compile(rf"[{UPPER}](?<!\w.)[{UPPER}]*(?!\w)")
 _HAS_UPPER = re.compile(f"[{UPPER}]")
 
 

@@ -100,7 +100,7 @@ class Lexicon:
 
     def entry(self, token: str) -> Entry | None:
         if " " in token:
-            token = _JOINER_SPACES.sub(r"\1", token)
+            token = _JOINER_SPACES.sub(lambda m: m.group(1), token)
         if token in self._exact:
             return self._exact[token]
         entry = self._folded.get(token.casefold())

@@ -148,13 +148,22 @@ _NO_SPACE_AFTER = re.compile(r"([,;:!?])(?=[^\W\d_])")
 _MULTI_SPACE = re.compile(r" {2,}")
 
 
+def _first(m: re.Match[str]) -> str:
+    return m.group(1)
+
+
+def _first_and_space(m: re.Match[str]) -> str:
+    return m.group(1) + " "
+
+
 def tidy(text: str) -> str:
     """Single spaces, punctuation hugging its word, no empty clauses (line breaks kept)."""
     if "  " in text:
         text = _MULTI_SPACE.sub(" ", text)
-    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+    # Callables, not r"\1" templates: a template costs a Python-level expansion per call.
+    text = _SPACE_BEFORE_PUNCT.sub(_first, text)
     if "," in text or ";" in text or ":" in text:
-        text = _PUNCT_RUN.sub(r"\1", text)
+        text = _PUNCT_RUN.sub(_first, text)
         text = _WEAK_BEFORE_STRONG.sub("", text)
-    text = _NO_SPACE_AFTER.sub(r"\1 ", text)
+    text = _NO_SPACE_AFTER.sub(_first_and_space, text)
     return "\n".join(line.lstrip(" ,;:.!?").rstrip(" ,;:") for line in text.split("\n"))
