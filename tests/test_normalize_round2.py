@@ -77,6 +77,7 @@ def test_class1_ranges_of_codes(text: str, spoken: str) -> None:
             "mức hỗ trợ một triệu hai trăm sáu mươi ba nghìn sáu trăm đồng một người một năm",
         ),
         ("2 triệu đồng/hộ/tháng", "hai triệu đồng một hộ một tháng"),
+        ("50.000 đồng/cơ sở/tháng", "năm mươi nghìn đồng một cơ sở một tháng"),
         ("năng suất 6,5 tấn/ha", "năng suất sáu phẩy năm tấn một héc ta"),
         ("55 tạ/ha", "năm mươi lăm tạ một héc ta"),
         ("thả 3-4 con/m2", "thả ba đến bốn con một mét vuông"),

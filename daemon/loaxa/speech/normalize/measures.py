@@ -87,7 +87,9 @@ _QUANTITY = re.compile(
     rf"(?:\s(?P<mult>{'|'.join(_MULTIPLIERS)}))?"
     rf"(?:\s?(?P<unit>{_UNIT}))?"
     r"(?:\s(?P<counter>[^\W\d_]+(?:\s[^\W\d_]+)?)(?=\s?/))?"
-    r"(?:(?P<per>(?:\s?/\s?[^\W\d_]+(?:(?<=m)[23²³])?)+)(?![\w])|(?P<per_n>/)(?=\d)|(?![\w]))"
+    # A word inside a chain may be two ("đồng/cơ sở/tháng"); the last one is one word.
+    r"(?:(?P<per>(?:\s?/\s?[^\W\d_]+(?:(?<=m)[23²³])?(?:\s[^\W\d_]+(?=\s?/))?)+)(?![\w])"
+    r"|(?P<per_n>/)(?=\d)|(?![\w]))"
 )
 # A minus sign right before a number, after a space or bracket; a hyphen
 # after a number is a range, whatever the spaces ("5 -7 ngày").
