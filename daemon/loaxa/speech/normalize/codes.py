@@ -170,7 +170,7 @@ def phone_pass(line: str, ctx: Context) -> str:
 
 _ALNUM = re.compile(r"(?<![\w\-])(?=[\w\-]*\d)(?=[\w\-]*[^\W\d_])[^\W_]+(?:-[^\W_]+)*(?![\w\-])")
 _ANY_DIGIT = re.compile(r"\d")
-_RUN = re.compile(r"\d+|[^\W\d_]+")
+_RUN = re.compile(r"\d+|[^\W\d_\u00b2\u00b3\u00b9\u2070-\u209f]+")  # superscripts are no letters
 
 
 def read_code(token: str, ctx: Context) -> str:

@@ -91,9 +91,9 @@ def prepare(line: str) -> str:
 
 
 # Footnote markers: superscript digits ("xã¹") and bracketed numbers ("[1]",
-# "[2, 3]"). A superscript after a length unit is a power (m², km³) and stays.
+# "[2, 3]"). A ² or ³ after a length unit is a power (m², km³) and stays.
 _FOOTNOTE = re.compile(
-    r"(?<![0-9\s(/][kcdhm]m)(?<![0-9\s(/]m)[\u2070\u00b9\u00b2\u00b3\u2074-\u207e]+"
+    r"(?<![0-9\s(/][kcdhm]m)(?<![0-9\s(/]m)[\u00b2\u00b3]+|[\u2070\u00b9\u2074-\u207e][\u2070\u00b9\u00b2\u00b3\u2074-\u207e]*"
     r"|\s?\[\d{1,3}(?:\s?[,;\-]\s?\d{1,3})*\]"
 )
 _HAS_FOOTNOTE = re.compile(r"[\u2070\u00b9\u00b2\u00b3\u2074-\u207e\[]")
@@ -127,7 +127,7 @@ _SYMBOL_WORDS = {
     **dict.fromkeys("([{", ", "),
     **dict.fromkeys(")]}", ", "),
     # Not said: joiners inside words, decoration, stray marks.
-    **dict.fromkeys("-/\\|_#*^$'‘’•·▪►◦", " "),
+    **dict.fromkeys("-/\\|_#*^$'‘’•·▪►◦²³", " "),
 }
 _SYMBOLS = re.compile("|".join(map(re.escape, _SYMBOL_WORDS)))
 
