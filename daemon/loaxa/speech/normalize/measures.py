@@ -136,7 +136,10 @@ def _quantity(m: re.Match[str], ctx: Context) -> str:
     if "." in a:
         dotted = True if rules().ends_with(rules().dotted_words, m.string, m.start()) else None
         dotted = False if unit and dotted is None else dotted
-    words = [_say(a, ctx, word_before(m.string, m.start()), not (b or unit), dotted)]
+    alone = not (b or unit)
+    # Only a lone whole number reads by the word before it (thứ 4, tháng 4).
+    before = word_before(m.string, m.start()) if alone and a.isdecimal() else ""
+    words = [_say(a, ctx, before, alone, dotted)]
     if ua:
         words.append(UNITS[ua])
     if b:
