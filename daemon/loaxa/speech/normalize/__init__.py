@@ -4,10 +4,15 @@
 what it recognises into words and parks them (see `text.Context`) so later
 passes cannot misread them:
 
-    abbreviations in brackets after their full name (dropped) → web
-    addresses → document numbers → phone numbers → code ranges → lexicon → Roman
-    numerals → dates and times → quantities → letter-digit codes → any digits
-    left → upper-case tokens → remaining symbols
+    footnote markers (dropped) → heading numbers → abbreviations in
+    brackets after their full name (dropped) → web addresses → document
+    numbers → phone and service numbers → code ranges → lexicon (with
+    loanwords) → Roman numerals → house numbers, dates and times →
+    quantities → letter-digit codes → any digits left → upper-case tokens →
+    remaining symbols
+
+The word lists that decide between two readings are data: rules.yaml (and
+lexicon entries with a context, see lexicon.py).
 
 Sentence punctuation (. , ; : ! ?) is kept for the splitter and the voice.
 The conventions are written down in docs/normalization.md.
