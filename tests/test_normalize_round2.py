@@ -110,6 +110,7 @@ def test_class2_a_slash_after_other_words_stays_silent() -> None:
         ("kiệt 15/2/4", "kiệt mười lăm trên hai trên bốn"),
         ("hẻm 34/12B", "hẻm ba mươi tư trên mười hai bê"),
         ("Địa chỉ: 25/4 Nguyễn Du", "địa chỉ hai mươi lăm trên bốn nguyễn du"),
+        ("tiếp nhận tại số 12/3 đường Lê Lợi", "tiếp nhận tại số mười hai trên ba đường lê lợi"),
     ],
 )
 def test_class2_house_numbers_are_not_dates(text: str, spoken: str) -> None:
