@@ -10,6 +10,8 @@ from importlib import resources
 
 import yaml
 
+from loaxa.speech.normalize.lexicon import SAFE_LOADER
+
 
 def _phrases(words: Iterable[str]) -> re.Pattern[str]:
     """Any of `words` as whole words, in any case; the longest first."""
@@ -60,7 +62,7 @@ def _starting(words: Iterable[str]) -> re.Pattern[str]:
 @functools.cache
 def rules() -> Rules:
     text = resources.files(__package__).joinpath("rules.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=SAFE_LOADER)
     counters = [str(w) for w in data["counters"]]
     ending = [str(w) for w in (*data["house_words"], *data["dotted_words"])]
     return Rules(
