@@ -222,6 +222,7 @@ def test_class4_ai_among_shouted_words_is_the_word_ai() -> None:
         ("Sở Nông nghiệp và Phát triển nông thôn (NN&PTNT)", "sở nông nghiệp và phát triển nông thôn"),
         ("Trung tâm Kiểm soát bệnh tật (CDC) tỉnh", "trung tâm kiểm soát bệnh tật tỉnh"),
         ("Ủy ban nhân dân tỉnh (UBND tỉnh) chỉ đạo", "ủy ban nhân dân tỉnh chỉ đạo"),
+        ("Ban Chỉ đạo phòng chống dịch (sau đây gọi tắt là BCĐ) họp", "ban chỉ đạo phòng chống dịch họp"),
     ],
 )
 def test_class5_an_abbreviation_after_its_own_name_is_not_said_twice(text: str, spoken: str) -> None:
@@ -350,6 +351,7 @@ def test_class9_comparison_signs_in_prose_are_still_read() -> None:
         ("kết nối Wi-Fi, wifi, WiFi, Wi - Fi", "kết nối oai phai oai phai oai phai oai phai"),
         ("xem video, gửi email, E-mail qua internet", "xem vi đê ô gửi i meo i meo qua in tơ nét"),
         ("cài app PC-Covid, họp online", "cài áp pê xê cô vít họp on lai"),
+        ("xem TV, nhắn SMS, bấm vào link", "xem ti vi nhắn ét em ét bấm vào linh"),
     ],
 )
 def test_class10_loanwords_are_respelled(text: str, spoken: str) -> None:

@@ -4,8 +4,9 @@
 thông": the bracket only tells the reader the short form. It is dropped when
 the lexicon's reading of the abbreviation ends the words before it, or when
 its letters are the initials of the words before it ("Ban Chỉ đạo (BCĐ)",
-"Hợp tác xã Dịch vụ (HTXDV)"; "và" may stand for "&"). Any other bracket
-stays (and becomes a pause).
+"Hợp tác xã Dịch vụ (HTXDV)"; "và" may stand for "&"), and always when it
+defines the short form ("(sau đây gọi tắt là BCĐ)"). Any other bracket stays
+(and becomes a pause).
 """
 
 from __future__ import annotations
@@ -45,10 +46,19 @@ def _short_letters(inner: str) -> str:
     return _fold("".join(letters))
 
 
+# "(sau đây gọi tắt là BCĐ)": the lead-in goes with the abbreviation.
+_LEAD_IN = re.compile(r"(?i:(?:sau đây\s+)?(?:được\s+)?(?:gọi tắt là|viết tắt là|gọi là|viết tắt)\s*:?\s*)")
+
+
 def _abbreviates(m: re.Match[str], ctx: Context) -> bool:
     inner = m.group(1)
+    lead = _LEAD_IN.match(inner)
+    if lead:
+        inner = inner[lead.end() :]
     if not any(c.isupper() for c in inner) or len(inner.split()) > 3:
         return False
+    if lead:
+        return True  # a definition of the short form: the reader's business, not the listener's
     words = [w for w in _WORD.findall(m.string[max(0, m.start() - 200) : m.start()]) if w.casefold() not in _AND]
     if not words:
         return False
