@@ -33,6 +33,8 @@ class Context:
         """Park finished words; returns the token that stands for them."""
         index = len(self._pieces)
         self._pieces.append(words)
+        if index < _RADIX:  # a line rarely parks more than a few dozen pieces
+            return f"{_OPEN}{chr(_BASE + index)}{_CLOSE}"
         digits = []
         while True:
             index, rest = divmod(index, _RADIX)
@@ -45,8 +47,11 @@ class Context:
         return _TOKEN.sub(self._piece, text)
 
     def _piece(self, m: re.Match[str]) -> str:
+        digits = m.group(1)
+        if len(digits) == 1:
+            return self._pieces[ord(digits) - _BASE]
         index = 0
-        for ch in reversed(m.group(1)):
+        for ch in reversed(digits):
             index = index * _RADIX + (ord(ch) - _BASE)
         return self._pieces[index]
 
