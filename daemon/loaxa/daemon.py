@@ -110,6 +110,7 @@ class Station:
             stop_play=self.player.stop_play,
             respond=lambda topic, payload, correlation: self.link.respond(topic, payload, correlation),
             fetch_ahead=self.sources.fetch_ahead,
+            response_root=self.topics.response,
         )
         self.state = StationState(
             settings=s,

@@ -288,6 +288,30 @@ class Verifier:
         return kid
 
 
+# --- the target ----------------------------------------------------------------
+
+
+def check_target(to: str | None, arrived: str | None, *, signed: bool) -> None:
+    """A command's `to` against the target of the topic it `arrived` on (`loaxa.topics.target_of`).
+
+    `to` is what the issuer meant (and, signed, what it signed); the topic is
+    where the command was sent. A signed command must say `to`, or its
+    signature, made for one station, would be good on the province topic and
+    on every other station's. An unsigned one may leave it out.
+    """
+    if to is None:
+        if signed:
+            raise CommandError(
+                "signed command has no 'to': it must name its target (P, P/C, P/C/S or P/group/G) "
+                "so that it cannot be replayed to other stations"
+            )
+        return
+    if arrived is None:
+        raise CommandError(f"'to' is {to!r} but the command did not come on a command topic")
+    if to != arrived:
+        raise CommandError(f"'to' is {to!r} but the command came on the topic of {arrived!r} (a replay elsewhere?)")
+
+
 # --- rate limit -----------------------------------------------------------------
 
 
