@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -29,6 +31,7 @@ from paho.mqtt.properties import Properties
 
 from loaxa.jsonwire import compact
 from loaxa.security import public_key_b64, save_private_key, sign
+from loaxa.testing.attack import MUST_BE_ZERO
 from loaxa.testing.province_broker import ProvinceBroker, start_province_broker
 from loaxa.testing.station import Operator, StationProcess, station_config
 
@@ -269,3 +272,24 @@ def test_another_stations_login_cannot_take_over_the_daemons_session(rig: Rig) -
     rig.ops[ONE].wait_for("still-mine-after", "pong", 30)
     assert took == []
     assert station.log_path.read_text().count("connected to 127.0.0.1") == connects_before, station.log()
+
+
+# --- the attack soak, as docs/security.md writes it ---------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_attack_soak_as_the_security_doc_writes_it() -> None:
+    """`scripts/soak.py attack`: every hostile command is answered with a reason, nothing is lost or
+    doubled, no log line is forged, and the exit code says whether every must-be-zero figure is 0."""
+    doc = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    found = re.search(r"^(\.venv/bin/python scripts/soak\.py attack [^\n]*)$", doc, re.M)
+    assert found, "docs/security.md has no attack soak command"
+    result = subprocess.run(shlex.split(found.group(1)), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    figures = json.loads(result.stdout[result.stdout.index("{") : result.stdout.rindex("}") + 1])
+    assert figures["hostile"] == figures["rejected_with_reason"] > 0, figures
+    assert (figures["lost"], figures["doubled"], figures["forged_log_lines"], figures["seq_gaps"]) == (0, 0, 0, 0)
+    assert figures["aired"] + figures["cancelled"] >= 3 and figures["sent"] > figures["hostile"]
+    for name in MUST_BE_ZERO:
+        assert isinstance(figures[name], int), name
+    assert result.returncode == (1 if any(figures[name] for name in MUST_BE_ZERO) else 0), result.stdout
