@@ -7,7 +7,9 @@ itself signed; `sig` is the standard base64 of the 64-byte Ed25519 signature.
 
 The station verifies every signed command, whatever `require_signature`
 says: a bad signature is never "good enough". Replay of an (id, rev) is the
-store's business; here only the `issued` time is held to the window.
+store's business; here only the `issued` time is held to the window, and
+(`check_target`) the signed `to` to the topic the command came on, so that a
+signature made for one station is no good anywhere else.
 """
 
 from __future__ import annotations
