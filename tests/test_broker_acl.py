@@ -121,10 +121,8 @@ def connect(
     connack: queue.Queue[int] = queue.Queue()
 
     def on_connect(c: mqtt.Client, u: object, flags: object, rc: mqtt.ReasonCode, props: object) -> None:
-        if peer.connects and not rc.is_failure:
-            peer.connects += 1  # paho reconnected by itself: the broker had closed this client
-        elif not rc.is_failure:
-            peer.connects = 1
+        if not rc.is_failure:
+            peer.connects += 1  # more than one: paho reconnected after the broker closed this client
         connack.put(rc.value)
 
     client.on_connect = on_connect
