@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from loaxa.security import public_key_b64, sign
 from loaxa.testing.audio import wait_for_files
-from loaxa.testing.station import Operator, StationProcess, station_config
+from loaxa.testing.station import STATION, Operator, StationProcess, station_config
 from test_broadcast_onair import LONG, paced_station, sessions, wait_on_air
 from test_technician import loaxa
 
@@ -52,7 +52,8 @@ def station(tmp_path, broker, operator):
 
 
 def signed(kind: str, id: str, key: Ed25519PrivateKey = KEYS[COMMUNE], kid: str = COMMUNE, **extra: Any) -> dict:
-    return sign({"type": kind, "id": id, **extra}, key, kid, issued=datetime.now(UTC))
+    """A command signed for this station (protocol 1.1: a signed command names its target in `to`)."""
+    return sign({"type": kind, "id": id, "to": "/".join(STATION), **extra}, key, kid, issued=datetime.now(UTC))
 
 
 def aired(station: StationProcess) -> list[str]:

@@ -293,7 +293,7 @@ def test_item3_a_signed_bulletin_replayed_after_the_store_was_lost_does_not_air_
     key = Ed25519PrivateKey.generate()
     issuers = [{"kid": "province", "public_key": public_key_b64(key)}]
     station = start(tmp_path, broker, operator, security__require_signature=True, security__issuers=issuers)
-    captured = sign(bulletin("aired-1"), key, "province", issued=datetime.now(UTC))
+    captured = sign({**bulletin("aired-1"), "to": STATION}, key, "province", issued=datetime.now(UTC))
     try:
         operator.send(captured)
         operator.wait_for("aired-1", "finished", 60)
@@ -312,7 +312,7 @@ def test_item3_a_signed_bulletin_replayed_after_the_store_was_lost_does_not_air_
         )
         assert operator.of("aired-1") == ["received", "started", "finished", "rejected"]
         issued = datetime.fromisoformat(incident["at"]) + timedelta(seconds=1)  # issued after the loss
-        operator.send(sign(bulletin("fresh-1"), key, "province", issued=issued))
+        operator.send(sign({**bulletin("fresh-1"), "to": STATION}, key, "province", issued=issued))
         operator.wait_for("fresh-1", "finished", 60)
     finally:
         assert station.stop() == 0, station.log()

@@ -112,6 +112,7 @@ class Station:
             respond=lambda topic, payload, correlation: self.link.respond(topic, payload, correlation),
             fetch_ahead=self.sources.fetch_ahead,
             approval=ApprovalPolicy(s.approval),
+            response_root=self.topics.response,
         )
         self.state = StationState(
             settings=s,

@@ -33,11 +33,13 @@ from loaxa.approval import ApprovalPolicy
 from loaxa.config import ApprovalSettings
 from loaxa.content import Audio, Content, Parts
 from loaxa.errors import CommandError, ControlError, StoreError
+from loaxa.logsafe import shown
 from loaxa.protocol import ID_PATTERN, Approve, Bulletin, Cancel, Decline, Ping, decode_payload, validate_command
 from loaxa.schedule import Scheduler
-from loaxa.security import RateLimiter, Verifier
+from loaxa.security import RateLimiter, Verifier, check_target
 from loaxa.states import Event
 from loaxa.store import Accepted, Answer, Ledger
+from loaxa.topics import response_problem
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ IDLE_S = 5.0
 HOLD_MAX = 100  # the broker's in-flight window (20) bounds the QoS 1 commands held; this bounds the rest
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 10.0
+MAX_DETAIL = 2000  # characters of a `rejected` receipt's reason
 
 
 @dataclass
@@ -93,7 +96,9 @@ class Inbox(threading.Thread):
         respond: Callable[[str, bytes, bytes | None], None],
         fetch_ahead: Callable[[Content], None] = lambda content: None,
         approval: ApprovalPolicy | None = None,
+        response_root: str | None = None,
     ) -> None:
+        """`response_root`: the topic level MQTT 5 answers may go under (`Topics.response`); None: no answers."""
         super().__init__(name="inbox", daemon=True)
         self.ledger = ledger
         self.scheduler = scheduler
@@ -105,6 +110,7 @@ class Inbox(threading.Thread):
         self.respond = respond
         self.fetch_ahead = fetch_ahead
         self.approval = approval or ApprovalPolicy(ApprovalSettings())
+        self.response_root = response_root
         self.last_command_at: str | None = None
         self.heartbeat = time.monotonic()
         self.refused = 0  # commands the store could not take, since start
@@ -130,7 +136,7 @@ class Inbox(threading.Thread):
         try:
             self._queue.put(_Message(payload, retained, meta), timeout=PUT_TIMEOUT_S)
         except queue.Full:
-            log.error("inbox full; dropped a command on %s", meta.get("topic"))
+            log.error("inbox full; dropped a command on %s", shown(meta.get("topic")))
 
     def local(
         self, issuer: str, command: Bulletin | Cancel | Approve | Decline, at: datetime | None = None
@@ -298,7 +304,7 @@ class Inbox(threading.Thread):
         None when there is nothing to write (a retained command, ignored).
         """
         if retained:
-            log.warning("ignored a retained command on %s (commands must not be retained)", meta.get("topic"))
+            log.warning("ignored a retained command on %s (commands must not be retained)", shown(meta.get("topic")))
             return None
         now = datetime.now(UTC)
         self.last_command_at = now.isoformat(timespec="seconds")
@@ -307,12 +313,16 @@ class Inbox(threading.Thread):
             issuer = self.verifier.check(data, now) or ""
             self.ledger.store.check_issued(data)  # issued before the store was lost: maybe aired already
             command = validate_command(data)
+            check_target(command.to, meta.get("target"), signed=bool(issuer))
+            if isinstance(command, Ping):
+                self._check_response(meta)
             if not self.limiter.allow(issuer, time.monotonic()):
                 raise CommandError(f"too many commands from issuer {issuer or '(unsigned)'}; try again in a minute")
         except CommandError as exc:
-            log.info("rejected command: %s", exc)
+            # The reason quotes what arrived (a field name, a value): escaped, it cannot forge a log line.
+            detail = shown(exc, MAX_DETAIL)
+            log.info("rejected command: %s", detail)
             id, rev = _receipt_ids(payload)
-            detail = str(exc)
             return lambda: self.ledger.receipt(Event.REJECTED, id, rev, detail=detail)
         if isinstance(command, Ping):
             ping = command
@@ -324,6 +334,17 @@ class Inbox(threading.Thread):
             return self._remote_answer(issuer, command, now)
         bulletin = command
         return lambda: self._bulletin(issuer, bulletin, now)
+
+    def _check_response(self, meta: dict[str, Any]) -> None:
+        """A ping's MQTT 5 response topic must lie in this station's response namespace."""
+        topic = meta.get("response_topic")
+        if not topic:
+            return
+        if self.response_root is None:
+            raise CommandError("this station answers on no response topic; the pong goes to its event topic")
+        problem = response_problem(topic, self.response_root)
+        if problem is not None:
+            raise CommandError(problem)
 
     def _ping(self, command: Ping, meta: dict[str, Any]) -> None:
         self.ledger.receipt(Event.PONG, command.id)
@@ -375,15 +396,22 @@ class Inbox(threading.Thread):
         return answer  # an approved play wakes the player as every commit does
 
 
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its key/value pairs, duplicates kept."""
+
+
 def _receipt_ids(payload: bytes) -> tuple[str | None, int | None]:
-    """The command's id and rev for a receipt, when they can be read safely."""
+    """The command's id and rev for a receipt, when they can be read safely (and unambiguously)."""
     try:
-        data = json.loads(payload)
+        pairs = json.loads(payload, object_pairs_hook=_Pairs)
     except (ValueError, RecursionError, UnicodeDecodeError):
         return None, None
-    if not isinstance(data, dict):
+    if not isinstance(pairs, _Pairs):
         return None, None
-    id, rev = data.get("id"), data.get("rev")
+    ids = [value for key, value in pairs if key == "id"]
+    revs = [value for key, value in pairs if key == "rev"]
+    id = ids[0] if len(ids) == 1 else None  # two ids: no telling which one the receipt is for
+    rev = revs[0] if len(revs) == 1 else None
     id = id if isinstance(id, str) and re.match(ID_PATTERN, id) else None
     rev = rev if isinstance(rev, int) and not isinstance(rev, bool) and 1 <= rev <= 2**53 else None
     return id, rev

@@ -22,6 +22,8 @@ from loaxa.validation import describe_error, error_key
 VERSION = "v1"
 MAX_PAYLOAD = 64 * 1024
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+# `to` (1.1): the target the issuer meant, as the command topic names it: P, P/C, P/C/S or P/group/G.
+TO_PATTERN = r"^[a-z0-9-]{1,40}(/[a-z0-9-]{1,40}){0,2}$"
 __all__ = [
     "MAX_TEXT",
     "PRIORITIES",
@@ -47,6 +49,7 @@ class _Command(BaseModel):
 
     id: str = Field(pattern=ID_PATTERN)
     issued: str | None = None
+    to: str | None = Field(default=None, pattern=TO_PATTERN)
     kid: str | None = Field(default=None, min_length=1, max_length=64)
     sig: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -146,7 +149,9 @@ def decode_payload(payload: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise CommandError(f"payload is not UTF-8 (byte {exc.start})") from None
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except CommandError:
+        raise
     except (ValueError, RecursionError) as exc:
         raise CommandError(f"payload is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -186,6 +191,21 @@ def _describe(err: Any) -> str:
     return describe_error(
         err, top="command", bare_top=True, missing="missing field: {key}", unknown="unknown field: {key}"
     )
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when a key appears twice: readers differ on which value wins.
+
+    Python keeps the last, other tools and people reading the raw text the
+    first; a signed command with two `text` keys would verify and air the
+    one nobody looked at.
+    """
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise CommandError(f"duplicate key {key[:64]!r} in the command (each key may appear once)")
+        data[key] = value
+    return data
 
 
 def _no_constant(name: str) -> Any:
