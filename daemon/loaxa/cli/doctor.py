@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from loaxa.cli._common import add_config_arg, settings_from, settings_or_defaults
+from loaxa.cli._common import add_config_arg, config_arg, settings_from, settings_or_defaults
 from loaxa.config import config_path
 from loaxa.doctor import FAIL, OK, WARN, Finding, run_checks
 
@@ -46,7 +46,7 @@ def doctor(args: argparse.Namespace) -> int:
             print(f"neural voice runtime: {findings[0].status}: {findings[0].detail}")
         return 1 if findings[0].status == FAIL else 0
     settings = settings_from(args)
-    findings = run_checks(settings, config_path(args.config), frozenset(args.skip))
+    findings = run_checks(settings, config_path(config_arg(args)), frozenset(args.skip))
     if args.json:
         json.dump([f.as_dict() for f in findings], sys.stdout, ensure_ascii=False, indent=2)
         print()
