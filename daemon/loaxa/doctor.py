@@ -73,7 +73,10 @@ def check_audio(settings: Settings) -> Finding:
         finally:
             out.close()
     except (LoaxaError, OSError) as exc:
-        fix = "check the cable or USB sound card and `aplay -L`; the service user needs the `audio` group"
+        fix = "check the cable or USB sound card, or set audio.output to a device found" + _if_installed(
+            "aplay", " (`aplay -L` lists them too)"
+        )
+        fix += "; the service user needs the `audio` group"
         return Finding("audio", FAIL, str(exc), fix)
     return Finding("audio", OK, f"{sink.describe()} found and played 0.2 s of silence")
 
@@ -233,7 +236,10 @@ def check_clock(settings: Settings, synced: Callable[[], bool | None] | None = N
     state = (synced or clock_synced)()
     if state:
         return Finding("clock", OK, "synchronised (NTP)")
-    fix = "enable time sync: `sudo timedatectl set-ntp true` (systemd-timesyncd or chrony), and check the network"
+    fix = (
+        _if_installed("timedatectl", "enable time sync: `sudo timedatectl set-ntp true`; ", "install chrony; ")
+        + "check the network"
+    )
     if state is None:
         return Finding("clock", WARN, "cannot tell whether the clock is synchronised", fix)
     if settings.clock.require_sync:
@@ -246,7 +252,7 @@ def check_disk(settings: Settings) -> Finding:
     usage = shutil.disk_usage(folder)
     free_mb = usage.free / 1e6
     detail = f"{free_mb:,.0f} MB free on the disk of {settings.storage.dir}"
-    fix = "free space: old logs (`journalctl --vacuum-size=50M`), or lower tts.cache_max_mb"
+    fix = "free space" + _if_installed("journalctl", ": old logs (`journalctl --vacuum-size=50M`),") + " or lower tts.cache_max_mb"
     if free_mb < DISK_FAIL_MB:
         return Finding("disk", FAIL, detail, fix)
     if free_mb < DISK_WARN_MB:
@@ -279,6 +285,11 @@ def check_permissions(settings: Settings, config_file: Path | None) -> Finding:
         OK,
         f"{store} writable" + (f", {config_file.name} private" if config_file and settings.mqtt.password else ""),
     )
+
+
+def _if_installed(tool: str, text: str, otherwise: str = "") -> str:
+    """A hint that names a tool only where it is installed."""
+    return text if shutil.which(tool) else otherwise
 
 
 def _existing(path: Path) -> Path:

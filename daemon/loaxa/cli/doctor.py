@@ -15,7 +15,12 @@ STYLE = {OK: "bold green", WARN: "bold yellow", FAIL: "bold red"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("doctor", help="check audio, voices, broker, clock, disk, permissions and the service")
+    p = sub.add_parser(
+        "doctor",
+        help="check the service, audio, voices, broker, clock and disk",
+        description="Check the station on site, one line per item: OK, WARN or FAIL, what was found and "
+        "what to do. Exit code 1 when something must be fixed.",
+    )
     add_config_arg(p)
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     p.add_argument(

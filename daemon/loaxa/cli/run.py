@@ -8,7 +8,12 @@ from loaxa.cli._common import add_config_arg, settings_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the station daemon")
+    p = sub.add_parser(
+        "run",
+        help="run the station daemon",
+        description="Run the station: connect to the province broker, air what arrives, report receipts. "
+        "systemd runs this (systemd/loaxa.service); stop it with SIGTERM or Ctrl-C.",
+    )
     add_config_arg(p)
     p.set_defaults(func=run)
 

@@ -10,11 +10,21 @@ from loaxa.control import request
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="show the running daemon's state")
+    p = sub.add_parser(
+        "status",
+        help="show the running daemon's state and faults",
+        description="Ask the running daemon (over its control socket) for its state: what is on air, "
+        "the voice, the audio device, the broker link, the clock, and any fault in words.",
+    )
     add_config_arg(p)
     p.add_argument("--json", action="store_true", help="print the state as JSON")
     p.set_defaults(func=status)
-    q = sub.add_parser("queue", help="show what is on air, queued and scheduled next")
+    q = sub.add_parser(
+        "queue",
+        help="show what is on air, queued and scheduled next",
+        description="Ask the running daemon what is on air, what waits to play (and from which sentence "
+        "it resumes), and the next scheduled slots.",
+    )
     add_config_arg(q)
     q.add_argument("--json", action="store_true", help="print as JSON")
     q.set_defaults(func=show_queue)

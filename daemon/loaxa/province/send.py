@@ -41,14 +41,14 @@ def targets_from(args: argparse.Namespace, required: bool = True) -> list[Target
     return targets
 
 
-def add_send_args(p: argparse.ArgumentParser) -> None:
+def add_send_args(p: argparse.ArgumentParser, auto: str = "finished, or scheduled for --at/--daily") -> None:
     p.add_argument("--key", metavar="FILE", help="sign with this issuer key file (see `loaxa keys`)")
     w = p.add_argument_group("receipts")
     w.add_argument(
         "--wait",
         choices=("auto", "finished", "received", "none"),
         default="auto",
-        help="what every station must report before exiting (auto: finished, or scheduled for --at/--daily)",
+        help=f"what every station must report before exiting (auto: {auto})",
     )
     w.add_argument("--timeout", type=float, default=120.0, help="seconds to follow receipts (default 120)")
     w.add_argument("--states-wait", type=float, default=2.0, help="at most this long to collect station states first")
