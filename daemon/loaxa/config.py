@@ -266,9 +266,7 @@ def config_path(given: str | os.PathLike[str] | None) -> Path:
     """
     found = find_config(given)
     if found is None:
-        raise ConfigError(
-            f"no configuration file: pass --config FILE, set {CONFIG_ENV}, or create {SYSTEM_CONFIG}"
-        )
+        raise ConfigError(f"no configuration file: pass --config FILE, set {CONFIG_ENV}, or create {SYSTEM_CONFIG}")
     return found
 
 

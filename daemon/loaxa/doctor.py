@@ -252,7 +252,11 @@ def check_disk(settings: Settings) -> Finding:
     usage = shutil.disk_usage(folder)
     free_mb = usage.free / 1e6
     detail = f"{free_mb:,.0f} MB free on the disk of {settings.storage.dir}"
-    fix = "free space" + _if_installed("journalctl", ": old logs (`journalctl --vacuum-size=50M`),") + " or lower tts.cache_max_mb"
+    fix = (
+        "free space"
+        + _if_installed("journalctl", ": old logs (`journalctl --vacuum-size=50M`),")
+        + " or lower tts.cache_max_mb"
+    )
     if free_mb < DISK_FAIL_MB:
         return Finding("disk", FAIL, detail, fix)
     if free_mb < DISK_WARN_MB:

@@ -22,12 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     where = argparse.ArgumentParser(add_help=False)
     _folder_args(where, argparse.SUPPRESS)  # also after the action: `voices install NAME --dir D`
-    sub.add_parser(
-        "list", parents=[where], help="installed voices, sample rate, size, which is active"
-    ).set_defaults(func=_list)
-    install = sub.add_parser(
-        "install", parents=[where], help="download a voice, checking its pinned size and SHA-256"
+    sub.add_parser("list", parents=[where], help="installed voices, sample rate, size, which is active").set_defaults(
+        func=_list
     )
+    install = sub.add_parser("install", parents=[where], help="download a voice, checking its pinned size and SHA-256")
     install.add_argument("name", help=f"voice name, e.g. {next(iter(voices.CATALOG))}")
     install.add_argument(
         "--url", help=f"repository base URL (default: ${voices.URL_ENV} or the public Piper voices repository)"
