@@ -31,7 +31,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,13 +38,13 @@ from typing import Any
 
 import pytest
 import yaml
-from audio_servers import FileServer, tone_file
-from test_cap_cli import fresh
 
+from audio_servers import FileServer, tone_file
 from loaxa.testing.audio import with_alsa_file
 from loaxa.testing.broker import start_mosquitto
 from loaxa.testing.doccommands import DocCommand, documented_commands
 from loaxa.testing.station import Operator, StationProcess, station_config
+from test_cap_cli import fresh
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = documented_commands(ROOT)
