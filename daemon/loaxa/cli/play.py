@@ -23,8 +23,8 @@ def play(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         raise LoaxaError(f"{args.file}: no such file")
     settings = settings_or_defaults(args)
-    request = {"cmd": "play", "file": str(args.file.resolve()), "chime": not args.no_chime}
-    return _through_daemon_or_here(settings, request, lambda: _play_here(settings, args))
+    request = {"cmd": "play", "chime": not args.no_chime}
+    return _through_daemon_or_here(settings, request, lambda: _play_here(settings, args), file=args.file)
 
 
 def _play_here(settings: Settings, args: argparse.Namespace) -> None:

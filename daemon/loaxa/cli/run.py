@@ -19,7 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from loaxa.daemon import Station
 
+    # Nothing the daemon writes (store, speech and audio caches, copies of played files) is for
+    # other users: group-readable at most, as the socket is.
+    os.umask(0o027)
     settings = settings_from(args)
     return Station(settings).run()
