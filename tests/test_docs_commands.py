@@ -52,11 +52,14 @@ TIMEOUT_S = 180
 
 # Lines that do not run inside this test, with where they do run.
 ELSEWHERE = {
-    "scripts/setup.sh": "CI's first step (.ci/run); tests/test_install.py runs `scripts/setup.sh --station --dry-run`",
+    "scripts/setup.sh": "CI's first step (.ci/run); tests/test_install.py runs it with --dry-run",
     "scripts/test.sh": "this suite itself, in CI",
     "scripts/test.sh --stress": "this suite under load: a slower run of the same tests",
     "scripts/lint.sh": "CI's lint step (ruff and mypy over the whole tree: a minute of its own)",
     "sudo scripts/arm64-rig.sh": "needs root, qemu and 10-50 minutes: run before a release",
+    "scripts/setup.sh --bench": "downloads the 61 MB benchmark voice; tests/test_install.py runs it with --dry-run",
+    "scripts/setup.sh --station": "installs packages into .venv; tests/test_install.py runs it with --dry-run",
+    "sudo scripts/install-service.sh": "changes this machine's users; tests/test_install.py runs it with --root DIR",
 }
 # Measurements behind the README's figures: minutes each, run by hand for the figures.
 MEASUREMENTS = (
