@@ -10,6 +10,7 @@ import json
 import sys
 import time
 
+from loaxa.cli._table import Column, local_time, print_table
 from loaxa.errors import LoaxaError
 from loaxa.province.client import Feed, add_broker_args
 from loaxa.province.fleet import Fleet, StationView
@@ -81,6 +82,7 @@ def summary(views: list[StationView]) -> str:
 
 def _cells(v: StationView, now: float) -> list[str]:
     queue = v.state.get("queue")
+    seen = v.last_seen()
     return [
         v.station,
         "online" if v.online else "OFFLINE",
@@ -88,19 +90,21 @@ def _cells(v: StationView, now: float) -> list[str]:
         v.clock,
         v.on_air or "-",
         str(queue) if isinstance(queue, int) else "-",
-        v.last_seen(),
+        local_time(seen) if isinstance(v.state.get("at"), str) else seen,
     ]
 
 
-def _table(views: list[StationView], now: float) -> None:
-    from rich.console import Console
-    from rich.table import Table
+COLUMNS = (
+    Column("station"),
+    Column("link"),
+    Column("voice", rank=1, wrap=True),
+    Column("clock", rank=3),
+    Column("on air", rank=4),
+    Column("queue", rank=5, right=True),
+    Column("last seen", rank=2),
+)
 
-    table = Table(show_edge=False, pad_edge=False)
-    for name in ("station", "link", "voice", "clock", "on air", "queue", "last seen"):
-        table.add_column(name)
-    for v in views:
-        cells = _cells(v, now)
-        style = "red" if not v.online else "yellow" if needs_attention(v) else ""
-        table.add_row(*cells, style=style)
-    Console().print(table)
+
+def _table(views: list[StationView], now: float) -> None:
+    styles = ["red" if not v.online else "yellow" if needs_attention(v) else "" for v in views]
+    print_table(COLUMNS, [_cells(v, now) for v in views], styles)

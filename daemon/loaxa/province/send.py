@@ -52,6 +52,11 @@ def add_send_args(p: argparse.ArgumentParser, auto: str = "finished, or schedule
     )
     w.add_argument("--timeout", type=float, default=120.0, help="seconds to follow receipts (default 120)")
     w.add_argument("--states-wait", type=float, default=2.0, help="at most this long to collect station states first")
+    w.add_argument(
+        "--wait-unseen",
+        action="store_true",
+        help="also wait for named stations never seen on this broker (default: say so at once, do not wait)",
+    )
     w.add_argument("--plain", action="store_true", help="one line per receipt, no live table")
     w.add_argument("--json", action="store_true", help="print the final receipts as JSON on stdout")
     add_broker_args(p)
@@ -108,11 +113,18 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], command
     for view in covered:
         tracker.expect(view.station, view.online)
     for t in targets:
-        if t.kind == "station" and "/".join(t.parts) not in fleet.stations:
-            tracker.expect("/".join(t.parts), None)  # named but never seen: still expected
+        path = "/".join(t.parts)
+        if t.kind == "station" and path not in fleet.stations:
+            # Never seen on this broker: a typo, another --prefix, or a station not installed yet.
+            _say(args, f"{path}: no retained state on this broker: the station has never connected here")
+            if getattr(args, "wait_unseen", False):
+                tracker.expect(path, None)
+            else:
+                tracker.expect(path, False)
+                tracker.rows[path].status = "never seen"
     if unknown:
         _say(args, f"{unknown} station(s) do not report their groups; they count once they answer")
-    if not tracker.rows and not unknown:
+    if not tracker.expected and not unknown:
         _say(args, f"no known station is addressed by {', '.join(map(str, targets))} (no retained state seen)")
     title = f"{command['type']} {command['id']} → {', '.join(map(str, targets))}"
     live = sys.stdout.isatty() and not (args.plain or args.json)
@@ -126,6 +138,8 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], command
     screen.start()
     deadline = tracker.t0 + args.timeout
     timed_out = True
+    if not tracker.expected and not unknown:
+        deadline = tracker.t0  # nobody to wait for: say so now, not after --timeout (--wait-unseen waits)
     try:
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -140,6 +154,8 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], command
             else:
                 row: Row | None = tracker.event(msg.station, msg.body, msg.arrived)
                 if row is not None:
+                    if row.status == "scheduled":
+                        row.detail = scheduled_detail(msg.body, fleet.stations.get(msg.station))
                     screen.changed(row)
             if tracker.complete():
                 timed_out = False
@@ -147,6 +163,20 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], command
     finally:
         screen.stop()
     return _report(args, tracker, timed_out)
+
+
+def scheduled_detail(body: dict[str, Any], view: Any) -> str:
+    """When the first slot is, in the operator's zone, and why the station will hold it, if it will."""
+    from loaxa.cli._table import local_time
+
+    parts = []
+    if body.get("occurrence"):
+        parts.append(f"first slot {local_time(body['occurrence'])}")
+    if body.get("detail"):
+        parts.append(str(body["detail"]))
+    if view is not None and view.state.get("clock_synced") is False:
+        parts.append("WARNING: its clock is not synchronised: the slot is held until it is")
+    return "; ".join(parts)
 
 
 def _report(args: argparse.Namespace, tracker: Tracker, timed_out: bool) -> int:
