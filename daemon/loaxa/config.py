@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loaxa.errors import ConfigError
+from loaxa.i18n import _
 from loaxa.validation import UNKNOWN, describe_error
 
 SLUG = r"^[a-z0-9-]{1,40}$"
@@ -47,7 +48,7 @@ class StationSettings(_Section):
     @classmethod
     def _slug(cls, value: str) -> str:
         if not isinstance(value, str) or not re.match(SLUG, value):
-            raise ValueError(f"{value!r} is not a slug: {SLUG_WORDS}")
+            raise ValueError(_("{value} is not a slug: {rule}").format(value=repr(value), rule=_(SLUG_WORDS)))
         return value
 
     @field_validator("timezone")
@@ -266,7 +267,11 @@ def config_path(given: str | os.PathLike[str] | None) -> Path:
     """
     found = find_config(given)
     if found is None:
-        raise ConfigError(f"no configuration file: pass --config FILE, set {CONFIG_ENV}, or create {SYSTEM_CONFIG}")
+        raise ConfigError(
+            _("no configuration file: pass --config FILE, set {env}, or create {path}").format(
+                env=CONFIG_ENV, path=SYSTEM_CONFIG
+            )
+        )
     return found
 
 
@@ -288,13 +293,13 @@ def load_config(path: str | os.PathLike[str]) -> Settings:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
+        raise ConfigError(_("{path}: no such configuration file").format(path=path)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+        raise ConfigError(_("{path}: cannot read: {reason}").format(path=path, reason=exc)) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(_("{path}: not valid YAML: {reason}").format(path=path, reason=exc)) from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+        raise ConfigError(_("{path}: expected a mapping of sections at the top level").format(path=path))
     return parse_config(raw, base=path.parent, source=str(path))
 
 

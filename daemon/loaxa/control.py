@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from loaxa.errors import ControlError
+from loaxa.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,9 @@ def request(path: Path, message: dict[str, Any], timeout_s: float = 10.0, file: 
         try:
             sock.connect(str(path))
         except FileNotFoundError:
-            raise ControlError(f"no loaxa daemon is running (no control socket at {path})") from None
+            raise ControlError(
+                _("no loaxa daemon is running (no control socket at {path})").format(path=path)
+            ) from None
         except OSError as exc:
             raise ControlError(f"no loaxa daemon answers at {path}: {exc.strerror or exc}") from None
         line = (json.dumps(message, ensure_ascii=False) + "\n").encode()
@@ -221,7 +224,9 @@ def request(path: Path, message: dict[str, Any], timeout_s: float = 10.0, file: 
                 data += part
         except TimeoutError:
             raise ControlError(
-                f"the daemon did not answer within {timeout_s:g} s; `loaxa status` shows what it is doing"
+                _("the daemon did not answer within {seconds} s; `loaxa status` shows what it is doing").format(
+                    seconds=f"{timeout_s:g}"
+                )
             ) from None
         except OSError as exc:
             raise ControlError(f"the daemon closed the control socket: {exc.strerror or exc}") from None
@@ -237,7 +242,7 @@ def _send_with_file(sock: socket.socket, line: bytes, file: Path) -> None:
     try:
         fd = os.open(file, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
-        raise ControlError(f"cannot read {file}: {exc.strerror or exc}") from None
+        raise ControlError(_("cannot read {file}: {reason}").format(file=file, reason=exc.strerror or exc)) from None
     try:
         socket.send_fds(sock, [line[:1]], [fd])
         sock.sendall(line[1:])

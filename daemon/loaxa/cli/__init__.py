@@ -15,8 +15,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from loaxa import __version__
+from loaxa import __version__, i18n
 from loaxa.errors import LoaxaError
+from loaxa.i18n import _
 
 _log = logging.getLogger("loaxa")  # not `log`: the `loaxa log` sub-module would shadow it
 
@@ -55,14 +56,16 @@ def add_common_args(parser: argparse.ArgumentParser, top: bool = False) -> None:
     """-v and --lang, accepted before and after the sub-command."""
     default = None if top else argparse.SUPPRESS
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0 if top else default, help="more log output (-vv for debug)"
+        "-v", "--verbose", action="count", default=0 if top else default, help=_("more log output (-vv for debug)")
     )
-    parser.add_argument("--lang", default=default, metavar="LANG", help="language of the output: vi or en")
+    parser.add_argument("--lang", default=default, metavar="LANG", help=_("language of the output: vi or en"))
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given `argv`, only the module of the command it names is imported."""
-    parser = argparse.ArgumentParser(prog="loaxa", description="Commune loudspeaker station.", formatter_class=_Narrow)
+    parser = argparse.ArgumentParser(
+        prog="loaxa", description=_("Commune loudspeaker station."), formatter_class=_Narrow
+    )
     parser.add_argument("--version", action="version", version=f"loaxa {__version__}")
     parser.add_argument("-c", "--config", help="configuration file (default: $LOAXA_CONFIG, /etc/loaxa/loaxa.yaml)")
     add_common_args(parser, top=True)
@@ -79,7 +82,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                 _finish(sub.choices[added])
                 registered.add(added)
         else:
-            sub.add_parser(name, help=help, description=help, add_help=False)
+            sub.add_parser(name, help=_(help), description=_(help), add_help=False)
             registered.add(name)
     return parser
 
@@ -93,7 +96,10 @@ def _finish(parser: argparse.ArgumentParser) -> None:
 def _sentence(parser: argparse.ArgumentParser) -> str | None:
     name = parser.prog.split()[-1]
     line = next((h for n, _, h in COMMANDS if n == name), None)
-    return line[0].upper() + line[1:] + "." if line else None
+    if not line:
+        return None
+    line = _(line)
+    return line[0].upper() + line[1:] + "."
 
 
 def _module_of(command: str | None) -> str | None:
@@ -113,6 +119,15 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _lang_in(argv: Sequence[str]) -> str | None:
+    for i, word in enumerate(argv):
+        if word == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith("--lang="):
+            return word.split("=", 1)[1]
+    return None
+
+
 def setup_logging(verbose: int, journald: bool = False) -> None:
     level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
     fmt = "%(levelname)s %(name)s: %(message)s" if journald else "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -121,6 +136,7 @@ def setup_logging(verbose: int, journald: bool = False) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    i18n.use(_lang_in(argv))
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:  # `loaxa` alone: what there is, one line each

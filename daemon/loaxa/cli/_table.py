@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from loaxa.i18n import _
+
 GAP = 2  # spaces between columns
 WRAPPED_MIN = 16  # the narrowest a wrapping column is squeezed to
 
@@ -30,7 +32,7 @@ def fitted(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int)
     keep = list(range(len(columns)))
 
     def need(i: int) -> int:
-        longest = max([len(columns[i].name), *(len(r[i]) for r in rows)])
+        longest = max([len(_(columns[i].name)), *(len(r[i]) for r in rows)])
         return min(longest, WRAPPED_MIN) if columns[i].wrap else longest
 
     while sum(need(i) for i in keep) + GAP * (len(keep) - 1) > width:
@@ -38,7 +40,7 @@ def fitted(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int)
         if not droppable:
             break
         keep.remove(max(droppable, key=lambda i: (columns[i].rank, i)))
-    return keep, [columns[i].name for i in range(len(columns)) if i not in keep]
+    return keep, [_(columns[i].name) for i in range(len(columns)) if i not in keep]
 
 
 def print_table(
@@ -58,18 +60,19 @@ def print_table(
     for i in keep:
         c = columns[i]
         table.add_column(
-            c.name,
+            _(c.name),
             no_wrap=not c.wrap,
             overflow="fold",
             justify="right" if c.right else "left",
-            min_width=None if c.wrap else max([len(c.name), *(len(r[i]) for r in rows)]),
+            min_width=None if c.wrap else max([len(_(c.name)), *(len(r[i]) for r in rows)]),
             header_style="bold",
         )
     for n, row in enumerate(rows):
         table.add_row(*(row[i] for i in keep), style=styles[n] if styles else None)
     console.print(table)
     if left_out:
-        console.print(f"(not shown at this width: {', '.join(left_out)}; --json has everything)", style="dim")
+        note = _("(not shown at this width: {columns}; --json has everything)").format(columns=", ".join(left_out))
+        console.print(note, style="dim")
 
 
 def local_time(value: str | float | None, zone: tzinfo | None = None, now: datetime | None = None) -> str:

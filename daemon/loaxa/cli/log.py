@@ -12,6 +12,7 @@ from typing import Any
 from loaxa.cli._common import add_config_arg, settings_from
 from loaxa.cli._table import Column, local_time, print_table
 from loaxa.errors import ConfigError, StoreError
+from loaxa.i18n import _
 from loaxa.store import aired as read_aired
 from loaxa.store import open_readonly
 
@@ -82,14 +83,14 @@ def show_log(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     db_path = settings.storage.dir / "station.db"
     if not db_path.exists():
-        raise StoreError(f"no station store at {db_path}; has the daemon run with this config?")
+        raise StoreError(_("no station store at {path}; has the daemon run with this config?").format(path=db_path))
     entries = aired(db_path, args.since)
     if args.json:
         for entry in entries:
             print(json.dumps(entry, ensure_ascii=False))
         return 0
     if not entries:
-        print("nothing aired in that time")
+        print(_("nothing aired in that time"))
         return 0
     zone = settings.station.tz  # the station's clock, not the machine's or UTC
     rows = [
@@ -104,7 +105,8 @@ def show_log(args: argparse.Namespace) -> int:
         ]
         for e in entries
     ]
-    print_table(LOG_COLUMNS, rows, title=f"aired at {settings.station.path} ({settings.station.timezone})")
+    title = _("aired at {station} ({zone})").format(station=settings.station.path, zone=settings.station.timezone)
+    print_table(LOG_COLUMNS, rows, title=title)
     return 0
 
 

@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from loaxa import i18n
     from loaxa.daemon import Station
+
+    i18n.use("en")  # the journal and the receipts the province reads stay in one language
 
     # Nothing the daemon writes (store, speech and audio caches, copies of played files) is for
     # other users: group-readable at most, as the socket is.

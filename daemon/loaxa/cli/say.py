@@ -11,6 +11,7 @@ from typing import Any
 from loaxa.cli._common import add_config_arg, settings_or_defaults
 from loaxa.config import Settings
 from loaxa.errors import ControlError, LoaxaError
+from loaxa.i18n import _
 
 WAIT_S = 600.0  # the daemon answers when it has aired, or says why not, within this
 
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def say(args: argparse.Namespace) -> int:
     text = args.text or " ".join(args.words) or (sys.stdin.read() if not sys.stdin.isatty() else "")
     if not text.strip():
-        raise LoaxaError("nothing to say: give the text as arguments, --text or on stdin")
+        raise LoaxaError(_("nothing to say: give the text as arguments, --text or on stdin"))
     if args.rate is not None and not 0.5 <= args.rate <= 2.0:
         raise LoaxaError("--rate must be between 0.5 and 2")
     settings = settings_or_defaults(args)
@@ -42,7 +43,11 @@ def say(args: argparse.Namespace) -> int:
             seconds = synthesize_to_wav(speaker, text, args.output, rate=args.rate, silence_s=args.silence_duration)
         finally:
             speaker.close()
-        print(f"wrote {args.output}: {seconds:.1f} s, voice {speaker.status()['name']}")
+        print(
+            _("wrote {path}: {seconds} s, voice {voice}").format(
+                path=args.output, seconds=f"{seconds:.1f}", voice=speaker.status()["name"]
+            )
+        )
         return 0
     if args.silence_duration is not None:
         # The daemon speaks with its own sentence pause; a chosen one is made here and played by it.
@@ -94,7 +99,7 @@ def _through_daemon_or_here(
         if "no loaxa daemon" not in str(exc):
             raise
         here()
-        print("played here (no daemon running)")
+        print(_("played here (no daemon running)"))
         return 0
-    print(f"played by the daemon: {reply.get('detail') or reply.get('state')}")
+    print(_("played by the daemon: {detail}").format(detail=reply.get("detail") or reply.get("state")))
     return 0

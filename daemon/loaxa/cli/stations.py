@@ -12,6 +12,7 @@ import time
 
 from loaxa.cli._table import Column, local_time, print_table
 from loaxa.errors import LoaxaError
+from loaxa.i18n import _
 from loaxa.province.client import Feed, add_broker_args
 from loaxa.province.fleet import Fleet, StationView
 from loaxa.province.targets import parse_target
@@ -67,16 +68,20 @@ def needs_attention(v: StationView) -> bool:
 
 def summary(views: list[StationView]) -> str:
     online = sum(1 for v in views if v.online)
-    parts = [f"{len(views)} station(s): {online} online, {len(views) - online} offline"]
+    parts = [
+        _("{count} station(s): {online} online, {offline} offline").format(
+            count=len(views), online=online, offline=len(views) - online
+        )
+    ]
     on_air = sum(1 for v in views if v.online and v.on_air)
     fallback = sum(1 for v in views if v.online and v.fallback)
     unsynced = sum(1 for v in views if v.online and v.state.get("clock_synced") is False)
     if on_air:
-        parts.append(f"{on_air} on air")
+        parts.append(_("{count} on air").format(count=on_air))
     if fallback:
-        parts.append(f"{fallback} on the fallback voice")
+        parts.append(_("{count} on the fallback voice").format(count=fallback))
     if unsynced:
-        parts.append(f"{unsynced} with an unsynchronised clock")
+        parts.append(_("{count} with an unsynchronised clock").format(count=unsynced))
     return ", ".join(parts)
 
 

@@ -7,6 +7,7 @@ import json
 
 from loaxa.cli._common import add_config_arg, settings_from
 from loaxa.control import request
+from loaxa.i18n import _
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,24 +43,31 @@ def status(args: argparse.Namespace) -> int:
     table = Table(show_header=False, box=None)
     voice = state["voice"]
     rows = [
-        ("station", state["station"]),
-        ("version", state["version"]),
-        ("on air", state["on_air"] or "-"),
-        ("queued", str(state["queue"])),
+        (_("station"), state["station"]),
+        (_("version"), state["version"]),
+        (_("on air"), state["on_air"] or "-"),
+        (_("queued"), str(state["queue"])),
         (
-            "voice",
-            f"{voice['name']}" + (f"  [yellow]fallback: {voice.get('reason')}[/]" if voice.get("fallback") else ""),
+            _("voice"),
+            f"{voice['name']}"
+            + (f"  [yellow]{_('fallback')}: {voice.get('reason')}[/]" if voice.get("fallback") else ""),
         ),
         (
-            "audio",
+            _("audio"),
             state["audio"]["output"] + (f"  [red]{state['audio']['error']}[/]" if state["audio"]["error"] else ""),
         ),
-        ("broker", _link(state.get("link"))),
-        ("clock synced", {True: "yes", False: "[yellow]no[/]", None: "unknown"}[state["clock_synced"]]),
-        ("last command", state["last_command_at"] or "-"),
-        ("uptime", f"{state['uptime_s']} s"),
-        ("health", "[green]ok[/]" if not reply["health"] else "[red]" + "; ".join(reply["health"]) + "[/]"),
-        ("faults", "[green]none[/]" if not reply.get("faults") else "[red]" + "; ".join(reply["faults"]) + "[/]"),
+        (_("broker"), _link(state.get("link"))),
+        (
+            _("clock synced"),
+            {True: _("yes"), False: f"[yellow]{_('no')}[/]", None: _("unknown")}[state["clock_synced"]],
+        ),
+        (_("last command"), state["last_command_at"] or "-"),
+        (_("uptime"), f"{state['uptime_s']} s"),
+        (_("health"), f"[green]{_('ok')}[/]" if not reply["health"] else "[red]" + "; ".join(reply["health"]) + "[/]"),
+        (
+            _("faults"),
+            f"[green]{_('none')}[/]" if not reply.get("faults") else "[red]" + "; ".join(reply["faults"]) + "[/]",
+        ),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)
@@ -71,7 +79,7 @@ def _link(link: dict | None) -> str:
     if not link:
         return "-"
     if link["state"] == "connected":
-        return f"{link['broker']} connected since {link['since']}"
+        return _("{broker} connected since {since}").format(broker=link["broker"], since=link["since"])
     return f"[red]{link['broker']} {link['state']} since {link['since']}: {link.get('error') or 'no answer'}[/]"
 
 
@@ -84,12 +92,12 @@ def show_queue(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console()
-    console.print(f"[bold]on air:[/] {reply['on_air'] or '-'}")
-    table = Table("id", "priority", "state", "slot", "resume at")
+    console.print(f"[bold]{_('on air')}:[/] {reply['on_air'] or '-'}")
+    table = Table("id", _("priority"), _("state"), _("slot"), _("resume at"))
     for p in reply["plays"]:
-        table.add_row(p["id"], p["priority"], p["state"], p["occurrence"] or "now", str(p["sentence"] + 1))
+        table.add_row(p["id"], p["priority"], p["state"], p["occurrence"] or _("now"), str(p["sentence"] + 1))
     console.print(table)
-    upcoming = Table("next slot", "id")
+    upcoming = Table(_("next slot"), "id")
     for id, when in reply["next"]:
         upcoming.add_row(when, id)
     console.print(upcoming)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loaxa.errors import CommandError, LoaxaError
+from loaxa.i18n import _
 from loaxa.jsonwire import compact_bytes
 from loaxa.protocol import validate_command
 from loaxa.province.client import Feed, add_broker_args
@@ -30,7 +31,7 @@ STATES_QUIET_S = 0.3  # retained states come in one burst after the subscription
 
 def add_target_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_argument_group("targets (any number, at least one)" if required else "targets")
-    for kind, (_, shape) in SHAPES.items():
+    for kind, (_pattern, shape) in SHAPES.items():
         g.add_argument(f"--{kind}", action="append", default=[], metavar=shape, help=f"send to this {kind}")
 
 
@@ -97,7 +98,9 @@ def deliver(args: argparse.Namespace, targets: list[Target], command: dict[str, 
         if goal is None:
             for t in targets:
                 feed.publish(t.topic(args.prefix), compact_bytes(command))
-                _say(args, f"published {command['type']} {command['id']} to {t}")
+                _say(
+                    args, _("published {what} to {target}").format(what=f"{command['type']} {command['id']}", target=t)
+                )
             return 0
         return _follow(args, feed, targets, command, goal)
     finally:
@@ -116,16 +119,28 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], command
         path = "/".join(t.parts)
         if t.kind == "station" and path not in fleet.stations:
             # Never seen on this broker: a typo, another --prefix, or a station not installed yet.
-            _say(args, f"{path}: no retained state on this broker: the station has never connected here")
+            _say(
+                args,
+                _("{station}: no retained state on this broker: the station has never connected here").format(
+                    station=path
+                ),
+            )
             if getattr(args, "wait_unseen", False):
                 tracker.expect(path, None)
             else:
                 tracker.expect(path, False)
                 tracker.rows[path].status = "never seen"
     if unknown:
-        _say(args, f"{unknown} station(s) do not report their groups; they count once they answer")
+        _say(
+            args, _("{count} station(s) do not report their groups; they count once they answer").format(count=unknown)
+        )
     if not tracker.expected and not unknown:
-        _say(args, f"no known station is addressed by {', '.join(map(str, targets))} (no retained state seen)")
+        _say(
+            args,
+            _("no known station is addressed by {targets} (no retained state seen)").format(
+                targets=", ".join(map(str, targets))
+            ),
+        )
     title = f"{command['type']} {command['id']} → {', '.join(map(str, targets))}"
     live = sys.stdout.isatty() and not (args.plain or args.json)
     out = sys.stderr if args.json else sys.stdout
@@ -134,7 +149,7 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], command
     for t in targets:
         feed.publish(t.topic(args.prefix), compact_bytes(command))
     if not live:
-        _say(args, f"published {title}")
+        _say(args, _("published {what}").format(what=title))
     screen.start()
     deadline = tracker.t0 + args.timeout
     timed_out = True
@@ -171,11 +186,11 @@ def scheduled_detail(body: dict[str, Any], view: Any) -> str:
 
     parts = []
     if body.get("occurrence"):
-        parts.append(f"first slot {local_time(body['occurrence'])}")
+        parts.append(_("first slot {time}").format(time=local_time(body["occurrence"])))
     if body.get("detail"):
         parts.append(str(body["detail"]))
     if view is not None and view.state.get("clock_synced") is False:
-        parts.append("WARNING: its clock is not synchronised: the slot is held until it is")
+        parts.append(_("WARNING: its clock is not synchronised: the slot is held until it is"))
     return "; ".join(parts)
 
 
@@ -186,8 +201,13 @@ def _report(args: argparse.Namespace, tracker: Tracker, timed_out: bool) -> int:
     waiting = [r.station for r in tracker.expected if not r.done]
     if timed_out and waiting:
         shown = ", ".join(waiting[:20]) + (f" and {len(waiting) - 20} more" if len(waiting) > 20 else "")
-        print(f"no `{tracker.goal}` within {args.timeout:g} s from: {shown}", file=out)
-    print(f"summary: {tracker.summary()}", file=out, flush=True)
+        print(
+            _("no `{goal}` within {seconds} s from: {stations}").format(
+                goal=tracker.goal, seconds=f"{args.timeout:g}", stations=shown
+            ),
+            file=out,
+        )
+    print(_("summary: {summary}").format(summary=tracker.summary()), file=out, flush=True)
     if args.json:
         print(json.dumps(tracker.as_dict(), ensure_ascii=False, indent=1))
     return tracker.exit_code()

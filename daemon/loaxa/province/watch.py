@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from loaxa.cli._table import GAP, Column, fitted
+from loaxa.i18n import _
 
 # Events that end a station's part, by outcome, for each goal.
 BAD = frozenset({"failed", "rejected", "missed", "expired"})
@@ -129,16 +130,19 @@ class Tracker:
 
     def summary(self) -> str:
         c = self.counts()
-        parts = [f"{c['ok']}/{c['expected']} {self.goal}"]
+        parts = [f"{c['ok']}/{c['expected']} {_(self.goal)}"]
         if self.goal == "finished":
-            parts.append(f"{c['received']} received")
-        for key, label in (("failed", "failed"), ("other", "duplicate/cancelled/superseded"), ("waiting", "no answer")):
+            parts.append(_("{count} received").format(count=c["received"]))
+        labels = (
+            ("failed", _("{count} failed")),
+            ("other", _("{count} duplicate/cancelled/superseded")),
+            ("waiting", _("{count} no answer")),
+            ("offline", _("{count} offline (the broker holds it for them)")),
+            ("unseen", _("{count} never seen on this broker")),
+        )
+        for key, label in labels:
             if c[key]:
-                parts.append(f"{c[key]} {label}")
-        if c["offline"]:
-            parts.append(f"{c['offline']} offline (the broker holds it for them)")
-        if c["unseen"]:
-            parts.append(f"{c['unseen']} never seen on this broker")
+                parts.append(label.format(count=c[key]))
         return ", ".join(parts)
 
     def problems(self) -> list[Row]:
@@ -174,7 +178,8 @@ class LineView:
 
     def start(self) -> None:
         c = self.tracker.counts()
-        print(f"expecting {c['expected']} station(s); {c['offline']} offline", file=self.out, flush=True)
+        line = _("expecting {count} station(s); {offline} offline").format(count=c["expected"], offline=c["offline"])
+        print(line, file=self.out, flush=True)
 
     def changed(self, row: Row) -> None:
         detail = f" ({row.detail})" if row.detail and row.status in BAD | ENDED | {"finished", "scheduled"} else ""
@@ -240,11 +245,13 @@ class LiveView:
             ]
             for row in rows[:room]
         ]
-        keep, _ = fitted(VIEW_COLUMNS, cells, width)
+        keep, _left_out = fitted(VIEW_COLUMNS, cells, width)
         table = Table(box=None, pad_edge=False, padding=(0, GAP // 2))
         for i in keep:
             col = VIEW_COLUMNS[i]
-            table.add_column(col.name, no_wrap=not col.wrap, overflow="fold", justify="right" if col.right else "left")
+            table.add_column(
+                _(col.name), no_wrap=not col.wrap, overflow="fold", justify="right" if col.right else "left"
+            )
         style = {"ok": "green", "bad": "red", "ended": "yellow", None: ""}
         for row, line in zip(rows[:room], cells, strict=True):
             shown = [Text(line[i], style=style[row.outcome]) if i == 1 else line[i] for i in keep]
