@@ -155,6 +155,7 @@ class Sandbox:
         self.server = FileServer({}).__enter__()
         self.daemon: subprocess.Popen[bytes] | None = None
         self.ran: dict[str, subprocess.CompletedProcess[str]] = {}  # lines run while setting up
+        self.outputs: list[str] = []  # what every command printed, for the hints in it
         self.stations: list[StationProcess] = []
         self.queued: dict[str, str] = {}
 
@@ -258,7 +259,7 @@ class Sandbox:
         return line
 
     def run(self, line: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        done = subprocess.run(
             line,
             shell=True,
             executable="/bin/bash",
@@ -269,6 +270,8 @@ class Sandbox:
             timeout=TIMEOUT_S,
             stdin=subprocess.DEVNULL,
         )
+        self.outputs.append(done.stdout + done.stderr)
+        return done
 
     def serve(self, line: str) -> tuple[int, str]:
         """A command that runs until stopped: it must publish, then stop on SIGTERM with code 0."""
@@ -327,3 +330,21 @@ def test_the_command_works_as_the_docs_write_it(sandbox: Sandbox, command: DocCo
     if want_text:
         assert re.search(want_text, output), output
     assert "Traceback" not in output, output
+
+
+HINT = re.compile(r"`((?:\.venv/bin/)?loaxa [^`]+)`|with: ((?:\.venv/bin/)?loaxa \S.*)$", re.M)
+
+
+def test_printed_hints_work_as_written(sandbox: Sandbox) -> None:
+    """A `loaxa …` command that a command prints as advice runs as printed (issue 12)."""
+    empty = sandbox.tmp / "no-voices"
+    empty.mkdir(exist_ok=True)
+    sandbox.run(f"loaxa voices list --dir {empty}")  # prints how to install one
+    hints = {h for out in sandbox.outputs for m in HINT.finditer(out) for h in m.groups() if h}
+    assert "loaxa voices install vi_VN-vais1000-medium" in hints
+    for hint in sorted(hints):
+        done = sandbox.run(hint)
+        output = done.stdout + done.stderr
+        want_code, want_text = EXPECTED.get(hint, (0, None))
+        assert done.returncode == want_code, f"hint {hint}\nexit {done.returncode}\n{output}"
+        assert "Traceback" not in output and "unrecognized arguments" not in output, output
