@@ -68,8 +68,21 @@ def _say_with_pause(settings: Settings, text: str, args: argparse.Namespace) -> 
             synthesize_to_wav(speaker, text, wav, rate=args.rate, silence_s=args.silence_duration)
         finally:
             speaker.close()
+        _trim_the_last_pause(wav, args.silence_duration)
         request = {"cmd": "play", "chime": not args.no_chime}
         return _through_daemon_or_here(settings, request, lambda: _say_here(settings, text, args), file=wav)
+
+
+def _trim_the_last_pause(path: Path, pause_s: float) -> None:
+    """The pause goes between sentences, not after the last one (before the closing chime)."""
+    import wave
+
+    with wave.open(str(path), "rb") as wav:
+        params, frames = wav.getparams(), wav.readframes(wav.getnframes())
+    keep = max(0, len(frames) - int(pause_s * params.framerate) * params.sampwidth * params.nchannels)
+    with wave.open(str(path), "wb") as wav:
+        wav.setparams(params)
+        wav.writeframes(frames[:keep])
 
 
 def _say_here(settings: Settings, text: str, args: argparse.Namespace) -> None:
