@@ -87,16 +87,7 @@ def _a_command_line(span: str) -> bool:
 
 
 def _clean(text: str) -> str:
-    """The command without a trailing `# comment` (a `#` inside quotes stays)."""
-    lexer = shlex.shlex(text, posix=True, punctuation_chars="<>|")
-    lexer.whitespace_split = True
-    lexer.commenters = "#"
-    cut = text
-    try:
-        list(lexer)
-    except ValueError:
-        return text.strip()
-    # shlex consumed up to the comment; find where it starts outside quotes
+    """The command without a trailing `# comment` (a `#` inside quotes, or inside a word, stays)."""
     quote = None
     for i, ch in enumerate(text):
         if quote:
@@ -105,9 +96,8 @@ def _clean(text: str) -> str:
         elif ch in "\"'":
             quote = ch
         elif ch == "#" and (i == 0 or text[i - 1].isspace()):
-            cut = text[:i]
-            break
-    return cut.strip()
+            return text[:i].strip()
+    return text.strip()
 
 
 def documented_commands(root: Path) -> list[DocCommand]:
