@@ -151,3 +151,17 @@ def test_doctor_suggests_only_tools_that_are_installed(tmp_path: Path, monkeypat
     assert "timedatectl" not in doctor.check_clock(settings, synced=lambda: False).fix
     monkeypatch.setattr(doctor.shutil, "which", lambda tool: f"/usr/bin/{tool}")
     assert "`aplay -L`" in doctor.check_audio(settings).fix
+
+
+def test_keys_generate_writes_a_private_per_user_file_not_into_the_working_folder(tmp_path: Path) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir(), work.mkdir()
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": ""}
+    done = loaxa("keys", "generate", "--kid", "hn-2030", env=env, cwd=work)
+    assert done.returncode == 0, done.stderr
+    key = home / ".config" / "loaxa" / "keys" / "hn-2030.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and key.parent.stat().st_mode & 0o777 == 0o700
+    assert list(work.iterdir()) == []
+    assert f"--key {key}" in done.stdout
+    ignored = subprocess.run(["git", "check-ignore", "-q", "issuer.key"], cwd=INSTALL_DIR)
+    assert ignored.returncode == 0  # a key file made in the checkout stays out of git
