@@ -115,3 +115,12 @@ def test_log_at_80_columns_shows_the_station_s_own_clock(station) -> None:
     row = next(line for line in lines if "log-table-1" in line)
     at = datetime.fromisoformat(finished["at"]).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
     assert row.split()[0][:5] in {at.strftime("%H:%M"), (at.replace(minute=(at.minute - 1) % 60)).strftime("%H:%M")}
+
+
+def test_the_queue_at_80_columns_keeps_ids_and_slots_whole() -> None:
+    from loaxa.cli.status import QUEUE_COLUMNS
+
+    bid = "b-20261201T122237-658-lich-tiem-phong-dai-cho-ca-xa"
+    text = rendered(QUEUE_COLUMNS, [[bid, "normal", "queued", "2026-12-02 05:30", "3"]])
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert bid in text and "2026-12-02 05:30" in text

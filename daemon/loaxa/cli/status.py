@@ -6,6 +6,7 @@ import argparse
 import json
 
 from loaxa.cli._common import add_config_arg, settings_from
+from loaxa.cli._table import Column, local_time, print_table
 from loaxa.control import request
 from loaxa.i18n import _
 
@@ -84,21 +85,30 @@ def _link(link: dict | None) -> str:
 
 
 def show_queue(args: argparse.Namespace) -> int:
-    reply = request(settings_from(args).control_socket, {"cmd": "queue"})
+    settings = settings_from(args)
+    reply = request(settings.control_socket, {"cmd": "queue"})
     if args.json:
         print(json.dumps(reply, ensure_ascii=False, indent=2))
         return 0
     from rich.console import Console
-    from rich.table import Table
 
+    zone = settings.station.tz  # slots as the station's clock shows them
     console = Console()
     console.print(f"[bold]{_('on air')}:[/] {reply['on_air'] or '-'}")
-    table = Table("id", _("priority"), _("state"), _("slot"), _("resume at"))
-    for p in reply["plays"]:
-        table.add_row(p["id"], p["priority"], p["state"], p["occurrence"] or _("now"), str(p["sentence"] + 1))
-    console.print(table)
-    upcoming = Table(_("next slot"), "id")
-    for id, when in reply["next"]:
-        upcoming.add_row(when, id)
-    console.print(upcoming)
+    plays = [
+        [
+            p["id"],
+            p["priority"],
+            p["state"],
+            local_time(p["occurrence"], zone) if p["occurrence"] else _("now"),
+            str(p["sentence"] + 1),
+        ]
+        for p in reply["plays"]
+    ]
+    print_table(QUEUE_COLUMNS, plays, console=console)
+    upcoming = [[local_time(when, zone), id] for id, when in reply["next"]]
+    print_table((Column("next slot"), Column("id")), upcoming, console=console)
     return 0
+
+
+QUEUE_COLUMNS = (Column("id"), Column("priority", rank=2), Column("state"), Column("slot"), Column("resume at", rank=1))
