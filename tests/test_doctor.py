@@ -79,7 +79,8 @@ def test_a_broken_station_fails_each_item_with_what_to_do(tmp_path):
     got = findings(done)
     assert done.returncode == 1
     assert got["service"]["status"] == FAIL and "systemctl start loaxa" in got["service"]["fix"]
-    assert got["audio"]["status"] == FAIL and "no audio output device named 'loaxa-speaker'" in got["audio"]["detail"]
+    assert got["audio"]["status"] == FAIL and "no sound device named 'loaxa-speaker'" in got["audio"]["detail"]
+    assert "devices found: " in got["audio"]["detail"]
     assert got["voice"]["status"] == FAIL and "loaxa voices install vi_VN-vais1000-medium" in got["voice"]["fix"]
     assert got["fallback"]["status"] == OK  # espeak still speaks
     assert got["broker"]["status"] == FAIL and "refused" in got["broker"]["detail"]

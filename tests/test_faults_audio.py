@@ -49,9 +49,9 @@ def test_device_missing_at_start_is_retried_by_name_reported_and_plays_when_it_a
     op.wait_state(lambda st: st["online"], 30)
     op.send({"type": "bulletin", "id": "dev-1", "text": "Xin chào bà con."})
     st = op.wait_state(lambda st: audio_error(st) is not None, 30)
-    assert "no audio output device named 'loaxa-speaker'" in audio_error(st)
+    assert "no sound device named 'loaxa-speaker'; devices found: " in audio_error(st)  # in words (issue 12)
     held = op.wait_for("dev-1", "held", 10)  # the province hears why nothing airs, in words
-    assert held["detail"].startswith("audio output unavailable: no audio output device named 'loaxa-speaker'")
+    assert held["detail"].startswith("audio output unavailable: no sound device named 'loaxa-speaker'")
     time.sleep(1.5)  # a few retries
     assert station.alive()
     assert op.of("dev-1") == ["received", "held"]  # once per cause, not once per retry

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -155,10 +157,47 @@ def test_plain_output_lists_receipts_and_summary(province: Province, capsys: pyt
     assert "summary: 1/1 finished" in text
 
 
-def test_unknown_station_times_out_with_exit_2(province: Province, capsys: pytest.CaptureFixture[str]) -> None:
-    code = province.run("publish", "--station", "tinh/xa-z/loa-1", "--text", "Ai đó?", "--timeout", "1", "--plain")
+def test_a_never_seen_station_is_named_at_once_not_waited_for(
+    province: Province, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12: publish to a station with no retained state says so now, not after --timeout."""
+    started = time.monotonic()
+    code = province.run("publish", "--station", "tinh/xa-z/loa-1", "--text", "Ai đó?", "--timeout", "60", "--plain")
+    assert time.monotonic() - started < 15
+    assert code == 2
+    out = capsys.readouterr().out
+    assert "tinh/xa-z/loa-1: no retained state on this broker: the station has never connected here" in out
+    assert "1 never seen on this broker" in out
+
+
+def test_a_never_seen_station_is_waited_for_when_asked(province: Province, capsys: pytest.CaptureFixture[str]) -> None:
+    code = province.run(
+        "publish", "--station", "tinh/xa-z/loa-1", "--text", "Ai đó?", "--timeout", "1", "--plain", "--wait-unseen"
+    )
     assert code == 2
     assert "no `finished` within 1 s from: tinh/xa-z/loa-1" in capsys.readouterr().out
+
+
+def test_a_scheduled_receipt_says_when_in_the_operator_s_zone(
+    province: Province, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    code = province.run("publish", "--station", "tinh/xa-a/loa-2", "--text", "Lịch.", "--at", "+3h", "--plain")
+    assert code == 0
+    assert re.search(r"tinh/xa-a/loa-2  scheduled \(first slot \d\d:\d\d:\d\d", capsys.readouterr().out)
+
+
+def test_a_scheduled_receipt_warns_when_the_station_will_hold_it() -> None:
+    """Issue 12: the operator sees why a scheduled slot will wait (the station's clock)."""
+    from loaxa.province.fleet import StationView
+    from loaxa.province.send import scheduled_detail
+
+    body = {"event": "scheduled", "occurrence": "2030-01-02T05:30:00+07:00"}
+    unsynced = StationView("tinh/xa-a/loa-1", {"online": True, "clock_synced": False})
+    assert "clock is not synchronised: the slot is held until it is" in scheduled_detail(body, unsynced)
+    synced = StationView("tinh/xa-a/loa-1", {"online": True, "clock_synced": True})
+    assert scheduled_detail(body, synced).startswith("first slot 2030-01-0")
+    assert "clock" not in scheduled_detail(body, synced)
 
 
 def test_signed_stations_reject_unsigned_and_play_signed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -85,6 +85,29 @@ def test_play_a_file_through_the_daemon(setup, tmp_path):
     assert 1.8 < voiced_seconds(samples, rate, threshold=0.1) < 2.3
 
 
+def longest_pause_s(samples: np.ndarray, rate: int, threshold: float = 0.01) -> float:
+    """The longest silence between two sounds (not before the first or after the last)."""
+    loud = np.flatnonzero(np.abs(samples) >= threshold)
+    gaps = np.diff(loud) if len(loud) > 1 else np.array([0])
+    return float(gaps.max()) / rate
+
+
+def test_say_silence_duration_is_honoured_when_the_daemon_speaks(setup):
+    """Issue 12: `say --silence-duration` was ignored unless --output was given."""
+    station, _, out = setup
+    text = "Xin chào bà con. Hôm nay trời đẹp."
+    args = ("say", "--no-chime", "--config", str(station.config_path))
+    result = loaxa(*args, "--silence-duration", "1.5", text)
+    assert result.returncode == 0, result.stderr + station.log()
+    assert "played by the daemon" in result.stdout
+    [wav] = wait_for_files(out, 1)
+    samples, rate = read_wav(wav)
+    assert 1.4 < longest_pause_s(samples, rate) < 2.2
+    assert loaxa(*args, text).returncode == 0
+    default = next(p for p in wait_for_files(out, 2) if p != wav)
+    assert longest_pause_s(*read_wav(default)) < 1.0  # tts.sentence_silence_s (0.25 s) otherwise
+
+
 def test_say_to_a_file_without_a_daemon(tmp_path):
     out = tmp_path / "out.wav"
     result = loaxa(

@@ -19,11 +19,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loaxa.errors import ConfigError
+from loaxa.i18n import _
 from loaxa.states import Priority
 from loaxa.validation import UNKNOWN, describe_error
 
 SLUG = r"^[a-z0-9-]{1,40}$"
+SLUG_WORDS = "use lower-case letters a-z, digits and '-' (at most 40)"
 CONFIG_ENV = "LOAXA_CONFIG"
+SYSTEM_CONFIG = Path("/etc/loaxa/loaxa.yaml")
+# The folder the code runs from: a checkout, or /opt/loaxa on a station. Relative
+# `tts.voices_dir` resolves against it, so one config works from any folder.
+INSTALL_DIR = Path(__file__).resolve().parents[2]
+EXAMPLE_CONFIG = INSTALL_DIR / "config" / "loaxa.example.yaml"
 
 
 class _Section(BaseModel):
@@ -33,10 +40,17 @@ class _Section(BaseModel):
 class StationSettings(_Section):
     """Who this station is: three slugs and its time zone."""
 
-    province: str = Field(pattern=SLUG)
-    commune: str = Field(pattern=SLUG)
-    id: str = Field(pattern=SLUG)
+    province: str
+    commune: str
+    id: str
     timezone: str = "Asia/Ho_Chi_Minh"
+
+    @field_validator("province", "commune", "id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not isinstance(value, str) or not re.match(SLUG, value):
+            raise ValueError(_("{value} is not a slug: {rule}").format(value=repr(value), rule=_(SLUG_WORDS)))
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -83,7 +97,7 @@ class MqttSettings(_Section):
     def _group_slugs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for group in value:
             if not re.match(SLUG, group):
-                raise ValueError(f"group {group!r} is not a slug of a-z, 0-9 and '-'")
+                raise ValueError(f"group {group!r} is not a slug: {SLUG_WORDS}")
         return value
 
     @field_validator("prefix")
@@ -292,12 +306,32 @@ SECRET_KEYS = {"password"}
 
 
 def config_path(given: str | os.PathLike[str] | None) -> Path:
-    """The file named on the command line, else `$LOAXA_CONFIG`."""
+    """The configuration every command uses, found the way `loaxa run` finds it.
+
+    The file named on the command line, else `$LOAXA_CONFIG`, else
+    /etc/loaxa/loaxa.yaml (an installed station), else the example beside
+    the code (a checkout).
+    """
+    found = find_config(given)
+    if found is None:
+        raise ConfigError(
+            _("no configuration file: pass --config FILE, set {env}, or create {path}").format(
+                env=CONFIG_ENV, path=SYSTEM_CONFIG
+            )
+        )
+    return found
+
+
+def find_config(given: str | os.PathLike[str] | None) -> Path | None:
+    """`config_path`, or None when there is none anywhere."""
     if given:
         return Path(given)
     if os.environ.get(CONFIG_ENV):
         return Path(os.environ[CONFIG_ENV])
-    raise ConfigError(f"no configuration file: pass --config FILE or set {CONFIG_ENV}")
+    for candidate in (SYSTEM_CONFIG, EXAMPLE_CONFIG):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def load_config(path: str | os.PathLike[str]) -> Settings:
@@ -306,13 +340,13 @@ def load_config(path: str | os.PathLike[str]) -> Settings:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
+        raise ConfigError(_("{path}: no such configuration file").format(path=path)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+        raise ConfigError(_("{path}: cannot read: {reason}").format(path=path, reason=exc)) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(_("{path}: not valid YAML: {reason}").format(path=path, reason=exc)) from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+        raise ConfigError(_("{path}: expected a mapping of sections at the top level").format(path=path))
     return parse_config(raw, base=path.parent, source=str(path))
 
 
@@ -350,8 +384,14 @@ def _suggest(loc: list[str]) -> str:
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:
-    def rel(p: Path | None) -> Path | None:
-        return p if p is None or p.is_absolute() else (base / p).resolve()
+    """Relative paths: against the config file's folder; voices against the code's folder.
+
+    The voices live with the code (`tts_models/` beside it), wherever the
+    configuration is copied to (/etc/loaxa on a station).
+    """
+
+    def rel(p: Path | None, against: Path = base) -> Path | None:
+        return p if p is None or p.is_absolute() else (against / p).resolve()
 
     tls = settings.mqtt.tls
     if tls is not None:
@@ -360,7 +400,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         update={
             "mqtt": settings.mqtt.model_copy(update={"tls": tls}),
             "storage": settings.storage.model_copy(update={"dir": rel(settings.storage.dir)}),
-            "tts": settings.tts.model_copy(update={"voices_dir": rel(settings.tts.voices_dir)}),
+            "tts": settings.tts.model_copy(update={"voices_dir": rel(settings.tts.voices_dir, INSTALL_DIR)}),
             "text": settings.text.model_copy(update={"lexicon": rel(settings.text.lexicon)}),
             "control": settings.control.model_copy(update={"socket": rel(settings.control.socket)}),
         }

@@ -24,6 +24,7 @@ import numpy as np
 
 from loaxa.config import Settings
 from loaxa.errors import LoaxaError
+from loaxa.i18n import _
 from loaxa.player.output import build_sink, parse_output_spec
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,12 @@ def check_audio(settings: Settings) -> Finding:
         finally:
             out.close()
     except (LoaxaError, OSError) as exc:
-        fix = "check the cable or USB sound card and `aplay -L`; the service user needs the `audio` group"
+        fix = _("check the cable or USB sound card, or set audio.output to a device found") + _if_installed(
+            "aplay", _(" (`aplay -L` lists them too)")
+        )
+        fix += _("; the service user needs the `audio` group")
         return Finding("audio", FAIL, str(exc), fix)
-    return Finding("audio", OK, f"{sink.describe()} found and played 0.2 s of silence")
+    return Finding("audio", OK, _("{device} found and played 0.2 s of silence").format(device=sink.describe()))
 
 
 # -- voices ----------------------------------------------------------------------
@@ -96,21 +100,35 @@ def check_voice(settings: Settings, spec: str | None = None, role: str = "voice"
             voice.close()
     except LoaxaError as exc:
         fix = (
-            f"install it: `loaxa voices install {spec}`"
+            _("install it: `loaxa voices install {name}`").format(name=spec)
             if not spec.startswith("espeak:")
-            else "install espeak-ng: `apt install espeak-ng`"
+            else _("install espeak-ng: `apt install espeak-ng`")
         )
         return Finding(name, FAIL, f"{spec}: {exc}", fix)
     seconds = len(samples) / voice.sample_rate
     if len(samples) == 0 or not np.isfinite(samples).all() or float(np.abs(samples).max(initial=0.0)) < 1e-3:
         return Finding(
-            name, FAIL, f"{spec} loads but produces no sound", f"reinstall it: `loaxa voices install {spec}`"
+            name,
+            FAIL,
+            _("{name} loads but produces no sound").format(name=spec),
+            _("reinstall it: `loaxa voices install {name}`").format(name=spec),
         )
     problem = _pinned_problem(settings, spec)
     if problem:
-        return Finding(name, WARN, f"{spec} speaks, but {problem}", f"reinstall it: `loaxa voices install {spec}`")
+        return Finding(
+            name,
+            WARN,
+            _("{name} speaks, but {problem}").format(name=spec, problem=problem),
+            _("reinstall it: `loaxa voices install {name}`").format(name=spec),
+        )
     took = time.perf_counter() - started
-    return Finding(name, OK, f"{voice.name} loaded and spoke {seconds:.1f} s in {took:.1f} s")
+    return Finding(
+        name,
+        OK,
+        _("{name} loaded and spoke {seconds} s in {took} s").format(
+            name=voice.name, seconds=f"{seconds:.1f}", took=f"{took:.1f}"
+        ),
+    )
 
 
 def check_neural_runtime(settings: Settings) -> Finding:
@@ -213,10 +231,11 @@ def check_broker(settings: Settings) -> Finding:
             )
         reason = answer["reason"]
         if reason.is_failure:
-            fix = "check mqtt.username and mqtt.password against the broker's password file"
+            fix = _("check mqtt.username and mqtt.password against the broker's password file")
             if "authori" not in str(reason).lower() and "password" not in str(reason).lower():
-                fix = "check the broker's log"
-            return Finding("broker", FAIL, f"{where} refused the connection: {reason}", fix)
+                fix = _("check the broker's log")
+            detail = _("{where} refused the connection: {reason}").format(where=where, reason=reason)
+            return Finding("broker", FAIL, detail, fix)
         who = f"as {m.username}" if m.username else "anonymously"
         return Finding("broker", OK, f"connected to {where} {who}{' over TLS' if m.tls else ''}")
     finally:
@@ -232,21 +251,29 @@ def check_clock(settings: Settings, synced: Callable[[], bool | None] | None = N
 
     state = (synced or clock_synced)()
     if state:
-        return Finding("clock", OK, "synchronised (NTP)")
-    fix = "enable time sync: `sudo timedatectl set-ntp true` (systemd-timesyncd or chrony), and check the network"
+        return Finding("clock", OK, _("synchronised (NTP)"))
+    fix = _if_installed(
+        "timedatectl", _("enable time sync: `sudo timedatectl set-ntp true`; "), _("install chrony; ")
+    ) + _("check the network")
     if state is None:
-        return Finding("clock", WARN, "cannot tell whether the clock is synchronised", fix)
+        return Finding("clock", WARN, _("cannot tell whether the clock is synchronised"), fix)
     if settings.clock.require_sync:
-        return Finding("clock", FAIL, "not synchronised: scheduled bulletins are held until it is", fix)
-    return Finding("clock", WARN, "not synchronised, and clock.require_sync is off: slots may fire at wrong times", fix)
+        return Finding("clock", FAIL, _("not synchronised: scheduled bulletins are held until it is"), fix)
+    return Finding(
+        "clock", WARN, _("not synchronised, and clock.require_sync is off: slots may fire at wrong times"), fix
+    )
 
 
 def check_disk(settings: Settings) -> Finding:
     folder = _existing(settings.storage.dir)
     usage = shutil.disk_usage(folder)
     free_mb = usage.free / 1e6
-    detail = f"{free_mb:,.0f} MB free on the disk of {settings.storage.dir}"
-    fix = "free space: old logs (`journalctl --vacuum-size=50M`), or lower tts.cache_max_mb"
+    detail = _("{free} MB free on the disk of {folder}").format(free=f"{free_mb:,.0f}", folder=settings.storage.dir)
+    fix = (
+        _("free space")
+        + _if_installed("journalctl", _(": old logs (`journalctl --vacuum-size=50M`),"))
+        + _(" or lower tts.cache_max_mb")
+    )
     if free_mb < DISK_FAIL_MB:
         return Finding("disk", FAIL, detail, fix)
     if free_mb < DISK_WARN_MB:
@@ -289,6 +316,11 @@ def check_store(settings: Settings) -> Finding:
     return Finding("store", verdict.status, verdict.detail, verdict.fix)
 
 
+def _if_installed(tool: str, text: str, otherwise: str = "") -> str:
+    """A hint that names a tool only where it is installed."""
+    return text if shutil.which(tool) else otherwise
+
+
 def _existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -306,28 +338,30 @@ def check_service(settings: Settings) -> Finding:
         reply = request(settings.control_socket, {"cmd": "status"}, timeout_s=5)
     except LoaxaError as exc:
         unit = _systemd_state()
-        detail = f"{exc}" + (f"; systemd says the unit is {unit}" if unit else "")
-        return Finding(
-            "service", FAIL, detail, f"start it: `sudo systemctl start {SERVICE}`; see `journalctl -u {SERVICE}`"
-        )
+        detail = f"{exc}" + (_("; systemd says the unit is {state}").format(state=unit) if unit else "")
+        fix = _("start it: `sudo systemctl start {unit}`; see `journalctl -u {unit}`").format(unit=SERVICE)
+        return Finding("service", FAIL, detail, fix)
     health = reply.get("health") or []
     state = reply.get("state", {})
     if health:
         return Finding(
-            "service", FAIL, "running but unhealthy: " + "; ".join(health), f"see `journalctl -u {SERVICE}`; restart it"
+            "service",
+            FAIL,
+            _("running but unhealthy: ") + "; ".join(health),
+            _("see `journalctl -u {unit}`; restart it").format(unit=SERVICE),
         )
     faults = reply.get("faults") or []
-    running = f"running {state.get('uptime_s', 0)} s"
+    running = _("running {seconds} s").format(seconds=state.get("uptime_s", 0))
     if faults:
         serious = any(f.startswith(("broker", "audio output")) for f in faults)
         return Finding(
             "service",
             FAIL if serious else WARN,
-            f"{running}, but: " + "; ".join(faults),
-            "the broker and audio rows below say what to check; `loaxa status` shows it live",
+            _("{running}, but: ").format(running=running) + "; ".join(faults),
+            _("the broker and audio rows below say what to check; `loaxa status` shows it live"),
         )
-    online = "online" if state.get("online") else "offline"
-    return Finding("service", OK, f"{running}, {online}, health ok")
+    online = _("online") if state.get("online") else _("offline")
+    return Finding("service", OK, _("{running}, {online}, health ok").format(running=running, online=online))
 
 
 def _systemd_state() -> str | None:

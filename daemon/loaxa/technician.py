@@ -8,15 +8,18 @@ the ledger's completion signal for the bulletin's play.
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, TimeoutError
-from pathlib import Path
 from typing import Any
 
 from loaxa.approval import LOCAL_ISSUER, TECHNICIAN
 from loaxa.broadcast_queue import BroadcastQueue
-from loaxa.content import resume_point
+from loaxa.content import Audio, resume_point
+from loaxa.control import FILE_KEY, GONE_KEY
 from loaxa.errors import ControlError
 from loaxa.inbox import Inbox
 from loaxa.protocol import Approve, Bulletin, Cancel, Decline, validate_command
@@ -28,6 +31,9 @@ from loaxa.timing import parse_instant
 
 ANSWER_TIMEOUT_S = 10.0  # the inbox answers within this, or the station is wedged
 DEFAULT_WAIT_S = 600.0
+POLL_S = 0.2  # how often a waiting say/play looks at its caller and the audio output
+
+log = logging.getLogger(__name__)
 
 
 class Technician:
@@ -112,22 +118,24 @@ class Technician:
         if request["cmd"] == "say":
             command["text"] = request.get("text", "")
         else:
-            if self.audio is None:
-                raise ControlError("this station cannot play recorded audio")
-            # The file enters the audio cache under its hash, where the player finds it.
-            command["audio"] = self.audio.admit(Path(request.get("file", ""))).model_dump(include={"url", "sha256"})
+            command["audio"] = self._admit(request).model_dump(include={"url", "sha256"})
         for key in ("rate", "volume", "chime"):
             if request.get(key) is not None:
                 command[key] = request[key]
         bulletin = validate_command(command)
         assert isinstance(bulletin, Bulletin)
+        gone: Callable[[], bool] = request.get(GONE_KEY) or (lambda: False)
         done = self.ledger.watch(LOCAL_ISSUER, bid)
         try:
             accepted = _answer(self.inbox.local(LOCAL_ISSUER, bulletin))
             if isinstance(accepted, Accepted) and not accepted.stored:
                 return {"ok": False, "id": bid, "error": "the station refused it; see `loaxa log`"}
-            if not done.wait(float(request.get("timeout_s", DEFAULT_WAIT_S))):
-                return {"ok": False, "id": bid, "error": "still queued or on air; see `loaxa queue`"}
+            deadline = time.monotonic() + float(request.get("timeout_s", DEFAULT_WAIT_S))
+            while not done.wait(POLL_S):
+                why = self._why_not(gone, deadline)
+                if why:
+                    self._withdraw(bid)
+                    return {"ok": False, "id": bid, "error": f"not aired, withdrawn: {why}"}
         finally:
             self.ledger.unwatch(LOCAL_ISSUER, bid, done)
         state, detail = done.state, done.detail
@@ -138,6 +146,55 @@ class Technician:
             "detail": detail,
             "error": f"{state}: {detail}",
         }
+
+    def _why_not(self, gone: Callable[[], bool], deadline: float) -> str | None:
+        """Why a technician's `say`/`play` should stop waiting, or None to go on."""
+        if gone():
+            log.info("the control client left: its say/play is withdrawn")
+            return "the caller left"
+        if time.monotonic() > deadline:
+            return "it did not finish in time; `loaxa queue` shows what is on air"
+        audio = (self.status().get("state") or {}).get("audio") or {}
+        if audio.get("error"):
+            return f"audio output: {audio['error']}"
+        return None
+
+    def _withdraw(self, bid: str) -> None:
+        cancel = validate_command({"type": "cancel", "id": bid})
+        assert isinstance(cancel, Cancel)
+        try:
+            _answer(self.inbox.local(LOCAL_ISSUER, cancel))
+        except ControlError as exc:
+            log.warning("could not withdraw %s: %s", bid, exc)
+
+    def _admit(self, request: dict[str, Any]) -> Audio:
+        """The file the client passed (opened with its own rights) into the audio cache.
+
+        The daemon never opens a path it is sent: it may read what the person
+        asking could not.
+        """
+        if self.audio is None:
+            raise ControlError("this station cannot play recorded audio")
+        fd = request.get(FILE_KEY)
+        if not isinstance(fd, int):
+            raise ControlError("send the file itself, not its name (this `loaxa play` is older than the daemon)")
+        folder = self.audio.cache_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = folder / f".local-{uuid.uuid4().hex}.part"
+        try:
+            with os.fdopen(os.dup(fd), "rb") as src, open(copy, "xb") as dst:
+                os.fchmod(dst.fileno(), 0o600)
+                copied = 0
+                while chunk := src.read(1 << 20):
+                    copied += len(chunk)
+                    if copied > self.audio.max_bytes:
+                        raise ControlError(f"the file is larger than {self.audio.max_bytes // 2**20} MiB")
+                    dst.write(chunk)
+            return self.audio.admit(copy)
+        except OSError as exc:
+            raise ControlError(f"cannot read the file: {exc.strerror or exc}") from None
+        finally:
+            copy.unlink(missing_ok=True)
 
 
 def _answer(future: Future[Accepted | bool | Answer]) -> Accepted | bool | Answer:

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--language", default="vi", help="language of the <info> block to read (default vi)")
     p.add_argument("--now", help=argparse.SUPPRESS)  # evaluate expiry as of this time (replays, tests)
     add_target_args(p, required=False)
-    add_send_args(p)
+    add_send_args(p, auto="finished; none with --bridge")
     p.set_defaults(func=cap)
 
 

@@ -6,16 +6,22 @@ import argparse
 import json
 import sys
 
-from loaxa.cli._common import add_config_arg, settings_from, settings_or_defaults
+from loaxa.cli._common import add_config_arg, config_arg, settings_from, settings_or_defaults
 from loaxa.config import config_path
 from loaxa.doctor import FAIL, OK, WARN, Finding, run_checks
+from loaxa.i18n import _
 
 CHECKS = ("service", "audio", "runtime", "voice", "fallback", "broker", "clock", "disk", "permissions")
 STYLE = {OK: "bold green", WARN: "bold yellow", FAIL: "bold red"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("doctor", help="check audio, voices, broker, clock, disk, permissions and the service")
+    p = sub.add_parser(
+        "doctor",
+        help="check the service, audio, voices, broker, clock and disk",
+        description="Check the station on site, one line per item: OK, WARN or FAIL, what was found and "
+        "what to do. Exit code 1 when something must be fixed.",
+    )
     add_config_arg(p)
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     p.add_argument(
@@ -43,10 +49,14 @@ def doctor(args: argparse.Namespace) -> int:
             json.dump([f.as_dict() for f in findings], sys.stdout, ensure_ascii=False, indent=2)
             print()
         else:
-            print(f"neural voice runtime: {findings[0].status}: {findings[0].detail}")
+            print(
+                _("neural voice runtime: {status}: {detail}").format(
+                    status=findings[0].status, detail=findings[0].detail
+                )
+            )
         return 1 if findings[0].status == FAIL else 0
     settings = settings_from(args)
-    findings = run_checks(settings, config_path(args.config), frozenset(args.skip))
+    findings = run_checks(settings, config_path(config_arg(args)), frozenset(args.skip))
     if args.json:
         json.dump([f.as_dict() for f in findings], sys.stdout, ensure_ascii=False, indent=2)
         print()
@@ -60,15 +70,16 @@ def print_table(findings: list[Finding], station: str) -> None:
     from rich.table import Table
 
     table = Table(title=f"loaxa doctor: {station}", show_lines=True)
-    table.add_column("check", no_wrap=True)
+    table.add_column(_("check"), no_wrap=True)
     table.add_column("", no_wrap=True)
-    table.add_column("found")
-    table.add_column("what to do")
+    table.add_column(_("found"))
+    table.add_column(_("what to do"))
     for f in findings:
-        table.add_row(f.check, f"[{STYLE[f.status]}]{f.status}[/]", f.detail, f.fix)
+        table.add_row(_(f.check), f"[{STYLE[f.status]}]{f.status}[/]", f.detail, f.fix)
     console = Console()
     console.print(table)
     fails = sum(f.status == FAIL for f in findings)
     console.print(
-        f"{fails} problem(s) to fix" if fails else "everything needed is in order", style=STYLE[FAIL if fails else OK]
+        _("{count} problem(s) to fix").format(count=fails) if fails else _("everything needed is in order"),
+        style=STYLE[FAIL if fails else OK],
     )

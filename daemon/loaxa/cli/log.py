@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loaxa.cli._common import add_config_arg, settings_from
+from loaxa.cli._table import Column, local_time, print_table
 from loaxa.errors import ConfigError, StoreError
+from loaxa.i18n import _
 from loaxa.store import aired as read_aired
 from loaxa.store import open_readonly
 
@@ -81,25 +83,39 @@ def show_log(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     db_path = settings.storage.dir / "station.db"
     if not db_path.exists():
-        raise StoreError(f"no station store at {db_path}; has the daemon run with this config?")
+        raise StoreError(_("no station store at {path}; has the daemon run with this config?").format(path=db_path))
     entries = aired(db_path, args.since)
     if args.json:
         for entry in entries:
             print(json.dumps(entry, ensure_ascii=False))
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("started", "id", "rev", "state", "slot", "s", "detail")
-    for e in entries:
-        table.add_row(
-            e["started"] or "-",
+    if not entries:
+        print(_("nothing aired in that time"))
+        return 0
+    zone = settings.station.tz  # the station's clock, not the machine's or UTC
+    rows = [
+        [
+            local_time(e["started"], zone),
             e["id"],
             str(e["rev"]),
             e["state"],
-            e["slot"] or "asap",
+            local_time(e["slot"], zone) if e["slot"] else "asap",
             "-" if e["seconds"] is None else f"{e['seconds']:.1f}",
             e["detail"] or "",
-        )
-    Console().print(table if entries else "nothing aired in that time")
+        ]
+        for e in entries
+    ]
+    title = _("aired at {station} ({zone})").format(station=settings.station.path, zone=settings.station.timezone)
+    print_table(LOG_COLUMNS, rows, title=title)
     return 0
+
+
+LOG_COLUMNS = (
+    Column("started"),
+    Column("id"),
+    Column("rev", rank=3, right=True),
+    Column("state"),
+    Column("slot", rank=2),
+    Column("s", rank=4, right=True),
+    Column("detail", rank=1, wrap=True),
+)

@@ -9,6 +9,7 @@ from loaxa.cli._common import add_config_arg, settings_or_defaults
 from loaxa.cli.say import _through_daemon_or_here
 from loaxa.config import Settings
 from loaxa.errors import LoaxaError
+from loaxa.i18n import _
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,10 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def play(args: argparse.Namespace) -> int:
     if not args.file.is_file():
-        raise LoaxaError(f"{args.file}: no such file")
+        raise LoaxaError(_("{file}: no such file").format(file=args.file))
     settings = settings_or_defaults(args)
-    request = {"cmd": "play", "file": str(args.file.resolve()), "chime": not args.no_chime}
-    return _through_daemon_or_here(settings, request, lambda: _play_here(settings, args))
+    request = {"cmd": "play", "chime": not args.no_chime}
+    return _through_daemon_or_here(settings, request, lambda: _play_here(settings, args), file=args.file)
 
 
 def _play_here(settings: Settings, args: argparse.Namespace) -> None:

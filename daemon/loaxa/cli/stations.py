@@ -10,7 +10,9 @@ import json
 import sys
 import time
 
+from loaxa.cli._table import Column, local_time, print_table
 from loaxa.errors import LoaxaError
+from loaxa.i18n import _
 from loaxa.province.client import Feed, add_broker_args
 from loaxa.province.fleet import Fleet, StationView
 from loaxa.province.targets import parse_target
@@ -66,21 +68,26 @@ def needs_attention(v: StationView) -> bool:
 
 def summary(views: list[StationView]) -> str:
     online = sum(1 for v in views if v.online)
-    parts = [f"{len(views)} station(s): {online} online, {len(views) - online} offline"]
+    parts = [
+        _("{count} station(s): {online} online, {offline} offline").format(
+            count=len(views), online=online, offline=len(views) - online
+        )
+    ]
     on_air = sum(1 for v in views if v.online and v.on_air)
     fallback = sum(1 for v in views if v.online and v.fallback)
     unsynced = sum(1 for v in views if v.online and v.state.get("clock_synced") is False)
     if on_air:
-        parts.append(f"{on_air} on air")
+        parts.append(_("{count} on air").format(count=on_air))
     if fallback:
-        parts.append(f"{fallback} on the fallback voice")
+        parts.append(_("{count} on the fallback voice").format(count=fallback))
     if unsynced:
-        parts.append(f"{unsynced} with an unsynchronised clock")
+        parts.append(_("{count} with an unsynchronised clock").format(count=unsynced))
     return ", ".join(parts)
 
 
 def _cells(v: StationView, now: float) -> list[str]:
     queue = v.state.get("queue")
+    seen = v.last_seen()
     return [
         v.station,
         "online" if v.online else "OFFLINE",
@@ -88,19 +95,21 @@ def _cells(v: StationView, now: float) -> list[str]:
         v.clock,
         v.on_air or "-",
         str(queue) if isinstance(queue, int) else "-",
-        v.last_seen(),
+        local_time(seen) if isinstance(v.state.get("at"), str) else seen,
     ]
 
 
-def _table(views: list[StationView], now: float) -> None:
-    from rich.console import Console
-    from rich.table import Table
+COLUMNS = (
+    Column("station"),
+    Column("link"),
+    Column("voice", rank=1, wrap=True),
+    Column("clock", rank=3),
+    Column("on air", rank=4),
+    Column("queue", rank=5, right=True),
+    Column("last seen", rank=2),
+)
 
-    table = Table(show_edge=False, pad_edge=False)
-    for name in ("station", "link", "voice", "clock", "on air", "queue", "last seen"):
-        table.add_column(name)
-    for v in views:
-        cells = _cells(v, now)
-        style = "red" if not v.online else "yellow" if needs_attention(v) else ""
-        table.add_row(*cells, style=style)
-    Console().print(table)
+
+def _table(views: list[StationView], now: float) -> None:
+    styles = ["red" if not v.online else "yellow" if needs_attention(v) else "" for v in views]
+    print_table(COLUMNS, [_cells(v, now) for v in views], styles)

@@ -3,41 +3,59 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from loaxa.config import TtsSettings
+from loaxa.cli._common import add_config_arg, config_arg, settings_from
+from loaxa.config import CONFIG_ENV, SYSTEM_CONFIG, TtsSettings, find_config
 from loaxa.errors import ConfigError, VoiceError
 from loaxa.speech import voices
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("voices", help="list, install and verify Piper voices")
-    parser.add_argument("-c", "--config", help="configuration file (default: $LOAXA_CONFIG)")
-    parser.add_argument("--dir", type=Path, help="voices folder (default: tts.voices_dir from the configuration)")
+    parser = subparsers.add_parser(
+        "voices",
+        help="list, install and verify Piper voices",
+        description="The Piper voices in tts.voices_dir (or --dir): list them, install one with its pinned "
+        "size and SHA-256, or verify every installed one.",
+    )
+    _folder_args(parser, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    sub.add_parser("list", help="installed voices, sample rate, size, which is active").set_defaults(func=_list)
-    install = sub.add_parser("install", help="download a voice, checking its pinned size and SHA-256")
+    where = argparse.ArgumentParser(add_help=False)
+    _folder_args(where, argparse.SUPPRESS)  # also after the action: `voices install NAME --dir D`
+    sub.add_parser("list", parents=[where], help="installed voices, sample rate, size, which is active").set_defaults(
+        func=_list
+    )
+    install = sub.add_parser("install", parents=[where], help="download a voice, checking its pinned size and SHA-256")
     install.add_argument("name", help=f"voice name, e.g. {next(iter(voices.CATALOG))}")
     install.add_argument(
         "--url", help=f"repository base URL (default: ${voices.URL_ENV} or the public Piper voices repository)"
     )
     install.set_defaults(func=_install)
-    sub.add_parser("verify", help="check every installed voice: config, pinned digests, model load").set_defaults(
-        func=_verify
+    sub.add_parser(
+        "verify", parents=[where], help="check every installed voice: config, pinned digests, model load"
+    ).set_defaults(func=_verify)
+
+
+def _folder_args(parser: argparse.ArgumentParser, default: object) -> None:
+    add_config_arg(parser)
+    parser.add_argument(
+        "--dir", type=Path, default=default, help="voices folder (default: tts.voices_dir from the configuration)"
     )
 
 
 def _tts(args: argparse.Namespace) -> tuple[TtsSettings, Path]:
-    """Settings if a configuration is given or found; `--dir` alone works without one."""
-    tts = TtsSettings()
-    if args.config or os.environ.get("LOAXA_CONFIG"):
-        from loaxa.cli._common import settings_from
-
+    """Settings from the configuration found as `run` finds it; `--dir` alone works without one."""
+    folder = getattr(args, "dir", None)
+    if find_config(config_arg(args)) is not None:
         tts = settings_from(args).tts
-    elif args.dir is None:
-        raise ConfigError("no configuration file: pass --config FILE, set LOAXA_CONFIG, or name the folder with --dir")
-    return tts, args.dir or tts.voices_dir
+    elif folder is None:
+        raise ConfigError(
+            f"no configuration file: pass --config FILE, set {CONFIG_ENV}, create {SYSTEM_CONFIG}, "
+            "or name the folder with --dir"
+        )
+    else:
+        tts = TtsSettings()
+    return tts, folder or tts.voices_dir
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -48,7 +66,7 @@ def _list(args: argparse.Namespace) -> int:
     found = voices.list_voices(folder)
     console = Console()
     if not found:
-        console.print(f"no voices in {folder}; install one with `loaxa voices install {next(iter(voices.CATALOG))}`")
+        print(f"no voices in {folder}; install one with: loaxa voices install {next(iter(voices.CATALOG))}")
         return 0
     table = Table(title=f"Piper voices in {folder}")
     for column in ("", "name", "language", "quality", "sample rate", "size", "status"):

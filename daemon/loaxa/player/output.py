@@ -171,7 +171,14 @@ class DeviceSink:
         for index, dev in enumerate(sd.query_devices()):
             if dev["max_output_channels"] > 0 and wanted in dev["name"].lower():
                 return index
-        raise AudioError(f"no audio output device named {self.name!r}")
+        raise AudioError(self.missing())
+
+    def missing(self) -> str:
+        """What a technician needs to know when the device cannot be found: what there is."""
+        found = output_devices()
+        if not found:
+            return f"no sound device named {self.name!r}; devices found: none (is the sound card connected?)"
+        return f"no sound device named {self.name!r}; devices found: {', '.join(found)} (set audio.output to one)"
 
     def open(self, sample_rate: int, label: str) -> Output:
         import sounddevice as sd
@@ -184,11 +191,34 @@ class DeviceSink:
             stream.start()
         except (sd.PortAudioError, OSError, ValueError) as exc:
             self._stale = True
-            raise AudioError(f"cannot open audio output {self.name!r}: {exc}") from None
+            log.debug("opening %r: %s", self.name, exc)
+            if self.name == "default" and _no_default_output():
+                raise AudioError(self.missing()) from None
+            raise AudioError(f"cannot open sound device {self.name!r}: {exc}") from None
         except AudioError:
             self._stale = True
             raise
         return _DeviceOutput(stream, self)
+
+
+def output_devices() -> list[str]:
+    """The names of the output devices PortAudio sees now."""
+    import sounddevice as sd
+
+    try:
+        return [str(d["name"]) for d in sd.query_devices() if d["max_output_channels"] > 0]
+    except (sd.PortAudioError, OSError):
+        return []
+
+
+def _no_default_output() -> bool:
+    import sounddevice as sd
+
+    try:
+        sd.query_devices(kind="output")
+    except (sd.PortAudioError, OSError, ValueError):
+        return True
+    return False
 
 
 class _DeviceOutput:

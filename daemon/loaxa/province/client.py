@@ -28,12 +28,17 @@ from loaxa.topics import province_reports, station_of
 log = logging.getLogger(__name__)
 
 PASSWORD_ENV = "LOAXA_MQTT_PASSWORD"
+HOST_ENV, PORT_ENV = "LOAXA_MQTT_HOST", "LOAXA_MQTT_PORT"  # the province broker, for every command at once
 
 
 def add_broker_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("broker")
-    g.add_argument("--host", default="localhost", help="province broker (default localhost)")
-    g.add_argument("--port", type=int, default=1883)
+    g.add_argument(
+        "--host",
+        default=os.environ.get(HOST_ENV, "localhost"),
+        help=f"province broker (default ${HOST_ENV} or localhost)",
+    )
+    g.add_argument("--port", type=int, default=int(os.environ.get(PORT_ENV, 1883)), help=f"default ${PORT_ENV} or 1883")
     g.add_argument("--username", help="operator login")
     g.add_argument("--password", help=f"operator password (better: ${PASSWORD_ENV})")
     g.add_argument("--ca-file", help="CA certificate: connect with TLS")

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from loaxa.errors import CommandError, LoaxaError
+from loaxa.i18n import _
 from loaxa.jsonwire import compact_bytes
 from loaxa.protocol import validate_command
 from loaxa.province.client import Feed, add_broker_args
@@ -39,7 +40,7 @@ STATES_QUIET_S = 0.3  # retained states come in one burst after the subscription
 
 def add_target_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_argument_group("targets (any number, at least one)" if required else "targets")
-    for kind, (_, shape) in SHAPES.items():
+    for kind, (_pattern, shape) in SHAPES.items():
         g.add_argument(f"--{kind}", action="append", default=[], metavar=shape, help=f"send to this {kind}")
 
 
@@ -50,17 +51,22 @@ def targets_from(args: argparse.Namespace, required: bool = True) -> list[Target
     return targets
 
 
-def add_send_args(p: argparse.ArgumentParser) -> None:
+def add_send_args(p: argparse.ArgumentParser, auto: str = "finished, or scheduled for --at/--daily") -> None:
     p.add_argument("--key", metavar="FILE", help="sign with this issuer key file (see `loaxa keys`)")
     w = p.add_argument_group("receipts")
     w.add_argument(
         "--wait",
         choices=("auto", "finished", "received", "none"),
         default="auto",
-        help="what every station must report before exiting (auto: finished, or scheduled for --at/--daily)",
+        help=f"what every station must report before exiting (auto: {auto})",
     )
     w.add_argument("--timeout", type=float, default=120.0, help="seconds to follow receipts (default 120)")
     w.add_argument("--states-wait", type=float, default=2.0, help="at most this long to collect station states first")
+    w.add_argument(
+        "--wait-unseen",
+        action="store_true",
+        help="also wait for named stations never seen on this broker (default: say so at once, do not wait)",
+    )
     w.add_argument("--plain", action="store_true", help="one line per receipt, no live table")
     w.add_argument("--json", action="store_true", help="print the final receipts as JSON on stdout")
     add_broker_args(p)
@@ -119,7 +125,9 @@ def deliver(args: argparse.Namespace, targets: list[Target], outgoing: Outgoing)
         if goal is None:
             for t in targets:
                 feed.publish(t.topic(args.prefix), compact_bytes(outgoing.to(t, args.prefix)))
-                _say(args, f"published {command['type']} {command['id']} to {t}")
+                _say(
+                    args, _("published {what} to {target}").format(what=f"{command['type']} {command['id']}", target=t)
+                )
             return 0
         return _follow(args, feed, targets, outgoing, goal)
     finally:
@@ -136,12 +144,31 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], outgoin
     for view in covered:
         tracker.expect(view.station, view.online)
     for t in targets:
-        if t.kind == "station" and "/".join(t.parts) not in fleet.stations:
-            tracker.expect("/".join(t.parts), None)  # named but never seen: still expected
+        path = "/".join(t.parts)
+        if t.kind == "station" and path not in fleet.stations:
+            # Never seen on this broker: a typo, another --prefix, or a station not installed yet.
+            _say(
+                args,
+                _("{station}: no retained state on this broker: the station has never connected here").format(
+                    station=path
+                ),
+            )
+            if getattr(args, "wait_unseen", False):
+                tracker.expect(path, None)
+            else:
+                tracker.expect(path, False)
+                tracker.rows[path].status = "never seen"
     if unknown:
-        _say(args, f"{unknown} station(s) do not report their groups; they count once they answer")
-    if not tracker.rows and not unknown:
-        _say(args, f"no known station is addressed by {', '.join(map(str, targets))} (no retained state seen)")
+        _say(
+            args, _("{count} station(s) do not report their groups; they count once they answer").format(count=unknown)
+        )
+    if not tracker.expected and not unknown:
+        _say(
+            args,
+            _("no known station is addressed by {targets} (no retained state seen)").format(
+                targets=", ".join(map(str, targets))
+            ),
+        )
     title = f"{command['type']} {command['id']} → {', '.join(map(str, targets))}"
     live = sys.stdout.isatty() and not (args.plain or args.json)
     out = sys.stderr if args.json else sys.stdout
@@ -150,10 +177,12 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], outgoin
     for t in targets:
         feed.publish(t.topic(args.prefix), compact_bytes(outgoing.to(t, args.prefix)))
     if not live:
-        _say(args, f"published {title}")
+        _say(args, _("published {what}").format(what=title))
     screen.start()
     deadline = tracker.t0 + args.timeout
     timed_out = True
+    if not tracker.expected and not unknown:
+        deadline = tracker.t0  # nobody to wait for: say so now, not after --timeout (--wait-unseen waits)
     try:
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -168,6 +197,8 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], outgoin
             else:
                 row: Row | None = tracker.event(msg.station, msg.body, msg.arrived)
                 if row is not None:
+                    if row.status == "scheduled":
+                        row.detail = scheduled_detail(msg.body, fleet.stations.get(msg.station))
                     screen.changed(row)
             if tracker.complete():
                 timed_out = False
@@ -177,6 +208,20 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], outgoin
     return _report(args, tracker, timed_out)
 
 
+def scheduled_detail(body: dict[str, Any], view: Any) -> str:
+    """When the first slot is, in the operator's zone, and why the station will hold it, if it will."""
+    from loaxa.cli._table import local_time
+
+    parts = []
+    if body.get("occurrence"):
+        parts.append(_("first slot {time}").format(time=local_time(body["occurrence"])))
+    if body.get("detail"):
+        parts.append(str(body["detail"]))
+    if view is not None and view.state.get("clock_synced") is False:
+        parts.append(_("WARNING: its clock is not synchronised: the slot is held until it is"))
+    return "; ".join(parts)
+
+
 def _report(args: argparse.Namespace, tracker: Tracker, timed_out: bool) -> int:
     out = sys.stderr if args.json else sys.stdout
     for row in tracker.problems():
@@ -184,8 +229,13 @@ def _report(args: argparse.Namespace, tracker: Tracker, timed_out: bool) -> int:
     waiting = [r.station for r in tracker.expected if not r.done]
     if timed_out and waiting:
         shown = ", ".join(waiting[:20]) + (f" and {len(waiting) - 20} more" if len(waiting) > 20 else "")
-        print(f"no `{tracker.goal}` within {args.timeout:g} s from: {shown}", file=out)
-    print(f"summary: {tracker.summary()}", file=out, flush=True)
+        print(
+            _("no `{goal}` within {seconds} s from: {stations}").format(
+                goal=tracker.goal, seconds=f"{args.timeout:g}", stations=shown
+            ),
+            file=out,
+        )
+    print(_("summary: {summary}").format(summary=tracker.summary()), file=out, flush=True)
     if args.json:
         print(json.dumps(tracker.as_dict(), ensure_ascii=False, indent=1))
     return tracker.exit_code()

@@ -12,6 +12,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from loaxa.cli._table import GAP, Column, fitted
+from loaxa.i18n import _
+
 # Events that end a station's part, by outcome, for each goal.
 BAD = frozenset({"failed", "rejected", "missed", "expired"})
 ENDED = frozenset({"duplicate", "cancelled", "superseded", "declined"})  # declined: the commune's decision
@@ -107,7 +110,8 @@ class Tracker:
         expected = self.expected
         return {
             "expected": len(expected),
-            "offline": sum(1 for r in rows if not r.expected),
+            "offline": sum(1 for r in rows if not r.expected and r.status != "never seen"),
+            "unseen": sum(1 for r in rows if r.status == "never seen"),
             "received": sum(1 for r in rows if "received" in r.times or "duplicate" in r.times),
             "started": sum(1 for r in rows if "started" in r.times),
             "finished": sum(1 for r in rows if "finished" in r.times),
@@ -128,14 +132,19 @@ class Tracker:
 
     def summary(self) -> str:
         c = self.counts()
-        parts = [f"{c['ok']}/{c['expected']} {self.goal}"]
+        parts = [f"{c['ok']}/{c['expected']} {_(self.goal)}"]
         if self.goal == "finished":
-            parts.append(f"{c['received']} received")
-        for key, label in (("failed", "failed"), ("other", "duplicate/cancelled/superseded"), ("waiting", "no answer")):
+            parts.append(_("{count} received").format(count=c["received"]))
+        labels = (
+            ("failed", _("{count} failed")),
+            ("other", _("{count} duplicate/cancelled/superseded")),
+            ("waiting", _("{count} no answer")),
+            ("offline", _("{count} offline (the broker holds it for them)")),
+            ("unseen", _("{count} never seen on this broker")),
+        )
+        for key, label in labels:
             if c[key]:
-                parts.append(f"{c[key]} {label}")
-        if c["offline"]:
-            parts.append(f"{c['offline']} offline (the broker holds it for them)")
+                parts.append(label.format(count=c[key]))
         return ", ".join(parts)
 
     def problems(self) -> list[Row]:
@@ -171,10 +180,11 @@ class LineView:
 
     def start(self) -> None:
         c = self.tracker.counts()
-        print(f"expecting {c['expected']} station(s); {c['offline']} offline", file=self.out, flush=True)
+        line = _("expecting {count} station(s); {offline} offline").format(count=c["expected"], offline=c["offline"])
+        print(line, file=self.out, flush=True)
 
     def changed(self, row: Row) -> None:
-        detail = f" ({row.detail})" if row.detail and row.status in BAD | ENDED | {"finished"} else ""
+        detail = f" ({row.detail})" if row.detail and row.status in BAD | ENDED | {"finished", "scheduled"} else ""
         t = row.times.get(row.status)
         when = f"+{t:.2f}s" if t is not None else ""
         print(f"{when:>9}  {row.station}  {row.status}{detail}", file=self.out, flush=True)
@@ -220,20 +230,44 @@ class LiveView:
 
         t = self.tracker
         c = t.counts()
-        head = Text(f"{self.title}   {t.summary()}", style="bold")
-        bar = ProgressBar(total=max(1, c["expected"]), completed=c["ok"] + c["failed"] + c["other"], width=60)
-        table = Table(expand=False, show_edge=False, pad_edge=False)
-        table.add_column("station")
-        table.add_column("status")
-        for col in COLUMNS:
-            table.add_column(col, justify="right")
-        table.add_column("detail", overflow="ellipsis", max_width=60)
+        width = self.console.width
+        head = Text(self.title, style="bold", overflow="fold")  # the header and the bar each on a line of their own
+        summary = Text(t.summary(), overflow="fold")
+        bar = ProgressBar(
+            total=max(1, c["expected"]), completed=c["ok"] + c["failed"] + c["other"], width=min(60, width)
+        )
         rows = sorted(t.rows.values(), key=_order)
-        room = max(5, self.console.size.height - 8)
+        room = max(5, self.console.size.height - 9)
+        cells = [
+            [
+                row.station,
+                row.status,
+                *(f"{row.times[k]:.1f}s" if k in row.times else "" for k in COLUMNS),
+                row.detail or "",
+            ]
+            for row in rows[:room]
+        ]
+        keep, _left_out = fitted(VIEW_COLUMNS, cells, width)
+        table = Table(box=None, pad_edge=False, padding=(0, GAP // 2))
+        for i in keep:
+            col = VIEW_COLUMNS[i]
+            table.add_column(
+                _(col.name), no_wrap=not col.wrap, overflow="fold", justify="right" if col.right else "left"
+            )
         style = {"ok": "green", "bad": "red", "ended": "yellow", None: ""}
-        for row in rows[:room]:
-            cells = [f"{row.times[k]:.1f}s" if k in row.times else "" for k in COLUMNS]
-            table.add_row(row.station, Text(row.status, style=style[row.outcome]), *cells, row.detail or "")
+        for row, line in zip(rows[:room], cells, strict=True):
+            shown = [Text(line[i], style=style[row.outcome]) if i == 1 else line[i] for i in keep]
+            table.add_row(*shown)
         more = len(rows) - room
         tail = Text(f"… and {more} more (all shown in the summary at the end)", style="dim") if more > 0 else Text("")
-        return Group(head, bar, table, tail)
+        return Group(head, summary, bar, Text(""), table, tail)  # a ProgressBar ends no line of its own
+
+
+VIEW_COLUMNS = (
+    Column("station"),
+    Column("status"),
+    Column("received", rank=2, right=True),
+    Column("started", rank=3, right=True),
+    Column("finished", rank=1, right=True),
+    Column("detail", rank=4, wrap=True),
+)
