@@ -16,6 +16,7 @@ from loaxa.config import parse_config
 from loaxa.doctor import FAIL, OK, WARN, check_audio, check_clock, check_permissions, check_voice
 from loaxa.testing.audio import FifoSpeaker
 from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.province_broker import start_province_broker
 from loaxa.testing.station import STATION, Operator, StationProcess, station_config
 from loaxa.testing.tinyvoice import make_tiny_voice
 
@@ -212,3 +213,49 @@ def test_a_station_with_a_neural_voice_gets_the_runtime_check_before_the_voice(t
     assert names.index("runtime") == names.index("voice") - 1
     runtime = got[names.index("runtime")]
     assert runtime.status == OK and "child process" in runtime.detail, runtime
+
+
+def test_doctor_never_takes_the_stations_session_on_a_broker_that_binds_logins_to_client_ids(tmp_path):
+    """Issue 17: with `use_username_as_clientid`, the doctor's connection gets the station's client id.
+
+    While the daemon runs, the doctor reads the daemon's own link instead of
+    connecting; with the daemon stopped, its probe resumes the session and
+    leaves it (and the command waiting in it) for the station.
+    """
+    station_path, ops = "hue/phu-vang/loa-1", "hue-ops"
+    stations = {
+        "stations": [{"province": "hue", "commune": "phu-vang", "station": "loa-1", "groups": []}],
+        "operators": [{"username": ops, "province": "hue"}],
+    }
+    province = start_province_broker(tmp_path / "broker", stations)
+    root = tmp_path / "station"
+    config = station_config(
+        root,
+        province.broker.port,
+        f"wav:{root / 'aired'}",
+        mqtt__username=station_path,
+        mqtt__password=province.passwords[station_path],
+    )
+    op = Operator("127.0.0.1", province.local_port, login=(ops, province.passwords[ops]))
+    station = StationProcess(root, config).start()
+    try:
+        since = op.wait_state(lambda st: st["online"], 30)["link"]["since"]
+        seen = len(op.states)
+        got = findings(doctor(config, tmp_path, "--json", "--skip", "audio"))
+        assert got["broker"]["status"] == OK and "running daemon is connected" in got["broker"]["detail"]
+        op.send({"type": "ping", "id": "after-doctor"})
+        op.wait_for("after-doctor", "pong", 20)
+        after = [(st["online"], (st.get("link") or {}).get("since")) for st in op.states[seen:]]
+        assert all(state == (True, since) for state in after), f"the daemon's connection was closed: {after}"
+    finally:
+        assert station.stop() == 0, station.log()
+    try:
+        op.send({"type": "ping", "id": "while-stopped"})  # waits in the station's session
+        got = findings(doctor(config, tmp_path, "--json", "--skip", "audio"))
+        assert got["broker"]["status"] == OK and "connected to" in got["broker"]["detail"]
+        station = StationProcess(root, config).start()
+        op.wait_for("while-stopped", "pong", 30)
+    finally:
+        assert station.stop() == 0, station.log()
+        op.close()
+        province.broker.stop()

@@ -196,14 +196,27 @@ def _pinned_problem(settings: Settings, spec: str) -> str | None:
 
 
 def check_broker(settings: Settings) -> Finding:
-    """Connect with the station's credentials (under another client id)."""
+    """The running daemon's own link; with no daemon, a connection with the station's credentials.
+
+    Never both: a province broker binds each login to one client id
+    (`use_username_as_clientid`), so a second connection with the station's
+    login would close the daemon's and clear its session.
+    """
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
     from loaxa.mqttclient import make_client
 
     m = settings.mqtt
     where = f"{m.host}:{m.port}"
+    link = _daemon_link(settings)
+    if link is not None:
+        return _link_finding(link, where)
     try:
-        # Never the station's own client id: that would take its session over.
-        client = make_client(m, f"loaxa-doctor-{os.getpid()}")
+        # Not the station's own client id; a broker that binds logins to client ids
+        # gives it anyway, so the session is resumed, never cleared, and nothing
+        # it holds is acknowledged: the station gets it all when it connects.
+        client = make_client(m, f"loaxa-doctor-{os.getpid()}", manual_ack=True)
     except (OSError, ValueError) as exc:
         return Finding("broker", FAIL, f"TLS files unusable: {exc}", "check mqtt.tls.ca_file, cert_file and key_file")
     answer: dict[str, Any] = {}
@@ -215,7 +228,9 @@ def check_broker(settings: Settings) -> Finding:
 
     client.on_connect = on_connect
     try:
-        client.connect(m.host, m.port, keepalive=10)
+        keep = Properties(PacketTypes.CONNECT)
+        keep.SessionExpiryInterval = m.session_expiry_s
+        client.connect(m.host, m.port, keepalive=10, clean_start=False, properties=keep)
     except (OSError, ValueError) as exc:
         return Finding(
             "broker", FAIL, f"cannot reach {where}: {exc}", "check mqtt.host/port, the network and the broker service"
@@ -314,6 +329,31 @@ def check_store(settings: Settings) -> Finding:
 
     verdict = examine(settings.storage.dir / "station.db", keep_s=settings.storage.keep_days * 86400)
     return Finding("store", verdict.status, verdict.detail, verdict.fix)
+
+
+def _daemon_link(settings: Settings) -> dict[str, Any] | None:
+    """The link state of the daemon answering on the control socket, or None when none answers."""
+    from loaxa.control import request
+
+    try:
+        reply = request(settings.control_socket, {"cmd": "status"}, timeout_s=3)
+    except LoaxaError:
+        return None
+    link = (reply.get("state") or {}).get("link")
+    return link if isinstance(link, dict) else None
+
+
+def _link_finding(link: dict[str, Any], where: str) -> Finding:
+    since = link.get("since") or "?"
+    if link.get("state") == "connected":
+        return Finding(
+            "broker", OK, _("the running daemon is connected to {where} since {since}").format(where=where, since=since)
+        )
+    detail = _("the running daemon is {state} ({where}) since {since}: {error}").format(
+        state=link.get("state"), where=where, since=since, error=link.get("error") or "-"
+    )
+    fix = _("check mqtt.host/port, mqtt.username/password, the network and the broker's log")
+    return Finding("broker", FAIL, detail, fix)
 
 
 def _if_installed(tool: str, text: str, otherwise: str = "") -> str:
