@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from loaxa.content import Audio, Content, Stream, Text
+from loaxa.download import PUBLIC_ONLY, AddressPolicy
 from loaxa.errors import LoaxaError
 from loaxa.hashing import sha256_file
 from loaxa.player.session import Session
@@ -127,8 +128,10 @@ class AudioSource:
         on_ready: Callable[[], None] = lambda: None,
         workers: int = WORKERS,
         retry_after_s: float = RETRY_AFTER_S,
+        addresses: AddressPolicy = PUBLIC_ONLY,
     ) -> None:
         self.cache_dir = cache_dir
+        self.addresses = addresses
         self.rate = rate
         self.max_bytes = max_bytes
         self.cache_max_bytes = cache_max_bytes
@@ -204,7 +207,7 @@ class AudioSource:
         keep = self.fetcher.pending() | {sha}
         if not (self.cache_dir / sha).exists():  # room for a download of up to max_bytes
             prune_cache(self.cache_dir, self.cache_max_bytes, keep, reserve=self.max_bytes)
-        path = fetch_audio(url, sha, self.cache_dir, self.max_bytes, self.timeout_s)
+        path = fetch_audio(url, sha, self.cache_dir, self.max_bytes, self.timeout_s, addresses=self.addresses)
         decoded = decoded_path(path, self.rate)
         if decoded.exists() and decoded.stat().st_size > 0 and decoded.stat().st_size % 4 == 0:
             os.utime(decoded)  # recently used: prune_cache keeps it
