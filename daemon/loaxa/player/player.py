@@ -179,6 +179,12 @@ class Player(threading.Thread):
         except LoaxaError as exc:
             self.ledger.end(play, Outcome.FAILED, _cannot_prepare(play, exc))
             return
+        try:
+            self._put_on_air(play, program)
+        finally:
+            program.close()
+
+    def _put_on_air(self, play: Play, program: Program) -> None:
         try:  # a missing device is retried: `held` once, no `started` until sound can flow
             self.amplifier.ensure_on()
             output = self.sink.open(self.rate, label=play.id)

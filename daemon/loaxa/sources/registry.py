@@ -27,6 +27,7 @@ from loaxa.hashing import sha256_file
 from loaxa.player.session import Session
 from loaxa.sources._common import NotReady, SourceError, host_of
 from loaxa.sources.fetcher import RETRY_AFTER_S, WORKERS, Failed, Fetcher, Pending, QueueFull, Ready, State
+from loaxa.sources.live import StreamSource
 from loaxa.sources.recorded import (
     MAX_DURATION_S,
     check_duration,
@@ -37,7 +38,6 @@ from loaxa.sources.recorded import (
     probe_duration,
     prune_cache,
 )
-from loaxa.sources.stream import StreamRelay
 from loaxa.speech.pipeline import Speaker
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ class Program(Protocol):
 
     def summary(self) -> str | None:
         """What the `finished` receipt should add about this run, if anything."""
+
+    def close(self) -> None:
+        """Let go of what `prepare` took (a connected stream), whether it ran or not."""
 
 
 class Source(Protocol):
@@ -82,6 +85,9 @@ class _Spoken:
     def summary(self) -> str | None:
         return None
 
+    def close(self) -> None:
+        pass
+
 
 class TextSource:
     def __init__(self, speaker: Speaker, default_rate: float) -> None:
@@ -104,6 +110,9 @@ class _Recorded:
 
     def summary(self) -> str | None:
         return None
+
+    def close(self) -> None:
+        pass
 
 
 class AudioSource:
@@ -263,35 +272,6 @@ class AudioSource:
         return Audio(url=f"http://localhost/{sha}", sha256=sha)
 
 
-# -- stream: a live relay ---------------------------------------------------------
-@dataclass
-class _Relay:
-    content: Stream
-    rate: int
-    last_summary: str | None = None
-
-    def run(self, session: Session, *, start: int, progress: Progress, stop: threading.Event) -> None:
-        with StreamRelay(self.content.url, self.content.duration_s, self.rate, block_s=BLOCK_S) as relay:
-            try:
-                for block in relay:
-                    if stop.is_set():
-                        break
-                    session.play(block)
-            finally:
-                self.last_summary = relay.summary()
-
-    def summary(self) -> str | None:
-        return self.last_summary
-
-
-class StreamSource:
-    def __init__(self, rate: int) -> None:
-        self.rate = rate
-
-    def prepare(self, content: Stream) -> _Relay:
-        return _Relay(content, self.rate)
-
-
 class SourceRegistry:
     """The source of each content kind; `prepare(content)` picks it by type."""
 
@@ -311,9 +291,10 @@ class SourceRegistry:
             self.audio.fetch_ahead(content)
 
     def ready(self, content: Content) -> bool:
-        """Whether `prepare` would give a program now (only a recording can be not ready)."""
-        if isinstance(content, Audio) and self.audio is not None:
-            return self.audio.ready(content)
+        """Whether `prepare` would give a program now (a recording being fetched, a stream connecting)."""
+        source = self._sources.get(type(content))
+        if isinstance(source, (AudioSource, StreamSource)):
+            return source.ready(content)  # type: ignore[arg-type]
         return True
 
     @property
@@ -331,13 +312,27 @@ def build_sources(
     max_bytes: int,
     cache_max_bytes: int,
     on_ready: Callable[[], None] = lambda: None,
+    addresses: AddressPolicy = PUBLIC_ONLY,
 ) -> SourceRegistry:
-    """`on_ready` is called when a recording's fetch ends (ready or failed): the player should look again."""
-    audio = AudioSource(audio_dir, rate=rate, max_bytes=max_bytes, cache_max_bytes=cache_max_bytes, on_ready=on_ready)
+    """`on_ready` is called when a recording's fetch ends or a stream connects (or fails): the player
+    should look again. `addresses` is where recordings and streams may come from."""
+    audio = AudioSource(
+        audio_dir,
+        rate=rate,
+        max_bytes=max_bytes,
+        cache_max_bytes=cache_max_bytes,
+        on_ready=on_ready,
+        addresses=addresses,
+    )
     return SourceRegistry(
         {
             Text: TextSource(speaker, default_rate),
             Audio: audio,
-            Stream: StreamSource(rate),
+            Stream: StreamSource(rate, addresses=addresses, on_ready=on_ready),
         }
     )
+
+
+def address_policy(allow_private_urls: bool, private_url_hosts: tuple[str, ...]) -> AddressPolicy:
+    """The station's `security.allow_private_urls` and `security.private_url_hosts` as a policy."""
+    return AddressPolicy(allow_private=allow_private_urls, hosts=frozenset(private_url_hosts))

@@ -1,15 +1,22 @@
 """Live relay: `stream: {url, duration_s}` as float32 blocks for the player.
 
-An ffmpeg subprocess decodes the HTTP/Icecast stream; a reader thread cuts
-its output into blocks and hands them over through a bounded queue. The
-player pulls one block at a time and never waits longer than a block: a
-stalled network gives silence, not a frozen player. A dropped or stalled
-stream is restarted after `reconnect_s` until `duration_s` of wall-clock
-time has passed. `stop()` ends everything at once.
+The station's own downloader (`loaxa.download`: its address policy, its
+deadlines, its words) fetches the HTTP/Icecast stream and pipes it into an
+ffmpeg that may open nothing but that pipe; a reader thread cuts ffmpeg's
+output into blocks and hands them over through a bounded queue. The player
+pulls one block at a time and never waits longer than a block: a stalled
+network gives silence, not a frozen player. A dropped or stalled stream is
+restarted after `reconnect_s` until `duration_s` of wall-clock time has
+passed since the first block was taken. `stop()` ends everything at once.
+
+A relay connects before it is put on air: `has_audio` says the first audio
+came, `failed` why none came within `first_audio_s` (a closed port, a
+404, a server that sends no audio): such a stream is never put on air.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -18,18 +25,23 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 import numpy as np
 
-from loaxa import __version__
+from loaxa.download import PUBLIC_ONLY, AddressPolicy, DownloadError, download
 from loaxa.sources._common import SourceError, check_keys, check_number, check_url, find_ffmpeg, host_of, stderr_tail
 
 log = logging.getLogger(__name__)
 
 MAX_DURATION_S = 86400.0
-# The HLS demuxer opens further URLs itself; keep them on the network.
-PROTOCOLS = "http,https,tcp,tls,crypto"
+# ffmpeg reads the pipe the station fills and opens nothing else: a playlist (HLS) that names further
+# addresses is not followed, since the station could not check them.
+PROTOCOLS = "pipe"
+FIRST_AUDIO_S = 5.0  # a stream with no audio at all this long after connecting is dead: `failed`, not aired
+CLAIM_S = 30.0  # a relay with audio that nobody puts on air within this long stops
+MAX_STREAM_BYTES = 2**62
 
 __all__ = ["StreamRelay", "validate_stream_spec", "SourceError"]
 
@@ -50,8 +62,11 @@ class StreamRelay:
 
     Counters for the `finished` report: `reconnects` (restarts after a
     drop), `silence_s` (blocks with nothing to play), `audio_s`, and
-    `last_error` (why the stream last dropped). Use it as a context manager
-    or call `stop()`; either way no ffmpeg process outlives it.
+    `last_error` (why the stream last dropped, in the station's words).
+    `start()` connects; the duration counts from the first block taken.
+    `on_change` is called (from the reader thread) when the first audio
+    arrives or the relay is found dead. Use it as a context manager or call
+    `stop()`; either way no ffmpeg process outlives it.
     """
 
     def __init__(
@@ -66,6 +81,10 @@ class StreamRelay:
         stall_s: float = 10.0,
         buffer_s: float = 10.0,
         prebuffer_s: float = 0.5,
+        first_audio_s: float = FIRST_AUDIO_S,
+        claim_s: float = CLAIM_S,
+        addresses: AddressPolicy = PUBLIC_ONLY,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.url = url
         self.duration_s = float(duration_s)
@@ -74,27 +93,41 @@ class StreamRelay:
         self.block_s = self.block_samples / sample_rate
         self.reconnect_s = reconnect_s
         self.stall_s = stall_s
+        self.first_audio_s = first_audio_s
+        self.claim_s = claim_s
+        self.addresses = addresses
+        self.on_change = on_change
         self.reconnects = 0  # written by the reader thread
         self.last_error = ""  # written by the reader thread
+        self.failed: str | None = None  # written by the reader thread: why no audio came at all
         self.silence_s = 0.0  # written by the consuming thread
         self.audio_s = 0.0  # written by the consuming thread
         self._binary = find_ffmpeg(ffmpeg)
         self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=max(2, round(buffer_s / self.block_s)))
         self._stop = threading.Event()
+        self._has_audio = threading.Event()
         self._lock = threading.Lock()  # guards _proc between the reader and stop()
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
-        self._deadline = 0.0
+        self._started_at = 0.0
+        self._audio_at = 0.0
+        self._deadline = float("inf")  # set when the first block is taken
+        self._taken = False
         # Blocks to hold back after a (re)start or an underrun, so network
         # jitter does not chop the first seconds into pieces.
         self._prebuffer = min(self._queue.maxsize, round(prebuffer_s / self.block_s))
         self._buffering = True
 
+    @property
+    def has_audio(self) -> bool:
+        """Whether audio came from the stream (it can go on air)."""
+        return self._has_audio.is_set()
+
     def start(self) -> None:
-        """Connect now; the wall-clock duration counts from here."""
+        """Connect now; blocks are buffered (the newest kept) until the first is taken."""
         if self._thread is not None or self._stop.is_set():
             return
-        self._deadline = time.monotonic() + self.duration_s
+        self._started_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="stream-relay", daemon=True)
         self._thread.start()
 
@@ -110,9 +143,13 @@ class StreamRelay:
             thread.join(timeout=5.0)
 
     def summary(self) -> str:
-        """One line for the `finished` event detail."""
-        text = f"relayed {self.audio_s:.1f} s, {self.reconnects} reconnects, {self.silence_s:.1f} s of silence"
-        if self.audio_s == 0 and self.last_error:
+        """One line for the `finished` event detail: how much of the stream actually played."""
+        text = f"relayed {self.audio_s:.1f} s of the stream"
+        if self.reconnects:
+            text += f", {self.reconnects} drops (last: {self.last_error})"
+        if self.silence_s >= self.block_s:
+            text += f", {self.silence_s:.1f} s of silence"
+        if self.audio_s == 0 and self.last_error and not self.reconnects:
             text += f"; stream gave no audio: {self.last_error}"
         return text
 
@@ -128,8 +165,11 @@ class StreamRelay:
 
     def __next__(self) -> np.ndarray:
         self.start()
+        if not self._taken:
+            self._taken = True
+            self._deadline = time.monotonic() + self.duration_s
         left = self._deadline - time.monotonic()
-        if self._stop.is_set() or left <= 0:
+        if self._stop.is_set() or left <= 0 or self.failed is not None:
             self.stop()
             raise StopIteration
         if self._buffering:
@@ -157,7 +197,17 @@ class StreamRelay:
     # --- reader thread -------------------------------------------------
 
     def _halted(self) -> bool:
-        return self._stop.is_set() or time.monotonic() >= self._deadline
+        if self._stop.is_set() or time.monotonic() >= self._deadline:
+            return True
+        if not self._taken and self.has_audio and time.monotonic() - self._audio_at > self.claim_s:
+            log.info("stream from %s not put on air within %g s; stopped", host_of(self.url), self.claim_s)
+            self._stop.set()
+            return True
+        return False
+
+    def _dead(self) -> bool:
+        """No audio at all in the first seconds: give up, and say so."""
+        return not self.has_audio and time.monotonic() - self._started_at >= self.first_audio_s
 
     def _run(self) -> None:
         try:
@@ -166,6 +216,11 @@ class StreamRelay:
                 if self._halted():
                     break
                 self.last_error = reason
+                if self._dead():
+                    self.failed = reason
+                    log.warning("stream from %s gave no audio: %s", host_of(self.url), reason)
+                    self._notify()
+                    break
                 log.warning(
                     "stream from %s dropped (%s); reconnecting in %g s", host_of(self.url), reason, self.reconnect_s
                 )
@@ -173,27 +228,30 @@ class StreamRelay:
                     break
                 if self._halted():
                     break
-                self.reconnects += 1
+                if self.has_audio:
+                    self.reconnects += 1
         except Exception:  # a bug here must not leave the player waiting on a dead thread
             log.exception("stream relay reader failed")
+            if not self.has_audio:
+                self.failed = "internal error in the stream relay"
+                self._notify()
+
+    def _notify(self) -> None:
+        try:
+            self.on_change()
+        except Exception:
+            log.exception("stream relay callback failed")
 
     def _command(self) -> list[str]:
-        # No `-reconnect`: ffmpeg would reconnect silently; here every
-        # restart is counted, logged and spaced by `reconnect_s`.
         return [
             self._binary,
-            "-nostdin",
             "-hide_banner",
             "-loglevel",
             "error",
             "-protocol_whitelist",
             PROTOCOLS,
-            "-user_agent",
-            f"loaxa/{__version__}",
-            "-rw_timeout",
-            str(int(self.stall_s * 1e6)),
             "-i",
-            self.url,
+            "pipe:0",
             "-vn",
             "-ac",
             "1",
@@ -205,33 +263,64 @@ class StreamRelay:
         ]
 
     def _session(self) -> str:
-        """Run one ffmpeg until it ends, stalls or the relay stops; say why it ended."""
+        """One connection through one ffmpeg, until it ends, stalls or the relay stops; why it ended."""
         with tempfile.TemporaryFile() as errors:
             try:
                 proc = subprocess.Popen(
                     self._command(),
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=errors,
                     start_new_session=True,
                 )
             except OSError as exc:
-                return f"cannot start ffmpeg: {exc}"
+                log.error("cannot start ffmpeg: %s", exc)
+                return "the station cannot start ffmpeg"
+            assert proc.stdin is not None and proc.stdout is not None
+            ended = threading.Event()
+            feed = _Feed(proc.stdin)
+            feeder = threading.Thread(target=self._feed, args=(feed, ended), name="stream-fetch", daemon=True)
             with self._lock:
                 self._proc = proc
             reason = ""
             try:
+                feeder.start()
                 if not self._stop.is_set():
                     reason = self._pump(proc)
             finally:
+                ended.set()
                 with self._lock:
                     self._proc = None
                 if proc.poll() is None:
                     proc.kill()
                 proc.wait()  # reap: never a zombie
-                assert proc.stdout is not None
                 proc.stdout.close()
-            return reason or _tail(errors) or f"stream ended (ffmpeg exit {proc.returncode})"
+                feeder.join(timeout=5.0)
+            if feed.error is not None:  # the network's story comes first: ffmpeg only saw its end
+                return feed.error
+            if proc.returncode not in (0, -9) and not reason:
+                log.warning("ffmpeg cannot decode the stream from %s: %r", host_of(self.url), _tail(errors))
+                return "the stream is not audio ffmpeg can decode"
+            return reason or f"{host_of(self.url)} ended the stream"
+
+    def _feed(self, feed: _Feed, ended: threading.Event) -> None:
+        """Fetch the stream into ffmpeg's stdin (a thread per connection)."""
+        try:
+            download(
+                self.url,
+                feed,  # type: ignore[arg-type]
+                max_bytes=MAX_STREAM_BYTES,
+                deadline_s=self.duration_s + self.first_audio_s + self.claim_s + 60.0,
+                stall_s=self.stall_s,
+                addresses=self.addresses,
+                stop=ended,
+            )
+            feed.finished = not ended.is_set()
+        except DownloadError as exc:
+            if not feed.broken and not ended.is_set():
+                feed.error = str(exc)
+        finally:
+            feed.close()
 
     def _pump(self, proc: subprocess.Popen[bytes]) -> str:
         assert proc.stdout is not None
@@ -242,8 +331,9 @@ class StreamRelay:
         while not self._halted():
             ready, _, _ = select.select([fd], [], [], 0.1)
             if not ready:
-                if time.monotonic() - last_data > self.stall_s:
-                    return f"no data for {self.stall_s:g} s"
+                # The fetch has its own stall limit; this one catches a decoder that takes bytes and gives none.
+                if time.monotonic() - last_data > 2 * self.stall_s or self._dead():
+                    return f"no audio for {time.monotonic() - last_data:.0f} s"
                 continue
             data = os.read(fd, 65536)
             if not data:
@@ -258,6 +348,19 @@ class StreamRelay:
         return ""
 
     def _put(self, block: np.ndarray) -> bool:
+        if not self.has_audio:
+            self._audio_at = time.monotonic()
+            self._has_audio.set()
+            self._notify()
+        if not self._taken:  # not on air yet: keep the newest seconds, so the relay starts live
+            while True:
+                try:
+                    self._queue.put_nowait(block)
+                    break
+                except queue.Full:
+                    with contextlib.suppress(queue.Empty):
+                        self._queue.get_nowait()
+            return not self._halted()
         while not self._halted():
             try:
                 self._queue.put(block, timeout=0.1)
@@ -265,6 +368,31 @@ class StreamRelay:
             except queue.Full:
                 continue
         return False
+
+
+class _Feed:
+    """ffmpeg's stdin as the downloader's output; remembers whether ffmpeg closed it first."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self.pipe = pipe
+        self.broken = False
+        self.error: str | None = None  # why the fetch failed, when it was the network's doing
+        self.finished = False  # the server ended the stream
+
+    def write(self, data: bytes) -> int:
+        try:
+            self.pipe.write(data)
+            self.pipe.flush()
+        except OSError:
+            self.broken = True
+            raise
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self.pipe.close()
+        except OSError:
+            self.broken = True
 
 
 def _tail(errors: IO[bytes]) -> str:
