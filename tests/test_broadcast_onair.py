@@ -95,10 +95,10 @@ def paced_env(root: Path) -> tuple[dict[str, str], Path]:
     return {"HOME": str(home)}, folder
 
 
-def sessions(folder: Path, count: int, timeout_s: float = 30.0) -> list[Aired]:
-    """The first `count` on-air sessions, in order, once each has ended."""
+def sessions(folder: Path, count: int, timeout_s: float = 30.0, since: float = 0.0) -> list[Aired]:
+    """The first `count` on-air sessions (that began after `since`, wall clock), in order, once each has ended."""
     deadline = time.monotonic() + timeout_s
-    while len(metas := sorted(folder.glob("*.json"))) < count:
+    while len(metas := [m for m in sorted(folder.glob("*.json")) if int(m.stem.split("-")[0]) / 1e9 >= since]) < count:
         if time.monotonic() > deadline:
             raise AssertionError(f"expected {count} on-air session(s), found {len(metas)}")
         time.sleep(0.1)
