@@ -146,7 +146,7 @@ class StreamRelay:
         """One line for the `finished` event detail: how much of the stream actually played."""
         text = f"relayed {self.audio_s:.1f} s of the stream"
         if self.reconnects:
-            text += f", {self.reconnects} drops (last: {self.last_error})"
+            text += f", {self.reconnects} reconnects (last drop: {self.last_error})"
         if self.silence_s >= self.block_s:
             text += f", {self.silence_s:.1f} s of silence"
         if self.audio_s == 0 and self.last_error and not self.reconnects:
