@@ -192,7 +192,8 @@ class StreamServer(_Server):
     connection drops after `drop_after_s` seconds of audio (None: never);
     with `stall` it then holds the connection open silently instead.
     Like Icecast, it sends `burst_s` of audio at once on connect. With
-    `connections`, only that many are served; later ones get a 404.
+    `connections`, only that many are served; later ones get a 404. Setting
+    `down` drops every connection and answers 404 until it is cleared.
     """
 
     def __init__(
@@ -206,6 +207,7 @@ class StreamServer(_Server):
     ) -> None:
         super().__init__()
         self.connections = connections
+        self.down = False
         self.clip = clip
         self.bytes_per_s = len(clip) / clip_s
         self.drop_after_s = drop_after_s
@@ -213,7 +215,7 @@ class StreamServer(_Server):
         self.burst_s = burst_s
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
-        if req.path != "/live" or (self.connections is not None and self.requests > self.connections):
+        if req.path != "/live" or self.down or (self.connections is not None and self.requests > self.connections):
             req.send_error(404)
             return
         req.send_response(200)
@@ -224,7 +226,7 @@ class StreamServer(_Server):
         sent = 0
         start = time.monotonic()
         limit = None if self.drop_after_s is None else int(self.drop_after_s * self.bytes_per_s)
-        while not self.closing.is_set():
+        while not self.closing.is_set() and not self.down:
             due = int((time.monotonic() - start + burst_s) * self.bytes_per_s)
             if limit is not None:
                 due = min(due, limit)

@@ -148,3 +148,55 @@ def test_malformed_stream_spec_is_rejected_with_reason(spec, reason):
 def test_wellformed_stream_spec_passes():
     validate_stream_spec({"url": "https://radio.example.vn:8000/vov1", "duration_s": 1800})
     validate_stream_spec({"url": "http://10.1.2.3/live.mp3", "duration_s": 1.5})
+
+
+def test_stream_urls_fail_over_on_a_drop_and_go_back_to_the_first_when_it_answers(tmp_path):
+    """Protocol 1.1 `stream.urls` (issue 13 item 4): the next URL within 2 s of a drop, the first again once
+    it answers (asked every `back_check_s`); the summary says how long each played and the drops."""
+    first_clip = tone_file(tmp_path, "mp3", seconds=1.0, freq=440.0, rate=RATE).read_bytes()
+    second_clip = tone_file(tmp_path, "mp3", seconds=1.0, freq=880.0, rate=RATE).read_bytes()
+    heard: list[tuple[float, float]] = []  # (relay time, dominant frequency) of each loud block
+    with StreamServer(first_clip, 1.0) as first, StreamServer(second_clip, 1.0) as second:
+        relay = StreamRelay([first.url("live"), second.url("live")], 9.0, RATE, back_check_s=1.0)
+        started = time.monotonic()
+        for block in play(relay):
+            now = time.monotonic() - started
+            if loud(block):
+                heard.append((now, dominant_hz(block, RATE)))
+            first.down = 2.0 <= now < 5.0  # the first station's stream is off the air for three seconds
+    assert ffmpeg_children() == []
+
+    def at(hz: float) -> list[float]:
+        return [t for t, f in heard if abs(f - hz) < 30]
+
+    assert at(440) and at(880)
+    assert min(at(880)) < 2.0 + 2.0 + 1.0  # the second within 2 s of the drop (plus its own start)
+    assert max(at(440)) > 5.0 and any(t > min(at(880)) for t in at(440))  # then back to the first
+    played = relay.summary()
+    assert "#1 (127.0.0.1)" in played and "#2 (127.0.0.1)" in played and "reconnects (last drop:" in played
+    seconds = relay.failover.played_s
+    assert seconds[0] > 2.0 and seconds[1] > 1.0 and relay.reconnects >= 1
+
+
+def test_a_stream_whose_urls_all_fail_is_failed_with_each_reason(tmp_path):
+    with FileServer({}) as web:
+        relay = StreamRelay([web.url("live"), "http://127.0.0.1:9/live"], 30.0, RATE, first_audio_s=1.0)
+        list(play(relay))
+    assert relay.failed == "#1 HTTP 404 from 127.0.0.1; #2 no HTTP answer from 127.0.0.1"
+    assert ffmpeg_children() == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"urls": [], "duration_s": 60}, "a list of 1 to 3 URLs"),
+        ({"urls": ["http://a.vn/1"] * 4, "duration_s": 60}, "a list of 1 to 3 URLs"),
+        ({"urls": "http://a.vn/1", "duration_s": 60}, "a list of 1 to 3 URLs"),
+        ({"urls": ["http://a.vn/1", "ftp://a.vn/2"], "duration_s": 60}, r"stream.urls\[1\] must start with http"),
+        ({"urls": ["http://a.vn/1", "http://a.vn/1"], "duration_s": 60}, "the same URL twice"),
+        ({"urls": ["http://a.vn/1"], "url": "http://a.vn/1", "duration_s": 60}, "unknown key 'url'"),
+    ],
+)
+def test_malformed_stream_urls_are_rejected_with_reason(spec, reason):
+    with pytest.raises(CommandError, match=reason):
+        validate_stream_spec(spec)

@@ -58,10 +58,10 @@ class StreamSource:
         self.addresses = addresses
         self.on_ready = on_ready
         self._lock = threading.Lock()
-        self._connecting: dict[tuple[str, float], StreamRelay] = {}
+        self._connecting: dict[tuple[tuple[str, ...], float], StreamRelay] = {}
 
     def prepare(self, content: Stream) -> _Relay:
-        key = (content.url, content.duration_s)
+        key = (content.urls, content.duration_s)
         with self._lock:
             relay = self._connecting.get(key)
             if relay is None:
@@ -84,7 +84,7 @@ class StreamSource:
         except SourceError:
             return False
         with self._lock:  # asked, not taken: keep it connected for the `prepare` to come
-            self._connecting.setdefault((content.url, content.duration_s), program.relay)
+            self._connecting.setdefault((content.urls, content.duration_s), program.relay)
         return True
 
     def close(self) -> None:
@@ -95,7 +95,7 @@ class StreamSource:
 
     def _relay(self, content: Stream) -> StreamRelay:
         return StreamRelay(
-            content.url,
+            content.urls,
             content.duration_s,
             self.rate,
             block_s=BLOCK_S,

@@ -25,17 +25,17 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from typing import IO, Any
+from collections.abc import Callable, Sequence
+from typing import IO
 
 import numpy as np
 
 from loaxa.download import PUBLIC_ONLY, AddressPolicy, DownloadError, download
-from loaxa.sources._common import SourceError, check_keys, check_number, check_url, find_ffmpeg, host_of, stderr_tail
+from loaxa.sources._common import SourceError, find_ffmpeg, host_of, stderr_tail
+from loaxa.sources.failover import BACK_CHECK_S, MAX_DURATION_S, Failover, answers, validate_stream_spec
 
 log = logging.getLogger(__name__)
 
-MAX_DURATION_S = 86400.0
 # ffmpeg reads the pipe the station fills and opens nothing else: a playlist (HLS) that names further
 # addresses is not followed, since the station could not check them.
 PROTOCOLS = "pipe"
@@ -43,18 +43,7 @@ FIRST_AUDIO_S = 5.0  # a stream with no audio at all this long after connecting 
 CLAIM_S = 30.0  # a relay with audio that nobody puts on air within this long stops
 MAX_STREAM_BYTES = 2**62
 
-__all__ = ["StreamRelay", "validate_stream_spec", "SourceError"]
-
-
-def validate_stream_spec(obj: Any) -> None:
-    """Check a bulletin's `stream` object; raise CommandError saying what is wrong.
-
-    Exactly `url` (http/https, same rules as `audio.url`) and `duration_s`
-    (a number of seconds from 1 to 86400).
-    """
-    spec = check_keys(obj, "stream", ("url", "duration_s"))
-    check_url(spec["url"], "stream.url")
-    check_number(spec["duration_s"], "stream.duration_s", 1, MAX_DURATION_S)
+__all__ = ["MAX_DURATION_S", "StreamRelay", "validate_stream_spec", "SourceError"]
 
 
 class StreamRelay:
@@ -71,7 +60,7 @@ class StreamRelay:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         duration_s: float,
         sample_rate: int,
         block_s: float = 0.1,
@@ -83,10 +72,12 @@ class StreamRelay:
         prebuffer_s: float = 0.5,
         first_audio_s: float = FIRST_AUDIO_S,
         claim_s: float = CLAIM_S,
+        back_check_s: float = BACK_CHECK_S,
         addresses: AddressPolicy = PUBLIC_ONLY,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
-        self.url = url
+        self.failover = Failover([url] if isinstance(url, str) else url, back_check_s)
+        self.url = self.failover.urls[0]
         self.duration_s = float(duration_s)
         self.sample_rate = sample_rate
         self.block_samples = max(1, round(block_s * sample_rate))
@@ -103,7 +94,7 @@ class StreamRelay:
         self.silence_s = 0.0  # written by the consuming thread
         self.audio_s = 0.0  # written by the consuming thread
         self._binary = find_ffmpeg(ffmpeg)
-        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=max(2, round(buffer_s / self.block_s)))
+        self._queue: queue.Queue[tuple[int, np.ndarray]] = queue.Queue(maxsize=max(2, round(buffer_s / self.block_s)))
         self._stop = threading.Event()
         self._has_audio = threading.Event()
         self._lock = threading.Lock()  # guards _proc between the reader and stop()
@@ -113,6 +104,8 @@ class StreamRelay:
         self._audio_at = 0.0
         self._deadline = float("inf")  # set when the first block is taken
         self._taken = False
+        self._back = threading.Event()  # the first URL answers again: end this session and go back to it
+        self._cut_over = False  # going back: the first block from the first URL replaces what is queued
         # Blocks to hold back after a (re)start or an underrun, so network
         # jitter does not chop the first seconds into pieces.
         self._prebuffer = min(self._queue.maxsize, round(prebuffer_s / self.block_s))
@@ -145,6 +138,8 @@ class StreamRelay:
     def summary(self) -> str:
         """One line for the `finished` event detail: how much of the stream actually played."""
         text = f"relayed {self.audio_s:.1f} s of the stream"
+        if played := self.failover.played():
+            text += f" ({played})"
         if self.reconnects:
             text += f", {self.reconnects} reconnects (last drop: {self.last_error})"
         if self.silence_s >= self.block_s:
@@ -181,11 +176,12 @@ class StreamRelay:
         try:
             # Waiting at most one block keeps the player fed, and paces
             # silence in real time when nothing arrives.
-            block = self._queue.get(timeout=min(self.block_s, left))
+            index, block = self._queue.get(timeout=min(self.block_s, left))
         except queue.Empty:
             self._buffering = True
             return self._silence()
         self.audio_s += self.block_s
+        self.failover.played_s[index] += self.block_s
         return block
 
     def _silence(self) -> np.ndarray:
@@ -206,25 +202,35 @@ class StreamRelay:
         return False
 
     def _dead(self) -> bool:
-        """No audio at all in the first seconds: give up, and say so."""
-        return not self.has_audio and time.monotonic() - self._started_at >= self.first_audio_s
+        """No audio at all from any URL in the first seconds: give up, and say so."""
+        late = time.monotonic() - self._started_at >= self.first_audio_s
+        return not self.has_audio and late and self.failover.all_tried()
 
     def _run(self) -> None:
         try:
             while True:
-                reason = self._session()
+                url = self.failover.url
+                reason = self._session(url)
                 if self._halted():
                     break
+                if self._back.is_set():  # not a drop: the first URL answers again
+                    self._back.clear()
+                    log.info("stream: back to %s", host_of(self.failover.urls[0]))
+                    self.failover.back_to_first()
+                    self._cut_over = True
+                    continue
                 self.last_error = reason
+                whole_round = self.failover.dropped(reason, time.monotonic())
                 if self._dead():
-                    self.failed = reason
-                    log.warning("stream from %s gave no audio: %s", host_of(self.url), reason)
+                    self.failed = self.failover.why_none()
+                    log.warning("stream gave no audio: %s", self.failed)
                     self._notify()
                     break
-                log.warning(
-                    "stream from %s dropped (%s); reconnecting in %g s", host_of(self.url), reason, self.reconnect_s
-                )
-                if self._stop.wait(max(0.0, min(self.reconnect_s, self._deadline - time.monotonic()))):
+                # One URL: wait before asking it again. Several: the next at once, and a pause after a round.
+                pause = self.reconnect_s if whole_round else 0.0
+                next_host = host_of(self.failover.urls[self.failover.index])
+                log.warning("stream from %s dropped (%s); %s in %g s", host_of(url), reason, next_host, pause)
+                if self._stop.wait(max(0.0, min(pause, self._deadline - time.monotonic()))):
                     break
                 if self._halted():
                     break
@@ -262,8 +268,8 @@ class StreamRelay:
             "pipe:1",
         ]
 
-    def _session(self) -> str:
-        """One connection through one ffmpeg, until it ends, stalls or the relay stops; why it ended."""
+    def _session(self, url: str) -> str:
+        """One connection to `url` through one ffmpeg, until it ends, stalls or the relay stops; why it ended."""
         with tempfile.TemporaryFile() as errors:
             try:
                 proc = subprocess.Popen(
@@ -279,14 +285,14 @@ class StreamRelay:
             assert proc.stdin is not None and proc.stdout is not None
             ended = threading.Event()
             feed = _Feed(proc.stdin)
-            feeder = threading.Thread(target=self._feed, args=(feed, ended), name="stream-fetch", daemon=True)
+            feeder = threading.Thread(target=self._feed, args=(url, feed, ended), name="stream-fetch", daemon=True)
             with self._lock:
                 self._proc = proc
             reason = ""
             try:
                 feeder.start()
                 if not self._stop.is_set():
-                    reason = self._pump(proc)
+                    reason = self._pump(proc, index=self.failover.index)
             finally:
                 ended.set()
                 with self._lock:
@@ -299,15 +305,15 @@ class StreamRelay:
             if feed.error is not None:  # the network's story comes first: ffmpeg only saw its end
                 return feed.error
             if proc.returncode not in (0, -9) and not reason:
-                log.warning("ffmpeg cannot decode the stream from %s: %r", host_of(self.url), _tail(errors))
-                return "the stream is not audio ffmpeg can decode"
-            return reason or f"{host_of(self.url)} ended the stream"
+                log.warning("ffmpeg cannot decode the stream from %s: %r", host_of(url), _tail(errors))
+                return f"the stream from {host_of(url)} is not audio ffmpeg can decode"
+            return reason or f"{host_of(url)} ended the stream"
 
-    def _feed(self, feed: _Feed, ended: threading.Event) -> None:
+    def _feed(self, url: str, feed: _Feed, ended: threading.Event) -> None:
         """Fetch the stream into ffmpeg's stdin (a thread per connection)."""
         try:
             download(
-                self.url,
+                url,
                 feed,  # type: ignore[arg-type]
                 max_bytes=MAX_STREAM_BYTES,
                 deadline_s=self.duration_s + self.first_audio_s + self.claim_s + 60.0,
@@ -322,18 +328,22 @@ class StreamRelay:
         finally:
             feed.close()
 
-    def _pump(self, proc: subprocess.Popen[bytes]) -> str:
+    def _pump(self, proc: subprocess.Popen[bytes], index: int) -> str:
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         block_bytes = self.block_samples * 4
         pending = bytearray()
         last_data = time.monotonic()
-        while not self._halted():
+        while not self._halted() and not self._back.is_set():
+            if self.failover.first_due(time.monotonic()):
+                threading.Thread(target=self._ask_first, name="stream-back-check", daemon=True).start()
             ready, _, _ = select.select([fd], [], [], 0.1)
             if not ready:
-                # The fetch has its own stall limit; this one catches a decoder that takes bytes and gives none.
-                if time.monotonic() - last_data > 2 * self.stall_s or self._dead():
-                    return f"no audio for {time.monotonic() - last_data:.0f} s"
+                # The fetch has its own stall limit; this one catches a decoder that takes bytes and gives none,
+                # and a URL that gives nothing in the first seconds while another may.
+                silent = time.monotonic() - last_data
+                if silent > 2 * self.stall_s or (not self.has_audio and silent >= self.first_audio_s):
+                    return f"no audio from {host_of(self.failover.urls[index])} for {silent:.0f} s"
                 continue
             data = os.read(fd, 65536)
             if not data:
@@ -343,11 +353,21 @@ class StreamRelay:
             while len(pending) >= block_bytes:
                 block = np.frombuffer(bytes(pending[:block_bytes]), dtype="<f4").astype(np.float32)
                 del pending[:block_bytes]
-                if not self._put(block):
+                if not self._put((index, block)):
                     return ""
         return ""
 
-    def _put(self, block: np.ndarray) -> bool:
+    def _ask_first(self) -> None:
+        if answers(self.failover.urls[0], self.addresses, self._stop):
+            self._back.set()
+
+    def _put(self, block: tuple[int, np.ndarray]) -> bool:
+        """Hand a block (and the index of the URL it came from) to the consumer; False once halted."""
+        if self._cut_over:  # what the other URL buffered would hold the first back by as long: drop it
+            self._cut_over = False
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._queue.get_nowait()
         if not self.has_audio:
             self._audio_at = time.monotonic()
             self._has_audio.set()
