@@ -229,3 +229,25 @@ def test_a_relay_that_dropped_part_way_reports_how_much_actually_played(tmp_path
         assert operator.of("relay") == ["received", "started", "finished"]
     finally:
         assert station.stop() == 0, station.log()
+
+
+def test_a_stream_with_two_urls_fails_over_and_finished_says_how_long_each_played(tmp_path, broker, operator):
+    """Protocol 1.1 `stream.urls` through the station: the first drops for good, the second carries on."""
+    first_clip = tone_file(tmp_path, "mp3", seconds=1.0, freq=440.0, rate=22050).read_bytes()
+    second_clip = tone_file(tmp_path, "mp3", seconds=1.0, freq=880.0, rate=22050).read_bytes()
+    station = run_station(tmp_path, broker, operator)
+    try:
+        with (
+            StreamServer(first_clip, 1.0, drop_after_s=1.5, burst_s=0.5, connections=1) as first,
+            StreamServer(second_clip, 1.0, burst_s=0.5) as second,
+        ):
+            stream = {"urls": [first.url("live"), second.url("live")], "duration_s": 5}
+            operator.send({"type": "bulletin", "id": "relay", "stream": stream, "chime": False})
+            finished = operator.wait_for("relay", "finished", 60)["detail"]
+        played = finished.split("relayed ")[1]
+        on_first = float(played.split("#1 (127.0.0.1) ")[1].split(" s")[0])
+        on_second = float(played.split("#2 (127.0.0.1) ")[1].split(" s")[0])
+        assert 1.0 <= on_first <= 2.0 and on_second >= 1.0, finished
+        assert "reconnects (last drop: 127.0.0.1 ended the stream)" in finished
+    finally:
+        assert station.stop() == 0, station.log()
