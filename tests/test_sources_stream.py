@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from audio_servers import FileServer, StreamServer, dominant_hz, ffmpeg_children, tone_file
+from loaxa.content import Stream
 from loaxa.download import ANY_ADDRESS
 from loaxa.errors import CommandError
-from loaxa.sources import SourceError, stream, validate_stream_spec
+from loaxa.sources import NotReady, SourceError, stream, validate_stream_spec
+from loaxa.sources.live import StreamSource
 
 # The test servers listen on loopback, which a station refuses unless told (security.allow_private_urls).
 StreamRelay = functools.partial(stream.StreamRelay, addresses=ANY_ADDRESS)
@@ -200,3 +202,28 @@ def test_a_stream_whose_urls_all_fail_is_failed_with_each_reason(tmp_path):
 def test_malformed_stream_urls_are_rejected_with_reason(spec, reason):
     with pytest.raises(CommandError, match=reason):
         validate_stream_spec(spec)
+
+
+def test_the_player_side_source_answers_at_once_and_is_woken_when_the_stream_gives_audio_or_none(clip):
+    """Issue 17: a stream is connected before it goes on air, beside the player: `prepare` never waits."""
+    woken = threading.Event()
+    source = StreamSource(RATE, addresses=ANY_ADDRESS, on_ready=woken.set)
+    with StreamServer(clip, 1.0) as server, FileServer({}) as web:
+        live = Stream(urls=(server.url("live"),), duration_s=2.0)
+        started = time.monotonic()
+        with pytest.raises(NotReady, match="connecting to the stream at 127.0.0.1"):
+            source.prepare(live)
+        assert time.monotonic() - started < 0.5
+        assert woken.wait(10), "not woken when the stream gave audio"
+        program = source.prepare(live)
+        assert program.relay.has_audio
+        program.close()
+        woken.clear()
+        dead = Stream(urls=(web.url("live"),), duration_s=60.0)
+        with pytest.raises(NotReady):
+            source.prepare(dead)
+        assert woken.wait(15), "not woken when the stream was found dead"
+        with pytest.raises(SourceError, match="^the stream gave no audio: HTTP 404 from 127.0.0.1$"):
+            source.prepare(dead)
+    source.close()
+    assert ffmpeg_children() == []

@@ -64,6 +64,8 @@ class StreamSource:
         key = (content.urls, content.duration_s)
         with self._lock:
             relay = self._connecting.get(key)
+            if relay is not None and relay.stopped:  # connected, then left unclaimed too long: connect anew
+                relay = None
             if relay is None:
                 relay = self._connecting[key] = self._relay(content)
                 relay.start()

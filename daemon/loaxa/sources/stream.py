@@ -116,6 +116,11 @@ class StreamRelay:
         """Whether audio came from the stream (it can go on air)."""
         return self._has_audio.is_set()
 
+    @property
+    def stopped(self) -> bool:
+        """Stopped (by `stop()`, or left unclaimed for `claim_s` after its audio came): it gives no more."""
+        return self._stop.is_set()
+
     def start(self) -> None:
         """Connect now; blocks are buffered (the newest kept) until the first is taken."""
         if self._thread is not None or self._stop.is_set():
