@@ -216,7 +216,11 @@ class AudioSource:
         keep = self.fetcher.pending() | {sha}
         if not (self.cache_dir / sha).exists():  # room for a download of up to max_bytes
             prune_cache(self.cache_dir, self.cache_max_bytes, keep, reserve=self.max_bytes)
-        path = fetch_audio(url, sha, self.cache_dir, self.max_bytes, self.timeout_s, addresses=self.addresses)
+        try:
+            path = fetch_audio(url, sha, self.cache_dir, self.max_bytes, self.timeout_s, addresses=self.addresses)
+        except OSError as exc:  # the cache, not the network: in words without the path
+            log.error("cannot write to the audio cache %s: %s", self.cache_dir, exc)
+            raise SourceError(f"cannot write to the audio cache: {(exc.strerror or 'error').lower()}") from None
         decoded = decoded_path(path, self.rate)
         if decoded.exists() and decoded.stat().st_size > 0 and decoded.stat().st_size % 4 == 0:
             os.utime(decoded)  # recently used: prune_cache keeps it
