@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from audio_servers import FileServer, RawServer, StreamServer, closed_port_url, tone, tone_file, write_wav
+from loaxa.config import parse_config
 from loaxa.download import ANY_ADDRESS, PUBLIC_ONLY, AddressPolicy, DownloadError, NotAllowed, download, is_public
+from loaxa.errors import ConfigError
 from loaxa.testing.station import Operator, StationProcess, station_config
 
 # One line as http.client reads it, with a carriage return that would forge a log line if written raw.
@@ -251,3 +253,19 @@ def test_a_stream_with_two_urls_fails_over_and_finished_says_how_long_each_playe
         assert "reconnects (last drop: 127.0.0.1 ended the stream)" in finished
     finally:
         assert station.stop() == 0, station.log()
+
+
+@pytest.mark.parametrize("host", ["http://media.hue.gov.vn", "media.hue.gov.vn:8080", "user@media", "", "media."])
+def test_a_private_url_host_is_a_bare_name_or_the_config_says_which_key_is_wrong(tmp_path, host):
+    config = station_config(tmp_path, 1883, "null", security__private_url_hosts=[host])
+    with pytest.raises(ConfigError, match=r"security\.private_url_hosts"):
+        parse_config(config)
+
+
+def test_private_url_hosts_take_names_and_addresses_and_the_default_refuses_private_ones(tmp_path):
+    named = parse_config(
+        station_config(tmp_path, 1883, "null", security__private_url_hosts=["Media.Hue.gov.vn", "fd00::5"])
+    )
+    assert named.security.private_url_hosts == ("media.hue.gov.vn", "fd00::5")
+    defaults = parse_config({"station": {"province": "p", "commune": "c", "id": "s"}})
+    assert defaults.security.allow_private_urls is False and defaults.security.private_url_hosts == ()

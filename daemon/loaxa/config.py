@@ -8,6 +8,7 @@ daemon receives a `Settings` object and never sees raw YAML.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from datetime import time
@@ -183,9 +184,19 @@ class SecuritySettings(_Section):
     @classmethod
     def _host_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for host in value:
-            if not host or not host.isascii() or any(c in host for c in "/:@ ") or host != host.strip("."):
+            if ":" in host and _is_ip(host):  # an IPv6 address, written as in a URL but without brackets
+                continue
+            if not host or not host.isascii() or any(c in host for c in "/:@[] ") or host != host.strip("."):
                 raise ValueError(f"{host!r} is not a host name (write the name alone, without scheme or port)")
         return tuple(host.lower() for host in value)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class ControlSettings(_Section):
