@@ -385,6 +385,21 @@ def test_withdrawn_between_repeats_airs_no_further_run(watched, how):
     assert is_closing_chime(after_the_hold(watched, samples))
 
 
+@pytest.mark.parametrize("how", WITHDRAWALS)
+def test_withdrawn_during_the_closing_chime_lets_it_end_once_and_is_not_finished(watched, how):
+    """The ending was already playing: it is neither cut nor played again, and no `finished` follows the receipt."""
+    op: Operator = watched["operator"]
+    id = f"closing-{how}"
+    content = RATE  # the one-second recording
+    watched["at"] = (id, LEAD + OPENING + content + RATE // 2, how)
+    op.send({"type": "bulletin", "id": id, "audio": audio(watched, "one")})
+    settle_watched(watched, how, id)
+    samples = held_session(watched, id)
+    assert "finished" not in rev1(op, id)
+    assert len(samples) == LEAD + OPENING + content + len(chime(RATE, False))  # one closing chime, whole
+    assert is_closing_chime(samples[LEAD + OPENING + content :])
+
+
 def settle_watched(rig: dict[str, Any], how: str, id: str) -> None:
     op: Operator = rig["operator"]
     op.wait_for(id, "cancelled" if how == "cancel" else "superseded", 30)
