@@ -24,6 +24,7 @@ from audio_servers import FileServer, RawServer, StreamServer, closed_port_url, 
 from loaxa.config import parse_config
 from loaxa.download import ANY_ADDRESS, PUBLIC_ONLY, AddressPolicy, DownloadError, NotAllowed, download, is_public
 from loaxa.errors import ConfigError
+from loaxa.sources.stream import StreamRelay
 from loaxa.testing.station import Operator, StationProcess, station_config
 
 # One line as http.client reads it, with a carriage return that would forge a log line if written raw.
@@ -61,6 +62,16 @@ def test_refused_silent_and_not_http_read_alike_so_a_url_is_no_port_scanner():
             failure(silent.url("x"), deadline_s=1.0),
             failure(banner.url("x")),
         }
+    assert said == {"no HTTP answer from 127.0.0.1"}
+
+
+def test_a_stream_to_a_silent_port_reads_as_one_to_a_closed_port():
+    with RawServer(silent=True) as silent:
+        said = set()
+        for url in (closed_port_url(), silent.url("live")):
+            relay = StreamRelay(url, 30.0, 22050, first_audio_s=1.0, addresses=ANY_ADDRESS)
+            list(relay)
+            said.add(relay.failed)
     assert said == {"no HTTP answer from 127.0.0.1"}
 
 

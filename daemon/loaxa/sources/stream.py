@@ -30,7 +30,7 @@ from typing import IO
 
 import numpy as np
 
-from loaxa.download import PUBLIC_ONLY, AddressPolicy, DownloadError, download
+from loaxa.download import PUBLIC_ONLY, AddressPolicy, DownloadError, NoAnswer, download
 from loaxa.sources._common import SourceError, find_ffmpeg, host_of, stderr_tail
 from loaxa.sources.failover import BACK_CHECK_S, MAX_DURATION_S, Failover, answers, validate_stream_spec
 
@@ -297,7 +297,7 @@ class StreamRelay:
             try:
                 feeder.start()
                 if not self._stop.is_set():
-                    reason = self._pump(proc, index=self.failover.index)
+                    reason = self._pump(proc, index=self.failover.index, feed=feed)
             finally:
                 ended.set()
                 with self._lock:
@@ -333,7 +333,7 @@ class StreamRelay:
         finally:
             feed.close()
 
-    def _pump(self, proc: subprocess.Popen[bytes], index: int) -> str:
+    def _pump(self, proc: subprocess.Popen[bytes], index: int, feed: _Feed) -> str:
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         block_bytes = self.block_samples * 4
@@ -348,7 +348,9 @@ class StreamRelay:
                 # and a URL that gives nothing in the first seconds while another may.
                 silent = time.monotonic() - last_data
                 if silent > 2 * self.stall_s or (not self.has_audio and silent >= self.first_audio_s):
-                    return f"no audio from {host_of(self.failover.urls[index])} for {silent:.0f} s"
+                    host = host_of(self.failover.urls[index])
+                    # A port that takes the connection and says nothing reads as a refused one (see download).
+                    return f"no audio from {host} for {silent:.0f} s" if feed.written else str(NoAnswer(host))
                 continue
             data = os.read(fd, 65536)
             if not data:
@@ -403,8 +405,10 @@ class _Feed:
         self.broken = False
         self.error: str | None = None  # why the fetch failed, when it was the network's doing
         self.finished = False  # the server ended the stream
+        self.written = 0  # bytes of the body received
 
     def write(self, data: bytes) -> int:
+        self.written += len(data)
         try:
             self.pipe.write(data)
             self.pipe.flush()
