@@ -239,7 +239,7 @@ class Player(threading.Thread):
             if with_chime:
                 # The ending itself: a withdrawal now lets it finish (a chime cut short, or played again,
                 # is no ending), and is still what the play ends with.
-                closing = Session(output, self.rate, volume, lambda: self._cut_reason(), self._beat)
+                closing = Session(output, self.rate, volume, self._cut_reason, self._beat)
                 closing.chime(opening=False)
                 session.written_s += closing.written_s
             withdrawn = self._withdrawn(play)
@@ -291,7 +291,7 @@ class Player(threading.Thread):
         return None
 
     def _cut_reason(self) -> str | None:
-        """What cuts even the closing chime: the station stopping (and its `_stream_stop`)."""
+        """What cuts even the closing chime: the station stopping."""
         return Outcome.SHUTDOWN if self._stopping.is_set() else None
 
     def _withdrawn(self, play: Play) -> Outcome | None:
