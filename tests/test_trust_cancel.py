@@ -9,19 +9,20 @@ into a paced reader that consumes samples as a sound card does.
 
 The withdrawn bulletins carry a 1 kHz tone (or speech) that nothing else
 on air carries, so "not one sample" is checked in the samples themselves.
-To withdraw a play while it is inside a stage that lasts only a second (a
-chime), the test freezes the sound card (SIGSTOP to the paced reader): the
-station's writes block there, as on a wedged device, until it is thawed.
+The stages inside a session (the opening chime, speech, the gap between
+repeats, the closing chime) last about a second, less than what the paced
+device buffers, so those tests run the Station in this process on its real
+`wav:` sink, watched block by block: the watch withdraws the play (through
+the broker) just before the sample chosen is written, and holds the
+station there until the receipt has come, so the test knows to the block
+what the station wrote before and after the withdrawal.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,17 +37,13 @@ from loaxa.player.chime import chime
 from loaxa.player.output import Output, WavDirSink
 from loaxa.testing.audio import read_wav, voiced_seconds, wait_for_files
 from loaxa.testing.broker import start_mosquitto
-from loaxa.testing.station import Operator, StationProcess, logged_amplifier, station_config, switches
+from loaxa.testing.station import Operator, logged_amplifier, station_config, switches
 from test_broadcast_onair import LONG, RATE, Aired, paced_station, sessions
 
 WITHDRAWN_HZ = 1000.0  # only the plays that are withdrawn carry this tone
 OTHER_HZ = 300.0
 WARMUP_S = 3.0
 LEAD_S = 2.0  # long enough to withdraw a play after `started` and before its first sound
-# What was already handed to the sound card when the withdrawal came: one 0.1 s block, PortAudio's
-# and ALSA's buffers, the pipe and the reader's own buffer.
-SLACK_S = 0.6
-CLOSING_S = len(chime(RATE, False)) / RATE
 STAGES = ("queued", "slow", "warm", "lead", "chime", "repeat", "expiring")
 WITHDRAWALS = ["cancel", "supersede"]
 # One recording per test, each of its own length, so that none is in the station's cache before its test.
@@ -143,42 +140,6 @@ def wait_session_over(folder: Path, timeout_s: float = 30.0) -> None:
     while list(folder.glob("*.part")):
         assert time.monotonic() < deadline, "the on-air session did not end"
         time.sleep(0.05)
-
-
-def part_samples(folder: Path) -> np.ndarray:
-    parts = sorted(folder.glob("*.part"))
-    if not parts:
-        return np.zeros(0, np.float32)
-    raw = parts[-1].read_bytes()
-    return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.float32) / 32768
-
-
-def wait_part(folder: Path, condition: Any, what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition(part_samples(folder)):
-        assert time.monotonic() < deadline, f"on air: {what} did not happen within {timeout_s} s"
-        time.sleep(0.02)
-
-
-@contextmanager
-def frozen_sound_card(station: StationProcess) -> Iterator[int]:
-    """The paced reader stopped: the station's writes block. Yields how many samples it had taken."""
-    pacer = str(station.root / "pacer.py")
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and pacer in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    assert pids, "no paced reader is running: nothing is on air"
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    try:
-        yield len(part_samples(station.aired))
-    finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
 
 
 @pytest.fixture
