@@ -41,9 +41,10 @@ log = logging.getLogger(__name__)
 # would cost a query per station every fraction of a second for nothing.
 IDLE_WAIT_S = 5.0
 
-# Stop reasons that end the play for good; its receipt was sent by whoever withdrew it. Any other
-# reason not in _REQUEUED (a state a later protocol adds, such as `declined`) is a withdrawal too.
+# Stop reasons that end the play for good; its receipt was sent by whoever withdrew it. Any reason
+# not in _REQUEUED (`cancelled`, `superseded`, `declined`, or one a later protocol adds) is a withdrawal.
 _REQUEUED = frozenset({Outcome.PREEMPTED, Outcome.SHUTDOWN, Outcome.AUDIO_ERROR})
+_WITHDRAWN_STATES = frozenset({PlayState.CANCELLED, PlayState.SUPERSEDED, PlayState.DECLINED})
 
 
 class AmpControl(Protocol):
@@ -308,8 +309,8 @@ class Player(threading.Thread):
         now = self.ledger.play(play.pid)
         if now is None:  # its bulletin is at another rev now
             reason: Outcome | None = Outcome.SUPERSEDED
-        elif now.state.terminal:
-            reason = Outcome.SUPERSEDED if now.state is PlayState.SUPERSEDED else Outcome.CANCELLED
+        elif now.state.terminal:  # closed by a withdrawal, or by anything else: it ends as withdrawn
+            reason = _outcome_of(now.state) if now.state in _WITHDRAWN_STATES else Outcome.CANCELLED
         else:
             return None
         with self._lock:
@@ -343,8 +344,8 @@ def _expired(play: Play) -> bool:
 
 
 def _outcome_of(reason: str) -> Outcome:
-    """The session outcome for a stop reason. A withdrawal without an outcome of its own (a later
-    protocol's `declined`) closes the play as a cancel does: its receipt was the withdrawal's."""
+    """The session outcome for a stop reason. A withdrawal without an outcome of its own (one a later
+    protocol adds) closes the play as a cancel does: its receipt was the withdrawal's."""
     try:
         return Outcome(reason)
     except ValueError:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from loaxa.content import Audio, Content, Stream, Text
+from loaxa.content import Audio, Content, Parts, Stream, Text
 from loaxa.download import PUBLIC_ONLY, AddressPolicy
 from loaxa.errors import LoaxaError
 from loaxa.hashing import sha256_file
@@ -28,6 +28,7 @@ from loaxa.player.session import Session
 from loaxa.sources._common import NotReady, SourceError, host_of
 from loaxa.sources.fetcher import RETRY_AFTER_S, WORKERS, Failed, Fetcher, Pending, QueueFull, Ready, State
 from loaxa.sources.live import StreamSource
+from loaxa.sources.parts import PartsSource
 from loaxa.sources.recorded import (
     MAX_DURATION_S,
     check_duration,
@@ -290,12 +291,16 @@ class SourceRegistry:
         return source.prepare(content)
 
     def fetch_ahead(self, content: Content) -> None:
-        """A bulletin arrived: start fetching its recording, if it has one."""
-        if isinstance(content, Audio) and self.audio is not None:
-            self.audio.fetch_ahead(content)
+        """A bulletin arrived: start fetching its recording, if it has one (every one, for parts)."""
+        recordings = PartsSource.recordings(content) if isinstance(content, Parts) else [content]
+        for recording in recordings:
+            if isinstance(recording, Audio) and self.audio is not None:
+                self.audio.fetch_ahead(recording)
 
     def ready(self, content: Content) -> bool:
         """Whether `prepare` would give a program now (a recording being fetched, a stream connecting)."""
+        if isinstance(content, Parts):
+            return all(self.ready(recording) for recording in PartsSource.recordings(content))
         source = self._sources.get(type(content))
         if isinstance(source, (AudioSource, StreamSource)):
             return source.ready(content)  # type: ignore[arg-type]
@@ -328,11 +333,13 @@ def build_sources(
         on_ready=on_ready,
         addresses=addresses,
     )
+    text = TextSource(speaker, default_rate)
     return SourceRegistry(
         {
-            Text: TextSource(speaker, default_rate),
+            Text: text,
             Audio: audio,
             Stream: StreamSource(rate, addresses=addresses, on_ready=on_ready),
+            Parts: PartsSource(text.prepare, audio.prepare),
         }
     )
 
