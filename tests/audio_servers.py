@@ -7,6 +7,7 @@ needs a file download or an Icecast-like stream can reuse them.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -124,18 +125,30 @@ class FileServer(_Server):
     `/redirect/NAME` answers 302 to `/NAME`, `/escape/NAME` 302 to
     `file:///etc/passwd`, `/loop/NAME` 302 to itself; `/short/NAME` promises
     more bytes than it sends; `/dribble/NAME` sends the status line, then
-    one header byte every `drip_s` and never ends the headers; anything
-    else 404.
+    one header byte every `drip_s` and never ends the headers; `/moved/NAME`
+    302 to `moved[NAME]` (any absolute URL); anything else 404.
     """
 
-    def __init__(self, files: dict[str, bytes], slow_s: float = 5.0, drip_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        files: dict[str, bytes],
+        slow_s: float = 5.0,
+        drip_s: float = 0.1,
+        moved: dict[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.files = files
         self.slow_s = slow_s
         self.drip_s = drip_s
+        self.moved = moved or {}
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
         mode, _, name = req.path.lstrip("/").rpartition("/")
+        if mode == "moved" and name in self.moved:
+            req.send_response(302)
+            req.send_header("Location", self.moved[name])
+            req.end_headers()
+            return
         body = self.files.get(name)
         if body is None:
             req.send_error(404)
@@ -178,13 +191,23 @@ class StreamServer(_Server):
     `clip` is an MP3 without Xing/ID3 headers, looped frame-exact. Each
     connection drops after `drop_after_s` seconds of audio (None: never);
     with `stall` it then holds the connection open silently instead.
-    Like Icecast, it sends `burst_s` of audio at once on connect.
+    Like Icecast, it sends `burst_s` of audio at once on connect. With
+    `connections`, only that many are served; later ones get a 404. Setting
+    `down` drops every connection and answers 404 until it is cleared.
     """
 
     def __init__(
-        self, clip: bytes, clip_s: float, drop_after_s: float | None = None, stall: bool = False, burst_s: float = 2.0
+        self,
+        clip: bytes,
+        clip_s: float,
+        drop_after_s: float | None = None,
+        stall: bool = False,
+        burst_s: float = 2.0,
+        connections: int | None = None,
     ) -> None:
         super().__init__()
+        self.connections = connections
+        self.down = False
         self.clip = clip
         self.bytes_per_s = len(clip) / clip_s
         self.drop_after_s = drop_after_s
@@ -192,7 +215,7 @@ class StreamServer(_Server):
         self.burst_s = burst_s
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
-        if req.path != "/live":
+        if req.path != "/live" or self.down or (self.connections is not None and self.requests > self.connections):
             req.send_error(404)
             return
         req.send_response(200)
@@ -203,7 +226,7 @@ class StreamServer(_Server):
         sent = 0
         start = time.monotonic()
         limit = None if self.drop_after_s is None else int(self.drop_after_s * self.bytes_per_s)
-        while not self.closing.is_set():
+        while not self.closing.is_set() and not self.down:
             due = int((time.monotonic() - start + burst_s) * self.bytes_per_s)
             if limit is not None:
                 due = min(due, limit)
@@ -257,3 +280,56 @@ class DiskPeak:
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join()
+
+
+class RawServer:
+    """A TCP service that is not HTTP, on a free loopback port: it sends `banner` and closes, or, with
+    `silent`, accepts and never says a thing, as an SSH daemon, a database or a firewall might."""
+
+    def __init__(self, banner: bytes = b"", silent: bool = False) -> None:
+        self.banner = banner
+        self.silent = silent
+        self.connections = 0
+        self.closing = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def _serve(self) -> None:
+        held = []
+        self.sock.settimeout(0.05)
+        while not self.closing.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # the accept timed out: look at `closing` again
+                continue
+            self.connections += 1
+            if self.silent:
+                held.append(conn)
+                continue
+            with conn:
+                try:
+                    conn.sendall(self.banner)
+                except OSError:
+                    pass
+        for conn in held:
+            conn.close()
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closing.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+def closed_port_url(path: str = "x") -> str:
+    """A loopback URL on a port nothing listens on (bound, then closed)."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{path}"

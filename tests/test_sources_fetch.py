@@ -21,6 +21,7 @@ import pytest
 
 from audio_servers import DiskPeak, FileServer, dominant_hz, tone, tone_file, write_wav
 from loaxa.content import Audio
+from loaxa.download import ANY_ADDRESS
 from loaxa.sources import NotReady, SourceError, decode_audio
 from loaxa.sources.fetcher import Fetcher, Pending, QueueFull, Ready
 from loaxa.sources.recorded import decoded_bytes
@@ -59,6 +60,7 @@ class Woken:
 
 def source(tmp_path: Path, **kwargs) -> AudioSource:
     kwargs.setdefault("max_bytes", 50 * MB)
+    kwargs.setdefault("addresses", ANY_ADDRESS)  # the test servers are on loopback
     return AudioSource(tmp_path / "audio", rate=RATE, **kwargs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -10,8 +11,14 @@ import numpy as np
 import pytest
 
 from audio_servers import FileServer, StreamServer, dominant_hz, ffmpeg_children, tone_file
+from loaxa.content import Stream
+from loaxa.download import ANY_ADDRESS
 from loaxa.errors import CommandError
-from loaxa.sources import SourceError, StreamRelay, validate_stream_spec
+from loaxa.sources import NotReady, SourceError, stream, validate_stream_spec
+from loaxa.sources.live import StreamSource
+
+# The test servers listen on loopback, which a station refuses unless told (security.allow_private_urls).
+StreamRelay = functools.partial(stream.StreamRelay, addresses=ANY_ADDRESS)
 
 RATE = 22050
 
@@ -68,7 +75,7 @@ def test_stalled_stream_gives_silence_then_reconnects(clip):
         kinds = ["audio" if loud(b) else "silence" for b in play(relay)]
     assert relay.reconnects >= 1
     assert relay.silence_s > 0
-    assert "no data for 2 s" in relay.last_error
+    assert relay.last_error == "127.0.0.1 sent nothing for 2 s"
     first_silence = kinds.index("silence", kinds.index("audio"))
     assert "audio" in kinds[first_silence:]  # sound came back after the stall
     assert ffmpeg_children() == []
@@ -93,14 +100,19 @@ def test_stop_ends_the_relay_at_once_and_kills_ffmpeg(clip):
     assert list(relay) == []
 
 
-def test_stream_that_never_answers_gives_silence_and_a_reason(clip):
+def test_a_stream_that_never_gives_audio_is_failed_with_the_reason_within_its_first_seconds(clip):
+    """Issue 17, a dead stream is not a success: a 404 ends the relay after `first_audio_s`, saying why."""
     with FileServer({}) as server:
-        relay = StreamRelay(server.url("missing.mp3"), 1.5, RATE, reconnect_s=0.2)
+        started = time.monotonic()
+        relay = StreamRelay(server.url("missing.mp3"), 30.0, RATE, reconnect_s=0.2, first_audio_s=1.0)
         blocks = list(play(relay))
-    assert blocks and not any(b.any() for b in blocks)
-    assert relay.audio_s == 0 and relay.reconnects >= 1
-    assert "404" in relay.last_error
-    assert "stream gave no audio" in relay.summary()
+        took = time.monotonic() - started
+        tries = server.requests
+    assert not any(b.any() for b in blocks)
+    assert took < 1.0 + 2.0  # not the 30 s asked for
+    assert relay.failed == "HTTP 404 from 127.0.0.1" and not relay.has_audio
+    assert relay.audio_s == 0 and relay.reconnects == 0  # no drop: it never played
+    assert tries >= 2  # asked again within the first seconds before giving up
     assert ffmpeg_children() == []
 
 
@@ -138,3 +150,80 @@ def test_malformed_stream_spec_is_rejected_with_reason(spec, reason):
 def test_wellformed_stream_spec_passes():
     validate_stream_spec({"url": "https://radio.example.vn:8000/vov1", "duration_s": 1800})
     validate_stream_spec({"url": "http://10.1.2.3/live.mp3", "duration_s": 1.5})
+
+
+def test_stream_urls_fail_over_on_a_drop_and_go_back_to_the_first_when_it_answers(tmp_path):
+    """Protocol 1.1 `stream.urls` (issue 13 item 4): the next URL within 2 s of a drop, the first again once
+    it answers (asked every `back_check_s`); the summary says how long each played and the drops."""
+    first_clip = tone_file(tmp_path, "mp3", seconds=1.0, freq=440.0, rate=RATE).read_bytes()
+    second_clip = tone_file(tmp_path, "mp3", seconds=1.0, freq=880.0, rate=RATE).read_bytes()
+    heard: list[tuple[float, float]] = []  # (relay time, dominant frequency) of each loud block
+    with StreamServer(first_clip, 1.0) as first, StreamServer(second_clip, 1.0) as second:
+        relay = StreamRelay([first.url("live"), second.url("live")], 9.0, RATE, back_check_s=1.0)
+        started = time.monotonic()
+        for block in play(relay):
+            now = time.monotonic() - started
+            if loud(block):
+                heard.append((now, dominant_hz(block, RATE)))
+            first.down = 2.0 <= now < 5.0  # the first station's stream is off the air for three seconds
+    assert ffmpeg_children() == []
+
+    def at(hz: float) -> list[float]:
+        return [t for t, f in heard if abs(f - hz) < 30]
+
+    assert at(440) and at(880)
+    assert min(at(880)) < 2.0 + 2.0 + 1.0  # the second within 2 s of the drop (plus its own start)
+    assert max(at(440)) > 5.0 and any(t > min(at(880)) for t in at(440))  # then back to the first
+    played = relay.summary()
+    assert "#1 (127.0.0.1)" in played and "#2 (127.0.0.1)" in played and "reconnects (last drop:" in played
+    seconds = relay.failover.played_s
+    assert seconds[0] > 2.0 and seconds[1] > 1.0 and relay.reconnects >= 1
+
+
+def test_a_stream_whose_urls_all_fail_is_failed_with_each_reason(tmp_path):
+    with FileServer({}) as web:
+        relay = StreamRelay([web.url("live"), "http://127.0.0.1:9/live"], 30.0, RATE, first_audio_s=1.0)
+        list(play(relay))
+    assert relay.failed == "#1 HTTP 404 from 127.0.0.1; #2 no HTTP answer from 127.0.0.1"
+    assert ffmpeg_children() == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"urls": [], "duration_s": 60}, "a list of 1 to 3 URLs"),
+        ({"urls": ["http://a.vn/1"] * 4, "duration_s": 60}, "a list of 1 to 3 URLs"),
+        ({"urls": "http://a.vn/1", "duration_s": 60}, "a list of 1 to 3 URLs"),
+        ({"urls": ["http://a.vn/1", "ftp://a.vn/2"], "duration_s": 60}, r"stream.urls\[1\] must start with http"),
+        ({"urls": ["http://a.vn/1", "http://a.vn/1"], "duration_s": 60}, "the same URL twice"),
+        ({"urls": ["http://a.vn/1"], "url": "http://a.vn/1", "duration_s": 60}, "unknown key 'url'"),
+    ],
+)
+def test_malformed_stream_urls_are_rejected_with_reason(spec, reason):
+    with pytest.raises(CommandError, match=reason):
+        validate_stream_spec(spec)
+
+
+def test_the_player_side_source_answers_at_once_and_is_woken_when_the_stream_gives_audio_or_none(clip):
+    """Issue 17: a stream is connected before it goes on air, beside the player: `prepare` never waits."""
+    woken = threading.Event()
+    source = StreamSource(RATE, addresses=ANY_ADDRESS, on_ready=woken.set)
+    with StreamServer(clip, 1.0) as server, FileServer({}) as web:
+        live = Stream(urls=(server.url("live"),), duration_s=2.0)
+        started = time.monotonic()
+        with pytest.raises(NotReady, match="connecting to the stream at 127.0.0.1"):
+            source.prepare(live)
+        assert time.monotonic() - started < 0.5
+        assert woken.wait(10), "not woken when the stream gave audio"
+        program = source.prepare(live)
+        assert program.relay.has_audio
+        program.close()
+        woken.clear()
+        dead = Stream(urls=(web.url("live"),), duration_s=60.0)
+        with pytest.raises(NotReady):
+            source.prepare(dead)
+        assert woken.wait(15), "not woken when the stream was found dead"
+        with pytest.raises(SourceError, match="^the stream gave no audio: HTTP 404 from 127.0.0.1$"):
+            source.prepare(dead)
+    source.close()
+    assert ffmpeg_children() == []

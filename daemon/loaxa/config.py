@@ -8,6 +8,7 @@ daemon receives a `Settings` object and never sees raw YAML.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from datetime import time
@@ -187,6 +188,30 @@ class SecuritySettings(_Section):
     issuers: tuple[Issuer, ...] = ()
     max_commands_per_min: int = Field(default=60, ge=1)  # per issuer
     max_download_mb: float = Field(default=50.0, gt=0.0)
+    # Recordings and streams come only from public addresses unless this is true: a URL (or a redirect)
+    # to a loopback, private, link-local or reserved address would let whoever can send a bulletin
+    # probe the commune's own network. Checked on the address of every connection the station makes.
+    allow_private_urls: bool = False
+    # Host names fetched from even when they resolve to such an address: the province's own media server.
+    private_url_hosts: tuple[str, ...] = ()
+
+    @field_validator("private_url_hosts")
+    @classmethod
+    def _host_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if ":" in host and _is_ip(host):  # an IPv6 address, written as in a URL but without brackets
+                continue
+            if not host or not host.isascii() or any(c in host for c in "/:@[] ") or host != host.strip("."):
+                raise ValueError(f"{host!r} is not a host name (write the name alone, without scheme or port)")
+        return tuple(host.lower() for host in value)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class ApprovalSettings(_Section):

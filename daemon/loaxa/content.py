@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from loaxa.errors import CommandError
+from loaxa.sources.failover import urls_of
 from loaxa.sources.recorded import validate_audio_spec
 from loaxa.sources.stream import validate_stream_spec
 
@@ -46,11 +47,16 @@ class Audio(_Content):
 
 
 class Stream(_Content):
-    """A live radio stream relayed for `duration_s` of wall-clock time."""
+    """A live radio stream relayed for `duration_s` of wall-clock time, from the first of `urls` that plays."""
 
     kind: Literal["stream"] = "stream"
-    url: str
+    urls: tuple[str, ...]
     duration_s: float
+
+    @property
+    def url(self) -> str:
+        """The first URL: the one the issuer wants on air."""
+        return self.urls[0]
 
 
 class Parts(_Content):
@@ -127,7 +133,7 @@ def content_of(body: dict[str, Any]) -> Content:
     if body.get("parts") is not None:
         return Parts.model_construct(parts=tuple(_part_of(p) for p in body["parts"]))
     spec = body["stream"]
-    return Stream.model_construct(url=spec["url"], duration_s=float(spec["duration_s"]))
+    return Stream.model_construct(urls=urls_of(spec), duration_s=float(spec["duration_s"]))
 
 
 def _part_of(part: dict[str, Any]) -> Text | Audio:

@@ -34,7 +34,7 @@ from loaxa.player.relays import Relay
 from loaxa.reports import Reporter, StationState
 from loaxa.schedule import Scheduler
 from loaxa.security import RateLimiter, Verifier
-from loaxa.sources.registry import build_sources
+from loaxa.sources.registry import address_policy, build_sources
 from loaxa.speech.ahead import VoiceAhead
 from loaxa.speech.engine import Voice
 from loaxa.speech.pipeline import build_speaker
@@ -81,6 +81,7 @@ class Station:
             max_bytes=int(s.security.max_download_mb * 1_000_000),
             cache_max_bytes=s.storage.audio_cache_mb * 1_000_000,
             on_ready=lambda: self.player.attention(),
+            addresses=address_policy(s.security.allow_private_urls, s.security.private_url_hosts),
         )
         self.player = Player(
             settings=s,

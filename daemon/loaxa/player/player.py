@@ -3,6 +3,13 @@
 One thread owns the audio output and the amplifier. Others talk to it only
 through `attention()` (something changed: look again) and `stop_play()`
 (stop this play), both of which set flags it reads between audio blocks.
+
+A receipt is a promise: once a play or its bulletin is withdrawn
+(`cancelled`, `superseded`, `expired`, or any other state that ends it),
+not one more sample of it reaches the output. The session asks before
+every block (`_stop_reason`: the flags, and the play's state in the store
+after each commit), and a play that is withdrawn before its first sound
+airs nothing at all, not even the closing chime.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from loaxa.player.output import Output, Sink
 from loaxa.player.session import Session, Stopped
 from loaxa.sources import NotReady
 from loaxa.sources.registry import Program, SourceRegistry
-from loaxa.states import Outcome, Priority
+from loaxa.states import Outcome, PlayState, Priority
 from loaxa.store import Ledger, Play
 from loaxa.timing import parse_instant
 
@@ -33,6 +40,11 @@ log = logging.getLogger(__name__)
 # the player; the timeout only catches the end of quiet hours. A short poll
 # would cost a query per station every fraction of a second for nothing.
 IDLE_WAIT_S = 5.0
+
+# Stop reasons that end the play for good; its receipt was sent by whoever withdrew it. Any reason
+# not in _REQUEUED (`cancelled`, `superseded`, `declined`, or one a later protocol adds) is a withdrawal.
+_REQUEUED = frozenset({Outcome.PREEMPTED, Outcome.SHUTDOWN, Outcome.AUDIO_ERROR})
+_WITHDRAWN_STATES = frozenset({PlayState.CANCELLED, PlayState.SUPERSEDED, PlayState.DECLINED})
 
 
 class AmpControl(Protocol):
@@ -74,6 +86,7 @@ class Player(threading.Thread):
         self.on_air: OnAir | None = None
         self._lock = threading.Lock()
         self._wake = ledger.store.listen()
+        self._committed = ledger.store.listen()  # a commit since the session last read its play's state
         self._look_again = threading.Event()
         self._stopping = threading.Event()
         self._stream_stop = threading.Event()
@@ -154,8 +167,7 @@ class Player(threading.Thread):
         return True
 
     def _air(self, play: Play) -> None:
-        expires = play.body.get("expires")
-        if expires and parse_instant(expires, "expires") <= _now():
+        if _expired(play):
             self.ledger.expire(play, "expired before it could start")
             return
         try:  # what can fail without sound fails here: before the amplifier and the chime
@@ -168,6 +180,12 @@ class Player(threading.Thread):
         except LoaxaError as exc:
             self.ledger.end(play, Outcome.FAILED, _cannot_prepare(play, exc))
             return
+        try:
+            self._put_on_air(play, program)
+        finally:
+            program.close()
+
+    def _put_on_air(self, play: Play, program: Program) -> None:
         try:  # a missing device is retried: `held` once, no `started` until sound can flow
             self.amplifier.ensure_on()
             output = self.sink.open(self.rate, label=play.id)
@@ -184,10 +202,15 @@ class Player(threading.Thread):
             self.on_air = OnAir(play)
             self._stream_stop.clear()
         try:
-            if not self.ledger.start(play):  # cancelled or superseded during the warm-up: not one sample
+            # The warm-up and the open took time: the play may have been withdrawn or have expired meanwhile.
+            expired = _expired(play)
+            if expired or not self.ledger.start(play):  # only a play still open starts: not one sample
                 output.close()
                 self.amplifier.release()
+                if expired:
+                    self.ledger.expire(play, "expired before it could start")
                 return
+            self._committed.clear()  # the play as `start` left it is the one the session knows
             outcome, detail = self._session(play, output, program)
         finally:
             with self._lock:
@@ -215,15 +238,24 @@ class Player(threading.Thread):
                 if run < repeat - 1:
                     session.silence(float(body.get("gap_s", 3.0)))
             if with_chime:
-                session.chime(opening=False)
+                # The ending itself: a withdrawal now lets it finish (a chime cut short, or played again,
+                # is no ending), and is still what the play ends with.
+                closing = Session(output, self.rate, volume, self._cut_reason, self._beat)
+                closing.chime(opening=False)
+                session.written_s += closing.written_s
+            withdrawn = self._withdrawn(play)
+            if withdrawn is not None:
+                return withdrawn, None
             detail = f"{session.written_s:.1f} s on air, voice {self.voice_name()}"
             extra = program.summary()
             return Outcome.FINISHED, f"{detail}; {extra}" if extra else detail
         except Stopped as stopped:
-            reason = Outcome(stopped.reason)
-            if reason in (Outcome.CANCELLED, Outcome.SUPERSEDED) and with_chime:
+            outcome = _outcome_of(stopped.reason)
+            if outcome not in _REQUEUED and with_chime and session.aired:
+                # On air and withdrawn: stop, then the closing chime, so listeners hear an ending.
+                # Withdrawn before its first sound: nothing of it airs, not even this chime.
                 Session(output, self.rate, volume).chime(opening=False)
-            return reason, None
+            return outcome, None
         except AudioError as exc:
             return Outcome.AUDIO_ERROR, str(exc)
         except VoiceError as exc:
@@ -245,17 +277,47 @@ class Player(threading.Thread):
             self._stopping.wait(self.settings.audio.retry_s)
 
     def _stop_reason(self, play: Play) -> str | None:
-        if self._stopping.is_set():
-            return Outcome.SHUTDOWN
-        current = self.on_air
-        if current is not None and current.stop_reason:
-            return current.stop_reason
+        """Why the session must write nothing more, asked before every block; None to go on."""
+        reason = self._cut_reason()
+        if reason is not None:
+            return reason
+        withdrawn = self._withdrawn(play)
+        if withdrawn is not None:
+            return withdrawn
         if self._look_again.is_set():
             self._look_again.clear()
             if self.queue.preempts(play, _now()) and self._emergency_ready(play):
                 self._stream_stop.set()
                 return Outcome.PREEMPTED
         return None
+
+    def _cut_reason(self) -> str | None:
+        """What cuts even the closing chime: the station stopping."""
+        return Outcome.SHUTDOWN if self._stopping.is_set() else None
+
+    def _withdrawn(self, play: Play) -> Outcome | None:
+        """Whether the play on air was withdrawn: told by `stop_play`, or seen in the store.
+
+        The store is read only after a commit (the store wakes `_committed`), not for every block.
+        """
+        current = self.on_air
+        if current is not None and current.stop_reason:
+            return _outcome_of(current.stop_reason)
+        if not self._committed.is_set():
+            return None
+        self._committed.clear()
+        now = self.ledger.play(play.pid)
+        if now is None:  # its bulletin is at another rev now
+            reason: Outcome | None = Outcome.SUPERSEDED
+        elif now.state.terminal:  # closed by a withdrawal, or by anything else: it ends as withdrawn
+            reason = _outcome_of(now.state) if now.state in _WITHDRAWN_STATES else Outcome.CANCELLED
+        else:
+            return None
+        with self._lock:
+            if self.on_air is not None and self.on_air.play.pid == play.pid and not self.on_air.stop_reason:
+                self.on_air.stop_reason = reason
+                self._stream_stop.set()
+        return reason
 
     def _emergency_ready(self, current: Play) -> bool:
         """An emergency cuts in once it can sound: a recording still being fetched waits for its fetch."""
@@ -274,6 +336,20 @@ def _cannot_prepare(play: Play, exc: LoaxaError) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _expired(play: Play) -> bool:
+    expires = play.body.get("expires")
+    return bool(expires) and parse_instant(expires, "expires") <= _now()
+
+
+def _outcome_of(reason: str) -> Outcome:
+    """The session outcome for a stop reason. A withdrawal without an outcome of its own (one a later
+    protocol adds) closes the play as a cancel does: its receipt was the withdrawal's."""
+    try:
+        return Outcome(reason)
+    except ValueError:
+        return Outcome.CANCELLED
 
 
 class _Holds:

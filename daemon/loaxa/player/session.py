@@ -1,4 +1,10 @@
-"""One on-air session: blocks of samples to an output, stoppable between blocks."""
+"""One on-air session: blocks of samples to an output, stoppable between blocks.
+
+`should_stop` is asked before every block is written, so a play withdrawn
+(cancelled, superseded, ...) or cut by an emergency writes nothing more
+from the next block on; `aired` says whether any of the play's own sound
+(chime or content, not the lead silence) has reached the output yet.
+"""
 
 from __future__ import annotations
 
@@ -35,14 +41,20 @@ class Session:
         self.should_stop = should_stop
         self.heartbeat = heartbeat
         self.written_s = 0.0
+        self.aired = False  # a sample of the play's own sound (not the lead silence) was written
         self._block = int(BLOCK_S * sample_rate)
 
     def play(self, samples: np.ndarray, scale: bool = True) -> None:
-        """Write samples in blocks; raises `Stopped` between blocks when asked."""
+        """Write samples in blocks; raises `Stopped` before a block when asked.
+
+        `scale=False` is the session's own silence (lead, gaps): it does not
+        count as the play's sound for `aired`.
+        """
         gain = self.volume if scale else 1.0
         for start in range(0, len(samples), self._block):
-            self._check()
+            self._check()  # the last moment before the block reaches the output
             block = samples[start : start + self._block]
+            self.aired = self.aired or scale
             self.output.write(block * gain if gain != 1.0 else block)
             self.written_s += len(block) / self.rate
             self.heartbeat()

@@ -48,6 +48,10 @@ class _Parted:
         said = [s for s in (p.summary() for p in self.programs) if s]
         return "; ".join(said) if said else None
 
+    def close(self) -> None:
+        for program in self.programs:
+            program.close()
+
 
 class PartsSource:
     """Prepares each part with the source of its kind (`text` or `audio`)."""

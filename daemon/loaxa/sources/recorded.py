@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from loaxa.download import DownloadError, download
+from loaxa.download import PUBLIC_ONLY, AddressPolicy, DownloadError, download
 from loaxa.errors import CommandError
 from loaxa.hashing import sha256_file
 from loaxa.sources._common import SourceError, check_keys, check_url, find_ffmpeg, host_of, stderr_tail
@@ -49,12 +49,21 @@ def validate_audio_spec(obj: Any) -> None:
         raise CommandError("audio.sha256 must be 64 hexadecimal characters")
 
 
-def fetch_audio(url: str, sha256: str, cache_dir: Path, max_bytes: int, timeout_s: float) -> Path:
+def fetch_audio(
+    url: str,
+    sha256: str,
+    cache_dir: Path,
+    max_bytes: int,
+    timeout_s: float,
+    *,
+    addresses: AddressPolicy = PUBLIC_ONLY,
+) -> Path:
     """The file at `url` whose SHA-256 is `sha256`, from the cache or the network.
 
     `max_bytes` caps the download, `timeout_s` the whole transfer (connect,
-    headers, body). Raises SourceError with an operator-readable reason;
-    nothing is left in the cache after a failure.
+    headers, body), `addresses` where it may connect. Raises SourceError
+    with an operator-readable reason in the station's words; nothing is
+    left in the cache after a failure.
     """
     try:
         validate_audio_spec({"url": url, "sha256": sha256})
@@ -76,7 +85,7 @@ def fetch_audio(url: str, sha256: str, cache_dir: Path, max_bytes: int, timeout_
     try:
         with os.fdopen(fd, "wb") as out:
             try:
-                got = download(url, out, max_bytes=max_bytes, deadline_s=timeout_s).sha256
+                got = download(url, out, max_bytes=max_bytes, deadline_s=timeout_s, addresses=addresses).sha256
             except DownloadError as exc:
                 raise SourceError(str(exc)) from None
             out.flush()
@@ -109,8 +118,7 @@ def probe_duration(path: Path, *, ffprobe: str = "ffprobe", timeout_s: float = 3
     except subprocess.TimeoutExpired:
         raise SourceError(f"reading the audio header took longer than {timeout_s:g} s") from None
     if proc.returncode != 0:
-        reason = stderr_tail(proc.stderr)
-        raise SourceError("not an audio file ffmpeg can decode" + (f" ({reason})" if reason else ""))
+        raise _undecodable(path, proc.stderr)
     try:
         duration = float(proc.stdout.decode("ascii", "replace").strip())
     except ValueError:  # "N/A": the header does not say
@@ -143,7 +151,8 @@ def decode_audio(
     decoded = decoded_path(path, sample_rate)
     if not (decoded.exists() and decoded.stat().st_size > 0 and decoded.stat().st_size % 4 == 0):
         if not path.is_file():
-            raise SourceError(f"audio file {path} is missing")
+            log.warning("audio file %s is missing", path)
+            raise SourceError("the recording is missing from the audio cache")
         check_duration(probe_duration(path), max_duration_s)
         limit = decoded_bytes(max_duration_s + 1, sample_rate)
         decode_file(
@@ -220,8 +229,7 @@ def decode_file(
                 raise SourceError(f"recording decodes to more than {max_bytes / 1e6:g} MB, the room it was given")
             if proc.returncode != 0:
                 errors.seek(0)
-                reason = stderr_tail(errors.read())
-                raise SourceError("not an audio file ffmpeg can decode" + (f" ({reason})" if reason else ""))
+                raise _undecodable(path, errors.read())
             if size < 4:
                 raise SourceError("the file decodes to no audio")
             out.flush()
@@ -230,6 +238,12 @@ def decode_file(
     finally:
         part.unlink(missing_ok=True)
     log.info("decoded %s: %.1f s of audio in %.2f s", path.name[:12], size / 4 / rate, time.monotonic() - started)
+
+
+def _undecodable(path: Path, stderr: bytes) -> SourceError:
+    """The receipt's words; ffmpeg's, which name the local file and quote what is in it, go to the log."""
+    log.warning("ffmpeg cannot decode %s: %r", path.name[:12], stderr_tail(stderr))
+    return SourceError("not an audio file ffmpeg can decode")
 
 
 def _pump(proc: subprocess.Popen[bytes], out: BinaryIO, max_bytes: int, deadline: float) -> int | None:

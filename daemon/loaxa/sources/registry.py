@@ -21,11 +21,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from loaxa.content import Audio, Content, Parts, Stream, Text
+from loaxa.download import PUBLIC_ONLY, AddressPolicy
 from loaxa.errors import LoaxaError
 from loaxa.hashing import sha256_file
 from loaxa.player.session import Session
 from loaxa.sources._common import NotReady, SourceError, host_of
 from loaxa.sources.fetcher import RETRY_AFTER_S, WORKERS, Failed, Fetcher, Pending, QueueFull, Ready, State
+from loaxa.sources.live import StreamSource
 from loaxa.sources.parts import PartsSource
 from loaxa.sources.recorded import (
     MAX_DURATION_S,
@@ -37,7 +39,6 @@ from loaxa.sources.recorded import (
     probe_duration,
     prune_cache,
 )
-from loaxa.sources.stream import StreamRelay
 from loaxa.speech.pipeline import Speaker
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ class Program(Protocol):
 
     def summary(self) -> str | None:
         """What the `finished` receipt should add about this run, if anything."""
+
+    def close(self) -> None:
+        """Let go of what `prepare` took (a connected stream), whether it ran or not."""
 
 
 class Source(Protocol):
@@ -82,6 +86,9 @@ class _Spoken:
     def summary(self) -> str | None:
         return None
 
+    def close(self) -> None:
+        pass
+
 
 class TextSource:
     def __init__(self, speaker: Speaker, default_rate: float) -> None:
@@ -104,6 +111,9 @@ class _Recorded:
 
     def summary(self) -> str | None:
         return None
+
+    def close(self) -> None:
+        pass
 
 
 class AudioSource:
@@ -128,8 +138,10 @@ class AudioSource:
         on_ready: Callable[[], None] = lambda: None,
         workers: int = WORKERS,
         retry_after_s: float = RETRY_AFTER_S,
+        addresses: AddressPolicy = PUBLIC_ONLY,
     ) -> None:
         self.cache_dir = cache_dir
+        self.addresses = addresses
         self.rate = rate
         self.max_bytes = max_bytes
         self.cache_max_bytes = cache_max_bytes
@@ -205,7 +217,11 @@ class AudioSource:
         keep = self.fetcher.pending() | {sha}
         if not (self.cache_dir / sha).exists():  # room for a download of up to max_bytes
             prune_cache(self.cache_dir, self.cache_max_bytes, keep, reserve=self.max_bytes)
-        path = fetch_audio(url, sha, self.cache_dir, self.max_bytes, self.timeout_s)
+        try:
+            path = fetch_audio(url, sha, self.cache_dir, self.max_bytes, self.timeout_s, addresses=self.addresses)
+        except OSError as exc:  # the cache, not the network: in words without the path
+            log.error("cannot write to the audio cache %s: %s", self.cache_dir, exc)
+            raise SourceError(f"cannot write to the audio cache: {(exc.strerror or 'error').lower()}") from None
         decoded = decoded_path(path, self.rate)
         if decoded.exists() and decoded.stat().st_size > 0 and decoded.stat().st_size % 4 == 0:
             os.utime(decoded)  # recently used: prune_cache keeps it
@@ -261,35 +277,6 @@ class AudioSource:
         return Audio(url=f"http://localhost/{sha}", sha256=sha)
 
 
-# -- stream: a live relay ---------------------------------------------------------
-@dataclass
-class _Relay:
-    content: Stream
-    rate: int
-    last_summary: str | None = None
-
-    def run(self, session: Session, *, start: int, progress: Progress, stop: threading.Event) -> None:
-        with StreamRelay(self.content.url, self.content.duration_s, self.rate, block_s=BLOCK_S) as relay:
-            try:
-                for block in relay:
-                    if stop.is_set():
-                        break
-                    session.play(block)
-            finally:
-                self.last_summary = relay.summary()
-
-    def summary(self) -> str | None:
-        return self.last_summary
-
-
-class StreamSource:
-    def __init__(self, rate: int) -> None:
-        self.rate = rate
-
-    def prepare(self, content: Stream) -> _Relay:
-        return _Relay(content, self.rate)
-
-
 class SourceRegistry:
     """The source of each content kind; `prepare(content)` picks it by type."""
 
@@ -311,11 +298,12 @@ class SourceRegistry:
                 self.audio.fetch_ahead(recording)
 
     def ready(self, content: Content) -> bool:
-        """Whether `prepare` would give a program now (only a recording can be not ready)."""
+        """Whether `prepare` would give a program now (a recording being fetched, a stream connecting)."""
         if isinstance(content, Parts):
             return all(self.ready(recording) for recording in PartsSource.recordings(content))
-        if isinstance(content, Audio) and self.audio is not None:
-            return self.audio.ready(content)
+        source = self._sources.get(type(content))
+        if isinstance(source, (AudioSource, StreamSource)):
+            return source.ready(content)  # type: ignore[arg-type]
         return True
 
     @property
@@ -333,15 +321,29 @@ def build_sources(
     max_bytes: int,
     cache_max_bytes: int,
     on_ready: Callable[[], None] = lambda: None,
+    addresses: AddressPolicy = PUBLIC_ONLY,
 ) -> SourceRegistry:
-    """`on_ready` is called when a recording's fetch ends (ready or failed): the player should look again."""
-    audio = AudioSource(audio_dir, rate=rate, max_bytes=max_bytes, cache_max_bytes=cache_max_bytes, on_ready=on_ready)
+    """`on_ready` is called when a recording's fetch ends or a stream connects (or fails): the player
+    should look again. `addresses` is where recordings and streams may come from."""
+    audio = AudioSource(
+        audio_dir,
+        rate=rate,
+        max_bytes=max_bytes,
+        cache_max_bytes=cache_max_bytes,
+        on_ready=on_ready,
+        addresses=addresses,
+    )
     text = TextSource(speaker, default_rate)
     return SourceRegistry(
         {
             Text: text,
             Audio: audio,
-            Stream: StreamSource(rate),
+            Stream: StreamSource(rate, addresses=addresses, on_ready=on_ready),
             Parts: PartsSource(text.prepare, audio.prepare),
         }
     )
+
+
+def address_policy(allow_private_urls: bool, private_url_hosts: tuple[str, ...]) -> AddressPolicy:
+    """The station's `security.allow_private_urls` and `security.private_url_hosts` as a policy."""
+    return AddressPolicy(allow_private=allow_private_urls, hosts=frozenset(private_url_hosts))

@@ -35,7 +35,7 @@ STATION = ("hue", "phu-vang", "loa-1")
 
 
 def station_config(root: Path, port: int, output: str, **overrides: Any) -> dict[str, Any]:
-    """A test station: espeak voice, no quiet hours, no clock hold, no chime wait.
+    """A test station: espeak voice, no quiet hours, no clock hold, no chime wait, loopback URLs allowed.
 
     `overrides` are dotted with `__`: `audio__chime=False` sets `audio.chime`.
     """
@@ -47,6 +47,7 @@ def station_config(root: Path, port: int, output: str, **overrides: Any) -> dict
         "tts": {"voice": "espeak:vi", "voices_dir": str(root / "voices")},
         "broadcast": {"quiet_hours": None},
         "clock": {"require_sync": False},
+        "security": {"allow_private_urls": True},  # the test servers for recordings and streams are on loopback
     }
     for dotted, value in overrides.items():
         node = config
