@@ -15,7 +15,7 @@ from loaxa.content import Stream
 from loaxa.download import ANY_ADDRESS
 from loaxa.errors import CommandError
 from loaxa.sources import NotReady, SourceError, stream, validate_stream_spec
-from loaxa.sources.live import StreamSource
+from loaxa.sources.stream_ahead import StreamSource
 
 # The test servers listen on loopback, which a station refuses unless told (security.allow_private_urls).
 StreamRelay = functools.partial(stream.StreamRelay, addresses=ANY_ADDRESS)

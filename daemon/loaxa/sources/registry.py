@@ -27,7 +27,6 @@ from loaxa.hashing import sha256_file
 from loaxa.player.session import Session
 from loaxa.sources._common import NotReady, SourceError, host_of
 from loaxa.sources.fetcher import RETRY_AFTER_S, WORKERS, Failed, Fetcher, Pending, QueueFull, Ready, State
-from loaxa.sources.live import StreamSource
 from loaxa.sources.parts import PartsSource
 from loaxa.sources.recorded import (
     MAX_DURATION_S,
@@ -39,6 +38,7 @@ from loaxa.sources.recorded import (
     probe_duration,
     prune_cache,
 )
+from loaxa.sources.stream_ahead import StreamSource
 from loaxa.speech.pipeline import Speaker
 
 log = logging.getLogger(__name__)
