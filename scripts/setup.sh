@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 ffmpeg mosquitto mosquitto-clients python3-venv)
+PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 ffmpeg mosquitto mosquitto-clients python3-venv
+  postgresql)  # postgresql: the province server tests run on a real one too
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

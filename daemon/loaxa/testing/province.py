@@ -164,10 +164,10 @@ def start_postgres(tmp_path: Path) -> Postgres:
     user = "postgres" if os.getuid() == 0 else None
     if user:
         entry = pwd.getpwnam(user)
-        for path in (directory, *Path(tmp_path).parents):
-            if path == Path("/"):
-                break
-            os.chmod(path, os.stat(path).st_mode | 0o011)  # let postgres traverse to its folder
+        for path in (Path(tmp_path), *Path(tmp_path).parents):
+            mode = os.stat(path).st_mode
+            if not mode & 0o001:
+                os.chmod(path, (mode & 0o7777) | 0o001)  # let postgres traverse to its folder
         shutil.chown(directory, entry.pw_uid, entry.pw_gid)
     pg = Postgres(directory, free_port(), pg_bin, user)
     pg._run("initdb", "-A", "trust", "-U", "postgres", "-D", str(directory / "data"))
