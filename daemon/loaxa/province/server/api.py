@@ -43,9 +43,10 @@ class Context:
 
 
 class Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, token: tokens.Token | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.token = token  # a known token refused for its scope is named in the audit log
 
 
 def build_app(ctx: Context) -> Starlette:
@@ -58,7 +59,7 @@ def build_app(ctx: Context) -> Starlette:
                 body = await _body(request) if request.method == "POST" else None
                 answer = await run_in_threadpool(work, request, body, token)
             except Refused as exc:
-                status, detail = exc.status, str(exc)
+                status, detail, token = exc.status, str(exc), token or exc.token
             except NotFound as exc:
                 status, detail = 404, str(exc)
             except Conflict as exc:
@@ -181,7 +182,7 @@ def _authorise(db: Database, request: Request, scope: str) -> tokens.Token:
     if token is None:
         raise Refused(401, "unknown or revoked API token")
     if scope not in token.scopes:
-        raise Refused(403, f"token {token.name!r} has no {scope!r} scope")
+        raise Refused(403, f"token {token.name!r} has no {scope!r} scope", token)
     return token
 
 

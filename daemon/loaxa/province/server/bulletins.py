@@ -2,8 +2,9 @@
 
 A submission names its targets the way a command's `to` does (`P`, `P/C`,
 `P/C/S`, `P/group/G`). Each target gets its own command, stamped with
-`issued` and `to` and signed with the server's issuer key (a signature made
-for one commune cannot be replayed to the province). Before anything is
+`issued` and signed with the server's issuer key; with `to` too (protocol
+1.1: a signature made for one commune cannot be replayed to the province)
+as soon as the station's protocol model accepts that field. Before anything is
 published, the bulletin and one row per expected station (the registry's
 stations that the targets address, status `no_answer`) are committed, so
 no receipt can arrive before its bulletin is known. The ingest then moves
@@ -23,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from loaxa.errors import LoaxaError
 from loaxa.jsonwire import compact, compact_bytes
+from loaxa.protocol import Bulletin, Cancel
 from loaxa.province.send import finish
 from loaxa.province.server import schema as t
 from loaxa.province.server.database import Database
@@ -96,7 +98,7 @@ def submit(
     if not isinstance(command.get("id"), str):
         raise LoaxaError("id: required, 1-64 of A-Z a-z 0-9 . _ : -")
     parsed = _targets(targets, province)
-    signed = [finish({**command, "to": to_of(tg)}, key_file) for tg in parsed]
+    signed = [finish(_addressed(command, tg), key_file) for tg in parsed]
     expected = addressed(db, parsed)
     now = time.time()
     rev = command.get("rev", 1)
@@ -132,7 +134,7 @@ def cancel(db: Database, publish: Publish, *, prefix: str, bulletin_id: str, sen
     row = _latest(db, bulletin_id)
     for to in json.loads(row.targets):
         tg = target_of(to)
-        cmd = finish({"type": "cancel", "id": bulletin_id, "to": to}, key_file)
+        cmd = finish(_addressed({"type": "cancel", "id": bulletin_id}, tg), key_file)
         publish(tg.topic(prefix), compact_bytes(cmd))
     with db.engine.begin() as conn:
         conn.execute(t.bulletins.update().where(t.bulletins.c.id == row.id).values(cancelled_at=time.time(), cancelled_by=sender))
@@ -190,6 +192,12 @@ def recent(db: Database, limit: int = 100) -> list[dict[str, Any]]:
     with db.engine.connect() as conn:
         rows = conn.execute(select(b.bulletin_id).order_by(b.sent_at.desc()).limit(limit)).all()
     return [summary(db, r.bulletin_id) for r in rows]
+
+
+def _addressed(command: dict[str, Any], target: Target) -> dict[str, Any]:
+    """The command with its `to` (protocol 1.1), once the station's protocol model knows the field."""
+    model = Bulletin if command["type"] == "bulletin" else Cancel
+    return {**command, "to": to_of(target)} if "to" in model.model_fields else command
 
 
 def _targets(targets: list[str], province: str) -> list[Target]:

@@ -274,7 +274,7 @@ class _Ingest:
             state_at=made or msg.arrived,
             online=online,
             version=_text(b.get("version"), 40),
-            voice=":".join(str(voice[k]) for k in ("engine", "name") if voice.get(k)) or None,
+            voice=_voice(voice),
             voice_fallback=voice.get("fallback") if isinstance(voice.get("fallback"), bool) else None,
             clock_synced=b.get("clock_synced") if isinstance(b.get("clock_synced"), bool) else None,
             audio_error=_text(audio.get("error"), 2000),
@@ -353,6 +353,14 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
+
+
+def _voice(voice: dict[str, Any]) -> str | None:
+    """`engine:name` (`piper:vi_VN-vais1000-medium`), once, whether or not the name already says the engine."""
+    engine, name = voice.get("engine"), voice.get("name")
+    if not isinstance(name, str):
+        return engine if isinstance(engine, str) else None
+    return name if not isinstance(engine, str) or name.startswith(f"{engine}:") else f"{engine}:{name}"[:200]
 
 
 def _text(value: object, limit: int) -> str | None:
