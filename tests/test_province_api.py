@@ -85,9 +85,18 @@ def province(tmp_path: Path, broker: Broker) -> Iterator[tuple[ServerProcess, Ed
 @pytest.fixture
 def stations(tmp_path: Path, broker: Broker, province: tuple[ServerProcess, Ed25519PrivateKey]) -> Iterator[SimFleet]:
     """Real stations that play only what the server's key signed."""
-    security = SecuritySettings(require_signature=True, issuers=(Issuer(kid=KID, public_key=public_key_b64(province[1])),))
+    security = SecuritySettings(
+        require_signature=True, issuers=(Issuer(kid=KID, public_key=public_key_b64(province[1])),)
+    )
     settings = [
-        sim_settings(tmp_path / "-".join(p), broker.host, broker.port, p, groups=("coastal",) if p[1] == "c001" else (), security=security)
+        sim_settings(
+            tmp_path / "-".join(p),
+            broker.host,
+            broker.port,
+            p,
+            groups=("coastal",) if p[1] == "c001" else (),
+            security=security,
+        )
         for p in STATIONS
     ]
     fleet = SimFleet(settings)
@@ -101,7 +110,9 @@ def test_registry_lists_real_stations_with_voice_groups_and_online_since(provinc
     server, _ = province
     token = cli(server, "token", "add", "ioc", "--scope", "read").strip()
     url = f"{server.http_url}/api/v1/stations"
-    listed = wait_for(lambda: call(url, token)[1], lambda v: len(v) == 3 and all(s["online"] for s in v), 30, "3 online")
+    listed = wait_for(
+        lambda: call(url, token)[1], lambda v: len(v) == 3 and all(s["online"] for s in v), 30, "3 online"
+    )
     by_name = {s["station"]: s for s in listed}
     assert by_name["sim/c001/s00"]["groups"] == ["coastal"]
     assert by_name["sim/c000/s00"]["voice"] == "sim:instant" and by_name["sim/c000/s00"]["voice_fallback"] is False
@@ -145,9 +156,15 @@ def test_bulletin_sent_through_the_api_is_signed_recorded_and_tracked_per_statio
     ]
     assert all(r["received_at"] <= r["started_at"] <= r["finished_at"] for r in receipts)
     # The same id and rev again is refused; a group target reaches only its members.
-    assert call(f"{base}/bulletins", sender, "POST", {"targets": ["sim"], "bulletin": {"id": "b-storm-1", "text": "x"}})[0] == 409
+    assert (
+        call(f"{base}/bulletins", sender, "POST", {"targets": ["sim"], "bulletin": {"id": "b-storm-1", "text": "x"}})[0]
+        == 409
+    )
     status, group = call(
-        f"{base}/bulletins", sender, "POST", {"targets": ["sim/group/coastal"], "bulletin": {"id": "b-coast", "text": "Triều cường."}}
+        f"{base}/bulletins",
+        sender,
+        "POST",
+        {"targets": ["sim/group/coastal"], "bulletin": {"id": "b-coast", "text": "Triều cường."}},
     )
     assert status == 200 and group["stations"] == 1
 

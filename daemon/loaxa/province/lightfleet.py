@@ -68,9 +68,9 @@ class LightStation:
         client.on_disconnect = lambda *a: self.connected.clear()
         client.on_message = self._on_message
         client.on_socket_open = lambda c, u, sock: loop.add_reader(sock, c.loop_read)
-        client.on_socket_close = lambda c, u, sock: loop.remove_reader(sock)
+        client.on_socket_close = lambda c, u, sock: None if loop.remove_reader(sock) else None
         client.on_socket_register_write = lambda c, u, sock: loop.add_writer(sock, c.loop_write)
-        client.on_socket_unregister_write = lambda c, u, sock: loop.remove_writer(sock)
+        client.on_socket_unregister_write = lambda c, u, sock: None if loop.remove_writer(sock) else None
         self.client = client
 
     def state(self, online: bool = True) -> dict[str, Any]:
@@ -129,7 +129,7 @@ class LightStation:
             return
         if not isinstance(command, dict):
             return
-        kind, bid, rev = command.get("type"), command.get("id"), command.get("rev", 1)
+        kind, bid, rev = command.get("type"), str(command.get("id")), command.get("rev", 1)
         if kind == "ping":
             self.emit(bid, None, "pong")
         elif kind == "bulletin":
@@ -209,7 +209,9 @@ class BackgroundFleet:
         self._thread.start()
         self.fleet: LightFleet = self._call(self._make(paths, host, port, options), timeout_s=120)
 
-    async def _make(self, paths: list[tuple[str, str, str]], host: str, port: int, options: dict[str, Any]) -> LightFleet:
+    async def _make(
+        self, paths: list[tuple[str, str, str]], host: str, port: int, options: dict[str, Any]
+    ) -> LightFleet:
         fleet = LightFleet(paths, **options)
         await fleet.connect(host, port)
         return fleet

@@ -145,7 +145,17 @@ class Postgres:
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=on"
-        self._run("pg_ctl", "-D", str(self.directory / "data"), "-l", str(self.directory / "pg.log"), "-o", opts, "-w", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.directory / "data"),
+            "-l",
+            str(self.directory / "pg.log"),
+            "-o",
+            opts,
+            "-w",
+            "start",
+        )
 
     def stop(self) -> None:
         try:

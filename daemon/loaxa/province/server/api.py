@@ -123,8 +123,12 @@ def build_app(ctx: Context) -> Starlette:
         responses: {200: {description: the bulletin's summary}, 404: {description: unknown bulletin}}
         """
         return bulletins.cancel(
-            ctx.db, ctx.publish, prefix=s.province.prefix, bulletin_id=request.path_params["id"],
-            sender=f"api:{token.name}", key_file=key,
+            ctx.db,
+            ctx.publish,
+            prefix=s.province.prefix,
+            bulletin_id=request.path_params["id"],
+            sender=f"api:{token.name}",
+            key_file=key,
         )
 
     def recent(request: Request, body: Any, token: tokens.Token) -> Any:

@@ -104,7 +104,7 @@ def submit(
     rev = command.get("rev", 1)
     try:
         with db.engine.begin() as conn:
-            pk = conn.execute(
+            pk: Any = conn.execute(
                 t.bulletins.insert().values(
                     bulletin_id=command["id"],
                     rev=rev,
@@ -116,28 +116,37 @@ def submit(
                     command=compact(signed),
                     sent_at=now,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            pk = pk[0]
             if expected:
                 conn.execute(
                     t.bulletin_stations.insert(),
                     [{"bulletin": pk, "station": s, "expected": True, "status": "no_answer"} for s in expected],
                 )
     except IntegrityError:
-        raise Conflict(f"bulletin {command['id']} rev {rev} was sent already; send a higher rev to replace it") from None
+        raise Conflict(
+            f"bulletin {command['id']} rev {rev} was sent already; send a higher rev to replace it"
+        ) from None
     for tg, cmd in zip(parsed, signed, strict=True):
         publish(tg.topic(prefix), compact_bytes(cmd))
-    log.info("%s sent bulletin %s rev %s to %s (%d stations expected)", sender, command["id"], rev, targets, len(expected))
+    log.info(
+        "%s sent bulletin %s rev %s to %s (%d stations expected)", sender, command["id"], rev, targets, len(expected)
+    )
     return summary(db, command["id"])
 
 
-def cancel(db: Database, publish: Publish, *, prefix: str, bulletin_id: str, sender: str, key_file: str | None) -> dict[str, Any]:
+def cancel(
+    db: Database, publish: Publish, *, prefix: str, bulletin_id: str, sender: str, key_file: str | None
+) -> dict[str, Any]:
     row = _latest(db, bulletin_id)
     for to in json.loads(row.targets):
         tg = target_of(to)
         cmd = finish(_addressed({"type": "cancel", "id": bulletin_id}, tg), key_file)
         publish(tg.topic(prefix), compact_bytes(cmd))
     with db.engine.begin() as conn:
-        conn.execute(t.bulletins.update().where(t.bulletins.c.id == row.id).values(cancelled_at=time.time(), cancelled_by=sender))
+        conn.execute(
+            t.bulletins.update().where(t.bulletins.c.id == row.id).values(cancelled_at=time.time(), cancelled_by=sender)
+        )
     log.info("%s cancelled bulletin %s", sender, bulletin_id)
     return summary(db, bulletin_id)
 
@@ -147,9 +156,8 @@ def summary(db: Database, bulletin_id: str) -> dict[str, Any]:
     row = _latest(db, bulletin_id)
     s = t.bulletin_stations.c
     with db.engine.connect() as conn:
-        counts = dict(
-            conn.execute(select(s.status, func.count()).where(s.bulletin == row.id).group_by(s.status)).all()  # type: ignore[arg-type]
-        )
+        query = select(s.status, func.count()).where(s.bulletin == row.id).group_by(s.status)
+        counts: dict[str, int] = {status: n for status, n in conn.execute(query).all()}
     buckets = {name: sum(counts.get(st, 0) for st in members) for name, members in BUCKETS.items()}
     return {
         "id": row.bulletin_id,
@@ -213,7 +221,9 @@ def _targets(targets: list[str], province: str) -> list[Target]:
 def _latest(db: Database, bulletin_id: str) -> Any:
     b = t.bulletins.c
     with db.engine.connect() as conn:
-        row = conn.execute(select(t.bulletins).where(b.bulletin_id == bulletin_id).order_by(b.rev.desc()).limit(1)).first()
+        row = conn.execute(
+            select(t.bulletins).where(b.bulletin_id == bulletin_id).order_by(b.rev.desc()).limit(1)
+        ).first()
     if row is None:
         raise NotFound(f"no bulletin {bulletin_id!r} was sent through this server")
     return row

@@ -35,10 +35,24 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # A receipt's name → the bulletin status it leaves; those absent leave the status as it was.
 STATUS_OF = {
     e: e
-    for e in (
-        "received rejected scheduled started finished interrupted resumed failed missed expired cancelled "
-        "superseded held awaiting_approval approved declined"
-    ).split()
+    for e in [
+        "received",
+        "rejected",
+        "scheduled",
+        "started",
+        "finished",
+        "interrupted",
+        "resumed",
+        "failed",
+        "missed",
+        "expired",
+        "cancelled",
+        "superseded",
+        "held",
+        "awaiting_approval",
+        "approved",
+        "declined",
+    ]
 }
 SIGNIFICANT = ("online", "version", "voice", "clock_synced", "audio", "amplifier", "storage", "groups")
 
@@ -182,7 +196,10 @@ class _Ingest:
                 unnumbered.append(msg)
         if first:
             key = tuple_(t.events.c.station, t.events.c.seq)
-            stored = {(r[0], r[1]) for r in self.conn.execute(select(t.events.c.station, t.events.c.seq).where(key.in_(list(first))))}
+            stored = {
+                (r[0], r[1])
+                for r in self.conn.execute(select(t.events.c.station, t.events.c.seq).where(key.in_(list(first))))
+            }
             self.result.duplicates += len(stored)
             for k in stored:
                 del first[k]
@@ -208,16 +225,20 @@ class _Ingest:
     def _fill_gap(self, station: str, seq: int) -> None:
         """A late event inside a recorded gap: shrink or split the gap."""
         g = t.gaps.c
-        found = self.conn.execute(
-            select(t.gaps).where(g.station == station, g.first_seq <= seq, g.last_seq >= seq)
-        ).mappings().first()
+        found = (
+            self.conn.execute(select(t.gaps).where(g.station == station, g.first_seq <= seq, g.last_seq >= seq))
+            .mappings()
+            .first()
+        )
         if found is None:
             return
         self.conn.execute(t.gaps.delete().where(g.id == found["id"]))
         for first, last in ((found["first_seq"], seq - 1), (seq + 1, found["last_seq"])):
             if first <= last:
                 self.conn.execute(
-                    t.gaps.insert().values(station=station, first_seq=first, last_seq=last, noticed_at=found["noticed_at"])
+                    t.gaps.insert().values(
+                        station=station, first_seq=first, last_seq=last, noticed_at=found["noticed_at"]
+                    )
                 )
 
     def _event_row(self, msg: Incoming, seq: int | None) -> dict[str, Any]:
@@ -292,7 +313,9 @@ class _Ingest:
         stmt = self.insert(t.stations)
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.stations.c.station],
-            set_={c.name: stmt.excluded[c.name] for c in t.stations.columns if c.name not in ("station", "first_seen_at")},
+            set_={
+                c.name: stmt.excluded[c.name] for c in t.stations.columns if c.name not in ("station", "first_seen_at")
+            },
         )
         self.conn.execute(stmt, list(self.rows.values()))
 

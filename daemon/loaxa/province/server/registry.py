@@ -37,9 +37,7 @@ def list_stations(
     """Every known station, sorted, as the API and `loaxa province stations` show it."""
     now = time.time() if now is None else now
     s, g = t.stations.c, t.gaps.c
-    missing = (
-        select(g.station, func.sum(g.last_seq - g.first_seq + 1).label("missing")).group_by(g.station).subquery()
-    )
+    missing = select(g.station, func.sum(g.last_seq - g.first_seq + 1).label("missing")).group_by(g.station).subquery()
     query = select(t.stations, missing.c.missing).outerjoin(missing, missing.c.station == s.station)
     if commune:
         query = query.where(s.station.like(f"{commune}/%"))

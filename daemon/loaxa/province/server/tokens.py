@@ -57,7 +57,9 @@ def create(db: Database, name: str, scopes: list[str]) -> str:
 def revoke(db: Database, name: str) -> None:
     with db.engine.begin() as conn:
         done = conn.execute(
-            t.tokens.update().where(t.tokens.c.name == name, t.tokens.c.revoked_at.is_(None)).values(revoked_at=time.time())
+            t.tokens.update()
+            .where(t.tokens.c.name == name, t.tokens.c.revoked_at.is_(None))
+            .values(revoked_at=time.time())
         )
     if done.rowcount == 0:
         raise LoaxaError(f"no active token named {name!r}")
@@ -77,13 +79,31 @@ def listing(db: Database) -> list[dict[str, object]]:
     c = t.tokens.c
     with db.engine.connect() as conn:
         rows = conn.execute(select(c.name, c.scopes, c.created_at, c.revoked_at).order_by(c.name)).all()
-    return [{"name": r.name, "scopes": r.scopes, "created_at": r.created_at, "revoked": r.revoked_at is not None} for r in rows]
+    return [
+        {"name": r.name, "scopes": r.scopes, "created_at": r.created_at, "revoked": r.revoked_at is not None}
+        for r in rows
+    ]
 
 
-def audit(db: Database, *, token: str | None, method: str, path: str, status: int, client: str | None, detail: str | None = None) -> None:
+def audit(
+    db: Database,
+    *,
+    token: str | None,
+    method: str,
+    path: str,
+    status: int,
+    client: str | None,
+    detail: str | None = None,
+) -> None:
     with db.engine.begin() as conn:
         conn.execute(
             t.audit.insert().values(
-                at=time.time(), token=token, method=method, path=path[:2000], status=status, client=client, detail=detail
+                at=time.time(),
+                token=token,
+                method=method,
+                path=path[:2000],
+                status=status,
+                client=client,
+                detail=detail,
             )
         )
