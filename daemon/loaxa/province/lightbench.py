@@ -35,6 +35,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from loaxa.mqttclient import allow_high_descriptors
 from loaxa.province.lightfleet import LightFleet
 from loaxa.province.simfleet import raise_fd_limit, station_path
 from loaxa.testing.broker import Broker, free_port
@@ -95,6 +96,7 @@ class Operator:
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"light-op-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
         )
         self.client.on_message = self._on_message
+        self.client.on_disconnect = lambda *a: _say(f"operator disconnected: {a[3]}")
         self.client.connect(host, port, keepalive=60)
         self.client.subscribe([(f"loaxa/v1/{province}/+/+/event", 1)])
         self.client.loop_start()
@@ -125,7 +127,12 @@ def _count(db: Path, sql: str, *params: Any) -> int:
         conn.close()
 
 
+def _say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 async def _wait(predicate: Any, timeout_s: float, what: str) -> float:
+    _say(f"waiting for {what}")
     start = time.monotonic()
     while not predicate():
         if time.monotonic() - start > timeout_s:
@@ -163,12 +170,13 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str) -> dict[s
             text=True,
             check=True,
         ).stdout.strip()
+        allow_high_descriptors()  # the operator's paho loop uses select(); the fleet holds thousands of sockets
+        operator = Operator(broker.host, broker.port, "sim")
         t_start = time.monotonic()
         fleet = LightFleet([station_path(i) for i in range(n)], play_s=1.0)
         await fleet.connect(broker.host, broker.port)
         await _wait(lambda: _count(db, "SELECT count(*) FROM stations WHERE online") >= n, 120 + n / 20, "registry")
         startup_s = time.monotonic() - t_start
-        operator = Operator(broker.host, broker.port, "sim")
         pids = {"broker": broker.proc.pid if broker.proc else 0, "server": server.proc.pid if server.proc else 0}
         before = {k: cpu_s(p) for k, p in pids.items()} | {"simulator": cpu_s(os.getpid())}
 
@@ -196,6 +204,8 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str) -> dict[s
                         finished.setdefault(station, arrived - t0)
             except queue.Empty:
                 await asyncio.sleep(0.05)
+        connected = sum(s.client.is_connected() for s in fleet.stations)
+        _say(f"operator: {len(received)} received, {len(finished)} finished; {connected} stations connected")
         await _wait(
             lambda: _count(db, "SELECT count(*) FROM events WHERE bulletin_id = ?", bid) >= 3 * n, 120, "stored"
         )

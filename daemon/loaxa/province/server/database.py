@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select, tuple_
+from sqlalchemy import Engine, bindparam, create_engine, event, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -356,15 +356,24 @@ class _Ingest:
             for name in ("received", "started", "finished"):
                 if e["event"] == name and row[f"{name}_at"] is None:
                     row[f"{name}_at"] = e["at_epoch"] or self.now
-        for key, row in rows.items():
-            if key in fresh:
-                self.conn.execute(t.bulletin_stations.insert().values(**row))
-            else:
-                self.conn.execute(
-                    t.bulletin_stations.update()
-                    .where(s.bulletin == key[0], s.station == key[1])
-                    .values({k: v for k, v in row.items() if k not in ("bulletin", "station")})
-                )
+        touched = [row for key, row in rows.items() if row["updated_at"] == self.now]
+        if fresh:
+            self.conn.execute(
+                t.bulletin_stations.insert(), [r for r in touched if (r["bulletin"], r["station"]) in fresh]
+            )
+        known_rows = [
+            {**{f"_{k}": v for k, v in r.items() if k in ("bulletin", "station")}, **r}
+            for r in touched
+            if (r["bulletin"], r["station"]) not in fresh
+        ]
+        if known_rows:
+            fields = ("status", "detail", "received_at", "started_at", "finished_at", "updated_at")
+            self.conn.execute(
+                t.bulletin_stations.update()
+                .where(s.bulletin == bindparam("_bulletin"), s.station == bindparam("_station"))
+                .values({f: bindparam(f) for f in fields}),
+                [{k: r[k] for k in ("_bulletin", "_station", *fields)} for r in known_rows],
+            )
 
 
 def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
