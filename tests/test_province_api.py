@@ -14,8 +14,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -167,6 +169,39 @@ def test_bulletin_sent_through_the_api_is_signed_recorded_and_tracked_per_statio
         {"targets": ["sim/group/coastal"], "bulletin": {"id": "b-coast", "text": "Triều cường."}},
     )
     assert status == 200 and group["stations"] == 1
+    # Item 4 through the API: today's as-run rows of the province show the three plays.
+    today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()
+    status, day = call(f"{base}/reports/asrun?scope=sim&period=day&date={today}", sender)
+    assert status == 200
+    plays = [(r["station"], r["state"], r["issuer"]) for r in day["rows"] if r["id"] == "b-storm-1"]
+    assert plays == [(s, "finished", KID) for s in ("sim/c000/s00", "sim/c000/s01", "sim/c001/s00")]
+    assert day["planned_vs_aired"][0] == {
+        "id": "b-storm-1",
+        "rev": 1,
+        "planned": 3,
+        "aired": 3,
+        "late": [],
+        "not_aired": [],
+    }
+
+
+def test_cancel_through_the_api_reaches_the_stations(province, stations):
+    """Item 5: a scheduled bulletin, cancelled: every station answers `cancelled` and the summary says so."""
+    server, _ = province
+    sender = cli(server, "token", "add", "ioc", "--scope", "send").strip()
+    base = f"{server.http_url}/api/v1"
+    wait_for(lambda: call(f"{base}/stations", sender)[1], lambda v: len(v) == 3, 30, "the registry")
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat(timespec="seconds")
+    bulletin = {"id": "b-later", "text": "Họp dân lúc 19 giờ.", "schedule": {"at": later}}
+    assert call(f"{base}/bulletins", sender, "POST", {"targets": ["sim/c000"], "bulletin": bulletin})[0] == 200
+    wait_for(lambda: call(f"{base}/bulletins/b-later", sender)[1], lambda v: v["summary"]["received"] == 2, 30, "2")
+    status, answer = call(f"{base}/bulletins/b-later/cancel", sender, "POST", {})
+    assert status == 200 and answer["cancelled_at"] is not None
+    done = wait_for(
+        lambda: call(f"{base}/bulletins/b-later", sender)[1], lambda v: v["summary"]["cancelled"] == 2, 30, "cancelled"
+    )
+    assert done["stations"] == 2
+    assert call(f"{base}/bulletins/no-such/cancel", sender, "POST", {})[0] == 404
 
 
 def test_a_read_token_cannot_send_and_a_revoked_token_is_refused_each_request_audited(province):

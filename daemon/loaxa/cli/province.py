@@ -5,6 +5,7 @@ loaxa province check --config province.yaml
 loaxa province token add NAME --scope read|send --config province.yaml
 loaxa province token revoke NAME --config province.yaml
 loaxa province stations --config province.yaml [--json]
+loaxa province report --scope hn/ba-vi --period week --date 2026-12-01 --format xlsx --output week.xlsx
 
 The server's libraries (SQLAlchemy, Alembic, Starlette, uvicorn) are the
 `province` extra and are imported only when one of these commands runs: a
@@ -37,6 +38,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     action("check", "validate the configuration, open and migrate the database, print the effective settings", check)
     st = action("stations", "the stations registry: status, last seen, voice, clock, faults", stations)
     st.add_argument("--json", action="store_true", help="a JSON list")
+    rep = action(
+        "report", "as-run report of a station, commune, group or the province for a day, week, month or year", report
+    )
+    rep.add_argument("--scope", required=True, metavar="TARGET", help="P, P/C, P/C/S or P/group/G")
+    rep.add_argument("--period", choices=("day", "week", "month", "year"), default="day")
+    rep.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="a day inside the period (province time zone)")
+    rep.add_argument(
+        "--format", choices=("json", "csv", "xlsx"), default="json", help="csv and xlsx: the log book rows"
+    )
+    rep.add_argument("--output", metavar="FILE", help="write here instead of stdout (xlsx needs it)")
     tok = action("token", "make or revoke an API token", token)
     tok.add_argument("what", choices=("add", "revoke", "list"))
     tok.add_argument("name", nargs="?", help="the client's name (it is written in the audit log)")
@@ -86,6 +97,38 @@ def stations(args: argparse.Namespace) -> int:
         print(f"{r['station']}\t{r['status']}\tsince {r['since']}\tlast seen {r['last_seen']}\t{voice}\t{faults}")
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("online", "offline", "silent")}
     print(f"{len(rows)} stations: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from loaxa.errors import LoaxaError
+    from loaxa.province.server import asrun
+    from loaxa.province.server.database import Database
+
+    settings = _settings(args)
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        raise LoaxaError(f"--date must be YYYY-MM-DD, got {args.date!r}") from None
+    if args.format == "xlsx" and not args.output:
+        raise LoaxaError("--format xlsx needs --output FILE")
+    db = Database.open(settings)
+    try:
+        result = asrun.report(db, args.scope, args.period, day, ZoneInfo(settings.province.timezone))
+    finally:
+        db.close()
+    if args.format == "json":
+        data = json.dumps(result, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+    else:
+        data = asrun.to_csv(result) if args.format == "csv" else asrun.to_xlsx(result)
+    if args.output:
+        with open(args.output, "wb") as out:
+            out.write(data)
+    else:
+        sys.stdout.buffer.write(data)
     return 0
 
 

@@ -14,17 +14,19 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
 from loaxa.errors import LoaxaError
-from loaxa.province.server import bulletins, registry, tokens
+from loaxa.province.server import asrun, bulletins, registry, tokens
 from loaxa.province.server.bulletins import Conflict, NotFound, Publish
 from loaxa.province.server.database import Database
 from loaxa.province.server.settings import ProvinceServerSettings
@@ -32,6 +34,7 @@ from loaxa.province.server.settings import ProvinceServerSettings
 log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class Refused(Exception):
 
 def build_app(ctx: Context) -> Starlette:
     def guarded(scope: str, work: Callable[[Request, Any, tokens.Token], Any]) -> Callable[[Request], Any]:
-        async def endpoint(request: Request) -> JSONResponse:
+        async def endpoint(request: Request) -> Response:
             token: tokens.Token | None = None
             status, answer, detail = 200, None, None
             try:
@@ -78,7 +81,7 @@ def build_app(ctx: Context) -> Starlette:
             )
             if status != 200:
                 return JSONResponse({"error": detail}, status_code=status)
-            return JSONResponse(answer)
+            return answer if isinstance(answer, Response) else JSONResponse(answer)
 
         endpoint.__doc__ = work.__doc__
         return endpoint
@@ -159,6 +162,28 @@ def build_app(ctx: Context) -> Starlette:
         """
         return ctx.status()
 
+    def report(request: Request, body: Any, token: tokens.Token) -> Any:
+        """
+        summary: As-run report (log book rows, days, planned versus aired) of a scope for a period.
+        parameters: [{name: scope, in: query, required: true, schema: {type: string}, description: "P, P/C, P/group/G"},
+          {name: period, in: query, schema: {type: string, enum: [day, week, month, year]}},
+          {name: date, in: query, required: true, schema: {type: string, format: date}},
+          {name: format, in: query, schema: {type: string, enum: [json, csv, xlsx]}}]
+        responses: {200: {description: the report}}
+        """
+        q = request.query_params
+        try:
+            day = date.fromisoformat(q.get("date", ""))
+        except ValueError:
+            raise LoaxaError("date: YYYY-MM-DD") from None
+        result = asrun.report(ctx.db, q.get("scope", ""), q.get("period", "day"), day, ZoneInfo(s.province.timezone))
+        fmt = q.get("format", "json")
+        if fmt == "csv":
+            return Response(asrun.to_csv(result), media_type="text/csv; charset=utf-8")
+        if fmt == "xlsx":
+            return Response(asrun.to_xlsx(result), media_type=XLSX)
+        return result
+
     schemas = SchemaGenerator({"openapi": "3.0.0", "info": {"title": "loaxa province server", "version": "1"}})
     routes = [
         Route("/api/v1/stations", guarded("read", stations), methods=["GET"]),
@@ -168,6 +193,7 @@ def build_app(ctx: Context) -> Starlette:
         Route("/api/v1/bulletins/{id}/receipts", guarded("read", receipts), methods=["GET"]),
         Route("/api/v1/bulletins/{id}/cancel", guarded("send", cancel), methods=["POST"]),
         Route("/api/v1/health", guarded("read", health), methods=["GET"]),
+        Route("/api/v1/reports/asrun", guarded("read", report), methods=["GET"]),
     ]
 
     async def openapi(request: Request) -> JSONResponse:
