@@ -56,7 +56,7 @@ def test_integration_guide_runs_as_written(tmp_path):
         env = {**os.environ, "PATH": f"{ENV_BIN}:{os.environ['PATH']}", "LOAXA_API": api}
         env["LOAXA_PROVINCE_CONFIG"] = str(server.config_path)
         saved = tmp_path / "vars.sh"
-        token, listing, follow, revoke = blocks("integration.md")
+        token, listing, follow, report, revoke = blocks("integration.md")
 
         def run(block: str) -> str:
             return shell(f"[ -f {saved} ] && source {saved}\n{block}\ndeclare -p LOAXA_TOKEN > {saved}", env, tmp_path)
@@ -73,6 +73,10 @@ def test_integration_guide_runs_as_written(tmp_path):
             time.sleep(0.1)
         assert '"finished":3' in followed and '"no_answer":0' in followed
         assert followed.strip().endswith("hn/son-tay/loa-1 finished")
+        run(report)
+        log_book = (tmp_path / "as-run.csv").read_text(encoding="utf-8-sig").splitlines()
+        assert log_book[0].startswith("station,kind,priority,id,rev,issuer,state,slot,started,ended,seconds")
+        assert sum(",b-2026-12-01-bao,1,hn-2026,finished," in line for line in log_book) == 3
         run(revoke)
         probe = 'curl -s -o /dev/null -w "%{http_code}" -H "Authorization: Bearer $LOAXA_TOKEN" "$LOAXA_API/stations"'
         refused = subprocess.run(["bash", "-c", f"source {saved}; {probe}"], capture_output=True, text=True, env=env)
@@ -113,6 +117,8 @@ def test_province_server_commands_run_as_written(tmp_path):
         assert proc.wait(30) == 0, log.read_text()
         broker.stop()
     assert "stopped" in log.read_text()
+    (report,) = [b for b in blocks("province-server.md") if "province report" in b]
+    assert shell(report, env, tmp_path).startswith("\ufeffstation,kind,priority,id,rev,issuer,state")
 
 
 def test_light_benchmark_runs_as_written_and_prints_its_figures():
