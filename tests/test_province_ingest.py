@@ -78,7 +78,7 @@ class Pinger:
         self._thread.start()
 
     def _run(self) -> None:
-        for i in range(self.count):
+        for i in [*range(self.count), "end"]:
             while not self._ping(f"p{i}"):  # the broker is restarting: once it is back
                 time.sleep(0.1)
             self.sent += 1
@@ -124,6 +124,13 @@ def wait_until(predicate: Any, timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
+def all_answered(fleet: BackgroundFleet, pinger: Pinger) -> dict[str, int]:
+    """Each station's receipts once it has answered the pinger's last ping (commands arrive in order)."""
+    pinger.done.wait(90)
+    wait_until(lambda: set(fleet.last_commands().values()) == {"pend"}, 60, "every station to answer the last ping")
+    return fleet.seqs()
+
+
 def assert_exactly_once(url: str, sent: dict[str, int]) -> None:
     """Every station's receipts 1..seq stored, each once, and no gap recorded."""
     got: dict[str, list[int]] = {}
@@ -160,8 +167,7 @@ def test_kill9_of_the_server_mid_burst_loses_and_doubles_nothing(tmp_path, broke
         # receipts keep coming while the server is dead: the broker must keep them for its session
         wait_until(lambda: sum(fleet.seqs().values()) >= sent_at_kill + 100, 30, "receipts sent while it is down")
         server.start().wait_ready()
-        pinger.done.wait(60)
-        sent = fleet.seqs()
+        sent = all_answered(fleet, pinger)
         total = sum(sent.values())
         assert at_kill < total, "the kill must come while receipts are still being sent"
         wait_until(lambda: stored_count(url) >= total, 60, f"{total} receipts stored")
@@ -181,8 +187,7 @@ def test_broker_restart_mid_burst_loses_and_doubles_nothing(tmp_path, broker, da
     try:
         wait_until(lambda: stored_count(url) >= 100, 30, "the first receipts in the database")
         broker.restart()
-        pinger.done.wait(90)
-        sent = fleet.seqs()
+        sent = all_answered(fleet, pinger)
         total = sum(sent.values())
         wait_until(lambda: stored_count(url) >= total, 90, f"{total} receipts stored")
         assert_exactly_once(url, sent)

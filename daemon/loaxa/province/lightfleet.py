@@ -56,6 +56,7 @@ class LightStation:
         self.play_s = play_s
         self.on_sent = on_sent
         self.seq = 0
+        self.last_command: str | None = None  # the id of the last command answered
         self.on_air: str | None = None
         self.connected = asyncio.Event()
         self.started = time.monotonic()
@@ -130,6 +131,7 @@ class LightStation:
         if not isinstance(command, dict):
             return
         kind, bid, rev = command.get("type"), str(command.get("id")), command.get("rev", 1)
+        self.last_command = bid
         if kind == "ping":
             self.emit(bid, None, "pong")
         elif kind == "bulletin":
@@ -224,6 +226,14 @@ class BackgroundFleet:
 
         async def read() -> dict[str, int]:
             return {s.path: s.seq for s in self.fleet.stations}
+
+        return dict(self._call(read()))
+
+    def last_commands(self) -> dict[str, str | None]:
+        """The id of the last command each station answered."""
+
+        async def read() -> dict[str, str | None]:
+            return {s.path: s.last_command for s in self.fleet.stations}
 
         return dict(self._call(read()))
 
