@@ -119,3 +119,24 @@ def test_the_example_config_is_valid_and_documents_every_key():
 
     missing = [k for k in keys(ProvinceServerSettings) if f"{k}:" not in text]
     assert missing == []
+
+
+def test_an_unreachable_database_is_one_readable_line_and_exit_code_1(tmp_path):
+    """A start-up error names the database and why, without a traceback."""
+    import subprocess
+    import sys
+
+    from loaxa.testing.broker import free_port
+
+    path = tmp_path / "province.yaml"
+    url = f"postgresql+psycopg://loaxa:secret@127.0.0.1:{free_port()}/loaxa"
+    path.write_text(f"province: {{id: sim}}\ndatabase: {{url: '{url}'}}\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "loaxa", "province", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "cannot open or migrate the database postgresql+psycopg://loaxa:***@127.0.0.1" in done.stderr
+    assert "Traceback" not in done.stderr and "secret" not in done.stderr

@@ -56,11 +56,12 @@ class Ingest:
         self.filters = filters
         self.where = f"{b.host}:{b.port}"
         self.connected = threading.Event()
+        self._stats_lock = threading.Lock()  # the writer counts, the API thread reads
         self.stats = {"stored": 0, "duplicates": 0, "gaps": 0, "states": 0, "unreadable": 0, "db_errors": 0}
         self.db_error: str | None = None
         self.link_error: str | None = "connecting"
         self._queue: queue.Queue[_Delivery] = queue.Queue(maxsize=max(b.receive_maximum * 2, 1000))
-        self._connection = 0
+        self._connection = 0  # counted by paho's thread, compared by the writer: a PUBACK only on the same connection
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         client = make_client(b, b.client_id, manual_ack=True)
@@ -99,14 +100,21 @@ class Ingest:
         if not info.is_published():
             raise LinkError(f"the broker did not acknowledge the command on {topic} within {timeout_s:g} s")
 
+    def _count(self, **added: int) -> None:
+        with self._stats_lock:
+            for key, n in added.items():
+                self.stats[key] += n
+
     def status(self) -> dict[str, Any]:
+        with self._stats_lock:
+            stats = dict(self.stats)
         return {
             "broker": self.where,
             "connected": self.connected.is_set(),
             "error": self.link_error,
             "database_error": self.db_error,
             "waiting": self._queue.qsize(),
-            **self.stats,
+            **stats,
         }
 
     # -- paho's network thread: hand over, never work --------------------------
@@ -161,23 +169,20 @@ class Ingest:
                 result = self.db.ingest(incoming)
                 break
             except DatabaseError as exc:  # nothing acknowledged: retry until it works, the broker keeps the rest
-                self.stats["db_errors"] += 1
+                self._count(db_errors=1)
                 self.db_error = str(exc)
                 log.error("%s; retrying in %.0f s", exc, RETRY_DB_S)
                 if self._stop.wait(RETRY_DB_S):
                     return
             except Exception:  # a bug must not stop the station's receipts from being kept: log and retry
-                self.stats["db_errors"] += 1
+                self._count(db_errors=1)
                 log.exception("storing a batch of %d failed; retrying", len(incoming))
                 if self._stop.wait(RETRY_DB_S):
                     return
         self.db_error = None
         for station, first, last in result.gaps:
             log.warning("%s: events %d–%d never arrived (recorded as a gap)", station, first, last)
-        self.stats["stored"] += result.stored
-        self.stats["duplicates"] += result.duplicates
-        self.stats["gaps"] += len(result.gaps)
-        self.stats["states"] += result.states
+        self._count(stored=result.stored, duplicates=result.duplicates, gaps=len(result.gaps), states=result.states)
         for d in batch:
             if d.connection == self._connection and d.msg.qos > 0:
                 self.client.ack(d.msg.mid, d.msg.qos)
@@ -189,7 +194,7 @@ class Ingest:
         except (ValueError, UnicodeDecodeError):
             body = None
         if where is None or not isinstance(body, dict):
-            self.stats["unreadable"] += 1
+            self._count(unreadable=1)
             log.warning("unreadable message on %s (%d bytes): skipped", d.msg.topic, len(d.msg.payload))
             return None
         return Incoming(where[0], where[1], body, bool(d.msg.retain), d.arrived)
