@@ -61,6 +61,16 @@ def test_a_redelivered_event_is_stored_once(db):
     assert seqs(db) == [1, 2, 3]
 
 
+def test_a_station_whose_numbering_restarted_is_not_mistaken_for_a_redelivery(db):
+    """Item 1: the same seq with another event (the station's store was replaced) is kept, not dropped."""
+    db.ingest([event(1), event(2)])
+    result = db.ingest([event(1, "received")])
+    assert (result.stored, result.duplicates, result.renumbered) == (1, 0, 1)
+    with db.engine.connect() as conn:
+        kept = conn.exec_driver_sql("SELECT event, seq FROM events ORDER BY id").all()
+    assert [tuple(r) for r in kept] == [("pong", 1), ("pong", 2), ("received", None)]
+
+
 def test_a_jump_in_seq_is_recorded_as_a_gap_and_a_late_event_shrinks_it(db):
     """Item 1: events 3-5 never arrived: a gap; 4 arrives late: the gap is split around it."""
     result = db.ingest([event(1), event(2), event(6)])

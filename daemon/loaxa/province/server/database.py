@@ -78,6 +78,7 @@ class IngestResult:
     duplicates: int = 0
     states: int = 0
     changes: int = 0
+    renumbered: int = 0  # a seq already stored with another event: kept without its seq
     gaps: list[tuple[str, int, int]] = field(default_factory=list)
 
 
@@ -195,14 +196,20 @@ class _Ingest:
             else:
                 unnumbered.append(msg)
         if first:
-            key = tuple_(t.events.c.station, t.events.c.seq)
-            stored = {
-                (r[0], r[1])
-                for r in self.conn.execute(select(t.events.c.station, t.events.c.seq).where(key.in_(list(first))))
-            }
-            self.result.duplicates += len(stored)
-            for k in stored:
-                del first[k]
+            e = t.events.c
+            stored = self.conn.execute(
+                select(e.station, e.seq, e.payload).where(tuple_(e.station, e.seq).in_(list(first)))
+            ).all()
+            for station, seq, payload in stored:
+                msg = first.pop((station, seq))
+                if payload == compact(msg.body):
+                    self.result.duplicates += 1
+                else:  # not a redelivery: the station's numbering restarted (its store was replaced)
+                    log.warning(
+                        "%s sent another event with seq %d (its store was reset?): kept unnumbered", station, seq
+                    )
+                    self.result.renumbered += 1
+                    unnumbered.append(msg)
         rows = []
         for (station, seq), msg in sorted(first.items()):
             self._number(station, seq, msg)
