@@ -240,3 +240,17 @@ def test_openapi_document_lists_the_api(province):
     assert doc["openapi"].startswith("3.")
     assert {"/api/v1/stations", "/api/v1/bulletins", "/api/v1/bulletins/{id}/receipts"} <= set(doc["paths"])
     assert "post" in doc["paths"]["/api/v1/bulletins"] and "get" in doc["paths"]["/api/v1/bulletins"]
+
+
+def test_health_shows_a_broker_outage_in_words_and_the_recovery(tmp_path, broker, province):
+    """Item 1: the server keeps answering while the broker is down, and says why it stores nothing."""
+    server, _ = province
+    reader = cli(server, "token", "add", "monitor", "--scope", "read").strip()
+    url = f"{server.http_url}/api/v1/health"
+    assert wait_for(lambda: call(url, reader)[1], lambda v: v["connected"], 30, "connected")["error"] is None
+    broker.stop()
+    down = wait_for(lambda: call(url, reader)[1], lambda v: not v["connected"], 30, "the outage")
+    assert down["error"].startswith(("disconnected from 127.0.0.1", "cannot connect to the broker at 127.0.0.1"))
+    broker.start()
+    back = wait_for(lambda: call(url, reader)[1], lambda v: v["connected"], 30, "the reconnection")
+    assert back["error"] is None and back["database_error"] is None
