@@ -17,19 +17,20 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from loaxa.errors import LoaxaError
+from loaxa.errors import CommandError, LoaxaError
 from loaxa.jsonwire import compact, compact_bytes
-from loaxa.protocol import Bulletin, Cancel
-from loaxa.province.send import finish
+from loaxa.protocol import Bulletin, Cancel, validate_command
 from loaxa.province.server import schema as t
 from loaxa.province.server.database import Database
 from loaxa.province.server.registry import addressed, iso
 from loaxa.province.targets import Target, parse_target
+from loaxa.security import SigningKey, load_private_key, sign
 from loaxa.topics import GROUP
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,8 @@ def submit(
     if not isinstance(command.get("id"), str):
         raise LoaxaError("id: required, 1-64 of A-Z a-z 0-9 . _ : -")
     parsed = _targets(targets, province)
-    signed = [finish(_addressed(command, tg), key_file) for tg in parsed]
+    key = load_private_key(key_file) if key_file else None
+    signed = [_stamped(command, tg, key) for tg in parsed]
     expected = addressed(db, parsed)
     now = time.time()
     rev = command.get("rev", 1)
@@ -139,10 +141,10 @@ def cancel(
     db: Database, publish: Publish, *, prefix: str, bulletin_id: str, sender: str, key_file: str | None
 ) -> dict[str, Any]:
     row = _latest(db, bulletin_id)
+    key = load_private_key(key_file) if key_file else None
     for to in json.loads(row.targets):
         tg = target_of(to)
-        cmd = finish(_addressed({"type": "cancel", "id": bulletin_id}, tg), key_file)
-        publish(tg.topic(prefix), compact_bytes(cmd))
+        publish(tg.topic(prefix), compact_bytes(_stamped({"type": "cancel", "id": bulletin_id}, tg, key)))
     with db.engine.begin() as conn:
         conn.execute(
             t.bulletins.update().where(t.bulletins.c.id == row.id).values(cancelled_at=time.time(), cancelled_by=sender)
@@ -202,10 +204,23 @@ def recent(db: Database, limit: int = 100) -> list[dict[str, Any]]:
     return [summary(db, r.bulletin_id) for r in rows]
 
 
-def _addressed(command: dict[str, Any], target: Target) -> dict[str, Any]:
-    """The command with its `to` (protocol 1.1), once the station's protocol model knows the field."""
-    model = Bulletin if command["type"] == "bulletin" else Cancel
-    return {**command, "to": to_of(target)} if "to" in model.model_fields else command
+def _stamped(command: dict[str, Any], target: Target, key: SigningKey | None) -> dict[str, Any]:
+    """The command for one target: `issued`, `to` (once the stations' protocol knows it), signed; checked."""
+    body = {k: v for k, v in command.items() if k not in SERVER_FIELDS}
+    model = Bulletin if body["type"] == "bulletin" else Cancel
+    if "to" in model.model_fields:
+        body["to"] = to_of(target)
+    now = datetime.now(UTC)
+    body = (
+        sign(body, key.private_key, key.kid, issued=now)
+        if key
+        else {**body, "issued": now.isoformat(timespec="seconds")}
+    )
+    try:
+        validate_command(body)
+    except CommandError as exc:
+        raise LoaxaError(f"stations would reject this command: {exc}") from None
+    return body
 
 
 def _targets(targets: list[str], province: str) -> list[Target]:
