@@ -12,6 +12,11 @@ operator's side, the time from the publish to each station's `received` and
 
     scripts/fleet_sim.py                       # 1,000 stations, a readable report
     scripts/fleet_sim.py --stations 200 --json # one JSON object
+    scripts/fleet_sim.py --light --stations 5000 --json   # light stations, the province server measured too
+
+--light: protocol-level stations (loaxa.province.lightfleet) in one asyncio
+process, the province server (`loaxa province serve`) between them and the
+operator, and a bulletin sent through its API (loaxa.province.lightbench).
 
 Station stores go to a fresh folder under /dev/shm when it exists (each real
 station has its own disk; a thousand SQLite fsyncs on one shared disk would
@@ -23,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import queue
 import resource
@@ -40,10 +44,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from loaxa.province.lightbench import cpu_s, percentile, rss_mb, run_light
 from loaxa.testing.broker import free_port
 
 PREFIX = "loaxa/v1"
-TICK = os.sysconf("SC_CLK_TCK")
 TEXT = (
     "Ủy ban nhân dân tỉnh thông báo: mưa lớn kéo dài đến hết ngày 15/9. "
     "Bà con không đi qua ngầm tràn, theo dõi bản tin trên loa phát thanh."
@@ -61,6 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--idle", type=float, default=3.0, help="seconds of idle CPU measured before the bulletin")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every `finished`")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--light", action="store_true", help="light stations and the province server (see above)")
+    p.add_argument(
+        "--sync", choices=("full", "normal"), default="full", help="--light: the server's SQLite synchronous setting"
+    )
     # Hundreds of station threads per process thrash the GIL at the default 5 ms
     # switch interval (measured: 10x the CPU); threads here mostly block on I/O.
     p.add_argument(
@@ -129,32 +137,6 @@ def start_broker(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
 def _more_files() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
-
-
-def cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
-
-
-def rss_mb(pid: int, key: str = "VmHWM") -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    """Nearest rank; None when nothing was measured."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 class Observer:
@@ -328,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker(args)
+    if args.light:
+        light = run_light(args.stations, args.timeout, args.storage, args.sync)
+        print(json.dumps(light) if args.json else json.dumps(light, indent=1))
+        return 0 if light["complete"] else 1
     result = run(args)
     if args.json:
         print(json.dumps(result))

@@ -24,8 +24,9 @@ done
 PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 ffmpeg python3-venv)
 case "$ROLE" in
   station) SPEC="." ;;
-  bench) SPEC=".[test,bench]"; PACKAGES+=(mosquitto mosquitto-clients) ;;
-  *) SPEC=".[test]"; PACKAGES+=(mosquitto mosquitto-clients) ;;
+  # postgresql: the province server's tests run on a real one too
+  bench) SPEC=".[test,bench]"; PACKAGES+=(mosquitto mosquitto-clients postgresql) ;;
+  *) SPEC=".[test]"; PACKAGES+=(mosquitto mosquitto-clients postgresql) ;;
 esac
 if [ -n "$DRY" ]; then
   echo "Debian packages: ${PACKAGES[*]}"

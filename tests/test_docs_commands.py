@@ -45,6 +45,7 @@ from loaxa.testing.broker import start_mosquitto
 from loaxa.testing.doccommands import DocCommand, documented_commands
 from loaxa.testing.station import Operator, StationProcess, station_config
 from test_cap_cli import fresh
+from test_province_docs import blocks as province_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = documented_commands(ROOT)
@@ -78,8 +79,17 @@ EXPECTED = {
 }
 
 
+# Pages whose every ```sh block another test runs as written, in a sandbox of its own.
+RUN_BY = {
+    "docs/integration.md": "tests/test_province_docs.py, against a province server, broker and stations",
+    "docs/province-server.md": "tests/test_province_docs.py, against a province server, broker and stations",
+}
+
+
 def _kind(command: DocCommand) -> str:
     line = command.line
+    if command.source.split(":")[0] in RUN_BY:
+        return "own test"
     if line in ELSEWHERE:
         return "elsewhere"
     if any(line.startswith(p) for p in MEASUREMENTS):
@@ -100,6 +110,11 @@ def test_the_docs_have_commands_and_every_one_is_run_or_accounted_for() -> None:
     assert list(kinds.values()).count("daemon") == 1, "the README's `loaxa run` line starts the sandbox daemon"
     stale = set(ELSEWHERE) - set(kinds)
     assert not stale, f"listed as run elsewhere but no longer in the docs: {stale}"
+    for command in (c for c in COMMANDS if _kind(c) == "own test"):
+        page = command.source.split(":")[0].removeprefix("docs/")
+        assert any(command.line in block for block in province_blocks(page)), (
+            f"{command.source}: `{command.line}` is outside the ```sh blocks that {RUN_BY['docs/' + page]} runs"
+        )
 
 
 @pytest.mark.parametrize(
@@ -212,7 +227,7 @@ class Sandbox:
             config = station_config(root, self.broker.port, f"wav:{root / 'aired'}", audio__chime=False)
             config["station"].update(province=station[0], commune=station[1], id=station[2])
             config["mqtt"]["groups"] = groups
-            config["security"] = {"issuers": issuers}
+            config["security"] = {**config["security"], "issuers": issuers}
             self.stations.append(StationProcess(root, config).start())
 
     def start_daemon(self, command: DocCommand) -> None:

@@ -1,0 +1,178 @@
+"""`loaxa province …`: the province server and its tools.
+
+loaxa province serve --config province.yaml
+loaxa province check --config province.yaml
+loaxa province token add NAME --scope read|send --config province.yaml
+loaxa province token revoke NAME --config province.yaml
+loaxa province stations --config province.yaml [--json]
+loaxa province report --scope hn/ba-vi --period week --date 2026-12-01 --format xlsx --output week.xlsx
+
+The server's libraries (SQLAlchemy, Alembic, Starlette, uvicorn) are the
+`province` extra and are imported only when one of these commands runs: a
+station never loads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "province",
+        help="the province server: every station's receipts and state in one database, an HTTP API",
+        description="Run the province server, or manage its API tokens and read its registry.",
+    )
+    psub = p.add_subparsers(dest="province_command", metavar="ACTION", required=True)
+
+    def action(name: str, help: str, func: Any) -> argparse.ArgumentParser:
+        a = psub.add_parser(name, help=help, description=help)
+        a.add_argument("-c", "--config", help="province server configuration (default: $LOAXA_PROVINCE_CONFIG)")
+        a.set_defaults(func=_with_extra(func))
+        return a
+
+    action("serve", "run the server: MQTT session, database, HTTP API", serve)
+    action("check", "validate the configuration, open and migrate the database, print the effective settings", check)
+    st = action("stations", "the stations registry: status, last seen, voice, clock, faults", stations)
+    st.add_argument("--json", action="store_true", help="a JSON list")
+    rep = action(
+        "report", "as-run report of a station, commune, group or the province for a day, week, month or year", report
+    )
+    rep.add_argument("--scope", required=True, metavar="TARGET", help="P, P/C, P/C/S or P/group/G")
+    rep.add_argument("--period", choices=("day", "week", "month", "year"), default="day")
+    rep.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="a day inside the period (province time zone)")
+    rep.add_argument(
+        "--format", choices=("json", "csv", "xlsx"), default="json", help="csv and xlsx: the log book rows"
+    )
+    rep.add_argument("--output", metavar="FILE", help="write here instead of stdout (xlsx needs it)")
+    tok = action("token", "make or revoke an API token", token)
+    tok.add_argument("what", choices=("add", "revoke", "list"))
+    tok.add_argument("name", nargs="?", help="the client's name (it is written in the audit log)")
+    tok.add_argument("--scope", choices=("read", "send"), default="read", help="send also allows read (default read)")
+
+
+SERVER_LIBRARIES = ("sqlalchemy", "alembic", "starlette", "uvicorn", "psycopg", "openpyxl")
+
+
+def _with_extra(func: Any) -> Any:
+    """`func`, saying in one line what to install when the server's libraries are missing (a station install)."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(func(args) or 0)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in SERVER_LIBRARIES:
+                raise
+            from loaxa.errors import ConfigError
+
+            raise ConfigError(
+                f"the province server needs its libraries ({exc.name} is missing): "
+                "install the `province` extra, as docs/province-server.md says"
+            ) from None
+
+    return run
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from loaxa.province.server.settings import config_path, load_settings
+
+    return load_settings(config_path(args.config))
+
+
+def serve(args: argparse.Namespace) -> int:
+    from loaxa.province.server.service import ProvinceServer
+
+    return ProvinceServer(_settings(args)).run()
+
+
+def check(args: argparse.Namespace) -> int:
+    from loaxa.province.server.database import Database
+    from loaxa.province.server.settings import masked
+
+    settings = _settings(args)
+    db = Database.open(settings)
+    db.close()
+    print(json.dumps(masked(settings), ensure_ascii=False, indent=1))
+    print(f"database {db.where}: ready", file=sys.stderr)
+    return 0
+
+
+def stations(args: argparse.Namespace) -> int:
+    from loaxa.province.server.database import Database
+    from loaxa.province.server.registry import list_stations
+
+    settings = _settings(args)
+    db = Database.open(settings)
+    try:
+        rows = list_stations(db, settings.stations.silent_after_s)
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return 0
+    for r in rows:
+        faults = "; ".join(x for x in (r["audio_error"], r["amplifier_fault"], r["storage_fault"]) if x)
+        voice = f"{r['voice']}{' (fallback)' if r['voice_fallback'] else ''}"
+        print(f"{r['station']}\t{r['status']}\tsince {r['since']}\tlast seen {r['last_seen']}\t{voice}\t{faults}")
+    counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("online", "offline", "silent")}
+    print(f"{len(rows)} stations: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from loaxa.errors import LoaxaError
+    from loaxa.province.server import asrun
+    from loaxa.province.server.database import Database
+
+    settings = _settings(args)
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        raise LoaxaError(f"--date must be YYYY-MM-DD, got {args.date!r}") from None
+    if args.format == "xlsx" and not args.output:
+        raise LoaxaError("--format xlsx needs --output FILE")
+    db = Database.open(settings)
+    try:
+        result = asrun.report(db, args.scope, args.period, day, ZoneInfo(settings.province.timezone))
+    finally:
+        db.close()
+    if args.format == "json":
+        data = json.dumps(result, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+    else:
+        data = asrun.to_csv(result) if args.format == "csv" else asrun.to_xlsx(result)
+    if args.output:
+        with open(args.output, "wb") as out:
+            out.write(data)
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
+
+
+def token(args: argparse.Namespace) -> int:
+    from loaxa.errors import LoaxaError
+    from loaxa.province.server import tokens
+    from loaxa.province.server.database import Database
+
+    db = Database.open(_settings(args))
+    try:
+        if args.what == "list":
+            for row in tokens.listing(db):
+                print(f"{row['name']}\t{row['scopes']}\t{'revoked' if row['revoked'] else 'active'}")
+            return 0
+        if not args.name:
+            raise LoaxaError(f"loaxa province token {args.what} needs a NAME")
+        if args.what == "add":
+            print(tokens.create(db, args.name, [args.scope]))  # shown once; only its hash is kept
+            print(f"token {args.name!r} ({args.scope}): keep it now, it is not shown again", file=sys.stderr)
+        else:
+            tokens.revoke(db, args.name)
+            print(f"token {args.name!r} revoked", file=sys.stderr)
+    finally:
+        db.close()
+    return 0

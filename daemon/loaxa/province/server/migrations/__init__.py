@@ -1,0 +1,1 @@
+"""Alembic migrations of the province database, run by the server at start."""

@@ -1,0 +1,173 @@
+"""Province server settings: a YAML file validated into frozen, documented types.
+
+Same rules as the station's configuration (`loaxa.config`): every error at
+once, each naming its key, a misspelt key answered with the nearest valid
+name, relative paths resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from loaxa.config import SLUG, TlsSettings
+from loaxa.errors import ConfigError
+from loaxa.validation import UNKNOWN, describe_error
+
+CONFIG_ENV = "LOAXA_PROVINCE_CONFIG"
+SECRET_KEYS = {"password", "url"}  # a database URL may carry a password
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProvinceSection(_Section):
+    """Which province this server keeps: its slug and the topic prefix."""
+
+    id: str = Field(pattern=SLUG)
+    prefix: str = "loaxa/v1"
+    timezone: str = "Asia/Ho_Chi_Minh"  # days of the reports
+
+
+class BrokerSettings(_Section):
+    """The server's own persistent MQTT session."""
+
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    tls: TlsSettings | None = None
+    client_id: str = Field(default="loaxa-province-server", min_length=1, max_length=128)
+    # Several instances: `$share/loaxa-province/` before the filters, one client id each (docs/province-server.md).
+    shared_group: str | None = Field(default=None, pattern=SLUG)
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=60)  # the broker queues for a stopped server this long
+    receive_maximum: int = Field(default=1000, ge=1, le=65535)  # unacknowledged deliveries in flight to the server
+    reconnect_max_s: float = Field(default=30.0, ge=1.0)
+
+
+class DatabaseSettings(_Section):
+    """SQLite under `data_dir` by default; any SQLAlchemy URL (PostgreSQL) for scale."""
+
+    url: str | None = None  # e.g. postgresql+psycopg://loaxa@db/loaxa; default sqlite:///<data_dir>/province.db
+    # SQLite only: `normal` survives a kill -9 of the server (the WAL is in the OS), `full` also a power cut.
+    synchronous: str = Field(default="full", pattern=r"^(normal|full)$")
+    batch_max: int = Field(default=500, ge=1, le=10_000)  # messages committed (then acknowledged) together
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("database.url must be sqlite:///FILE or postgresql+psycopg://USER@HOST/DB")
+        return value
+
+
+class StationsSettings(_Section):
+    silent_after_s: float = Field(default=180.0, ge=10.0)  # no state for this long: "silent" (states come every 60 s)
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8640, ge=0, le=65535)  # 0: any free port (tests)
+
+
+class SigningSettings(_Section):
+    key_file: Path | None = None  # the province's issuer key (`loaxa keys new`); unsigned bulletins without it
+
+
+class ProvinceServerSettings(_Section):
+    """The whole province server configuration."""
+
+    province: ProvinceSection
+    broker: BrokerSettings = BrokerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    data_dir: Path = Path("/var/lib/loaxa-province")
+    stations: StationsSettings = StationsSettings()
+    http: HttpSettings = HttpSettings()
+    signing: SigningSettings = SigningSettings()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'province.db'}"
+
+
+def config_path(given: str | os.PathLike[str] | None) -> Path:
+    if given:
+        return Path(given)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    raise ConfigError(f"no configuration file: pass --config FILE or set {CONFIG_ENV}")
+
+
+def load_settings(path: str | os.PathLike[str]) -> ProvinceServerSettings:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return parse_settings(raw, base=path.parent, source=str(path))
+
+
+def parse_settings(raw: dict[str, Any], base: Path = Path("."), source: str = "config") -> ProvinceServerSettings:
+    try:
+        settings = ProvinceServerSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: " + "; ".join(_describe(exc))) from None
+
+    def rel(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else (base / p).resolve()
+
+    return settings.model_copy(
+        update={
+            "data_dir": rel(settings.data_dir),
+            "signing": settings.signing.model_copy(update={"key_file": rel(settings.signing.key_file)}),
+        }
+    )
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        line = describe_error(err)
+        if err["type"] == UNKNOWN:
+            line += _suggest([str(part) for part in err["loc"]])
+        problems.append(line)
+    return problems
+
+
+def _suggest(loc: list[str]) -> str:
+    model: type[BaseModel] = ProvinceServerSettings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        inner = getattr(field, "annotation", None) if field else None
+        inner = next(
+            (a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
+        if inner is None:
+            return ""
+        model = inner
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def masked(settings: ProvinceServerSettings) -> dict[str, Any]:
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ("****" if k in SECRET_KEYS and v else walk(v)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(settings.model_dump(mode="json"))
