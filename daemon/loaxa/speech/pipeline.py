@@ -339,12 +339,18 @@ class Speaker:
                     log.exception("closing %s failed", voice.name)
 
 
+ESPEAK_FLOOR_S = 5.0
+
+
 def load_voice(spec: str, tts: TtsSettings) -> Voice:
     """`espeak:VOICE` is the espeak-ng voice; anything else a Piper voice name or path."""
     if spec.startswith("espeak:"):
         from loaxa.speech.espeak import EspeakVoice
 
-        return EspeakVoice(spec.split(":", 1)[1] or "vi", timeout_s=min(tts.deadline_s, 15.0))
+        # espeak-ng is the last voice: nothing speaks a sentence it drops, so its hang
+        # guard never goes below ESPEAK_FLOOR_S, even where `deadline_s` is short
+        # for a neural voice that has a fallback (a loaded board takes seconds).
+        return EspeakVoice(spec.split(":", 1)[1] or "vi", timeout_s=min(max(tts.deadline_s, ESPEAK_FLOOR_S), 15.0))
     from loaxa.speech.voice_process import VoiceProcess
     from loaxa.speech.voices import find_voice
 
