@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 ffmpeg mosquitto mosquitto-clients python3-venv)
+PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 ffmpeg mosquitto mosquitto-clients python3-venv fonts-dejavu-core poppler-utils)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

@@ -8,7 +8,18 @@ written outside this package.
 
 from loaxa.store.db import Store, open_readonly
 from loaxa.store.ledger import Completion, Ledger
-from loaxa.store.records import Accepted, Play, StoredBulletin, aired
+from loaxa.store.records import Accepted, Play, StoredBulletin, aired, as_run
 from loaxa.store.txn import Txn
 
-__all__ = ["Accepted", "Completion", "Ledger", "Play", "Store", "StoredBulletin", "Txn", "aired", "open_readonly"]
+__all__ = [
+    "Accepted",
+    "Completion",
+    "Ledger",
+    "Play",
+    "Store",
+    "StoredBulletin",
+    "Txn",
+    "aired",
+    "as_run",
+    "open_readonly",
+]

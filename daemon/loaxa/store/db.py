@@ -75,6 +75,22 @@ UPDATE bulletins SET next_at = COALESCE(fired_until, received_at)
 """
 # What is due and the soonest slot are read through this index, not by reading every schedule.
 _NEXT_INDEX = "CREATE INDEX IF NOT EXISTS bulletins_next ON bulletins (state, next_at)"
+# How often a play was cut by an emergency, for the log book's "interrupted and resumed"
+# (plays from before the column count none), and the on-air archive's files.
+_INTERRUPTED = "ALTER TABLE plays ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0"
+_ARCHIVE = """
+CREATE TABLE IF NOT EXISTS archive (
+    aid        INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL UNIQUE,             -- the file in archive.dir
+    issuer     TEXT,
+    id         TEXT,                             -- the bulletin (or live session) it recorded
+    started_at REAL NOT NULL,
+    seconds    REAL NOT NULL,
+    bytes      INTEGER NOT NULL,
+    sha256     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS archive_started ON archive (started_at)
+"""
 
 SQLITE_FULL = 13
 SQLITE_IOERR = 10
@@ -114,10 +130,18 @@ class Store:
                 for statement in filter(str.strip, _NEXT_AT.split(";")):
                     self._db.execute(statement)
             self._db.execute(_NEXT_INDEX)
+            self._migrate_archive()
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def _migrate_archive(self) -> None:
+        """The log book's interruption count and the on-air archive's table (inside `_migrate`'s transaction)."""
+        if "interrupted" not in {row["name"] for row in self._db.execute("PRAGMA table_info(plays)")}:
+            self._db.execute(_INTERRUPTED)
+        for statement in filter(str.strip, _ARCHIVE.split(";")):
+            self._db.execute(statement)
 
     @contextmanager
     def tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:

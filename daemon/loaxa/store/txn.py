@@ -201,8 +201,10 @@ class Txn:
         self._db.execute("UPDATE plays SET sentence = ?, played = ? WHERE pid = ?", (sentence, played, pid))
 
     def requeue(self, play: Play, receipt: Event | None, detail: str | None) -> None:
+        cut = 1 if receipt is Event.INTERRUPTED else 0  # counted for the log book
         self._db.execute(
-            "UPDATE plays SET state = ? WHERE pid = ? AND state = ?", (PlayState.PENDING, play.pid, PlayState.ON_AIR)
+            "UPDATE plays SET state = ?, interrupted = interrupted + ? WHERE pid = ? AND state = ?",
+            (PlayState.PENDING, cut, play.pid, PlayState.ON_AIR),
         )
         if receipt is not None:
             self.event(receipt, play.id, play.rev, occurrence=play.occurrence, detail=detail)
