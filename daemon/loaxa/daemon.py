@@ -18,6 +18,7 @@ import logging
 import signal
 import threading
 
+from loaxa.archive import Archive, ArchivingSink
 from loaxa.broadcast_queue import BroadcastQueue
 from loaxa.clock import ClockGuard
 from loaxa.config import Settings
@@ -81,12 +82,14 @@ class Station:
             cache_max_bytes=s.storage.audio_cache_mb * 1_000_000,
             on_ready=lambda: self.player.attention(),
         )
+        sink = sink or build_sink(s.audio.output, s.audio.latency_s)
+        self.archive = self._archive(sink)
         self.player = Player(
             settings=s,
             ledger=self.ledger,
             queue=self.queue,
             sources=self.sources,
-            sink=sink or build_sink(s.audio.output, s.audio.latency_s),
+            sink=ArchivingSink(sink, self.archive) if self.archive is not None else sink,
             amplifier=self.amplifier,
             voice_name=lambda: str(self.speaker.status()["name"]),
         )
@@ -125,6 +128,7 @@ class Station:
         will = (self.topics.state, compact_bytes(self.state(online=False)))
         self.link = Link(s.mqtt, client_id, self.topics.commands, will, self.inbox.submit)
         self.state.link = self.link.status
+        self.state.archive = self.archive.status if self.archive is not None else None
         self.reporter = Reporter(
             store=self.store,
             link=self.link,
@@ -141,6 +145,8 @@ class Station:
                 thread_loop("inbox", self.inbox),
                 thread_loop("reporter", self.reporter),
                 Loop("voice-ahead", self.ahead.alive),
+                # Never a reason to restart (that would cut what is on air): a fault only.
+                *([Loop("archive", lambda: True, fault=self.archive.fault)] if self.archive is not None else []),
             ],
             stall_s=s.service.watchdog_stall_s,
         )
@@ -155,6 +161,13 @@ class Station:
         )
         self.control = ControlServer(s.control_socket, self.technician.handle)
         self.notifier = Notifier()
+
+    def _archive(self, sink: Sink) -> Archive | None:
+        """The on-air archive, when `archive.enabled`: a copy of what goes to `sink`."""
+        s = self.settings
+        if not s.archive.enabled:
+            return None
+        return Archive(s.archive, s.archive_dir, self.store, s.station.tz, rate=s.audio.sample_rate_hz)
 
     # -- life cycle -------------------------------------------------------------
     def run(self) -> int:
@@ -182,6 +195,8 @@ class Station:
             log.info("%d play(s) were on air at the last stop; they resume", recovered)
         self.control.start()
         self.ahead.start()
+        if self.archive is not None:
+            self.archive.start()
         self.player.start()
         self.scheduler.start()
         self.inbox.start()
@@ -202,6 +217,8 @@ class Station:
             self.scheduler.stop()
             self.player.stop()
             self.player.join(timeout=10)
+            if self.archive is not None:
+                self.archive.stop()
             if self.sources.audio is not None:
                 self.sources.audio.close(timeout_s=1.0)
             self.reporter.stop()

@@ -82,7 +82,6 @@ _ARCHIVE = """
 CREATE TABLE IF NOT EXISTS archive (
     aid        INTEGER PRIMARY KEY AUTOINCREMENT,
     name       TEXT NOT NULL UNIQUE,             -- the file in archive.dir
-    issuer     TEXT,
     id         TEXT,                             -- the bulletin (or live session) it recorded
     started_at REAL NOT NULL,
     seconds    REAL NOT NULL,
