@@ -110,6 +110,12 @@ def make_day(root: Path) -> Day:
     d.accept("tinh", id="hong", audio={"url": "http://tinh.example/hong.wav", "sha256": "b" * 64})
     d.ledger.end(d.play("hong"), Outcome.FAILED, "sha256 mismatch: expected bbbbbbbbbbbb…, got 0123456789ab…")
 
+    d.at(12, 0)  # a live announcement from the station's microphone
+    d.ledger.live("local", "live-1", "loaxa-mic", datetime.fromtimestamp(d.now, TZ))
+    assert d.ledger.start(d.play("live-1"))
+    d.at(12, 2, 30)
+    d.ledger.end(d.play("live-1"), Outcome.FINISHED, "152.0 s on air, voice espeak:vi; live: 150.0 s from the input")
+
     d.at(23, 0)  # the next day's bulletin is not in this day's book
     d.now += 3600
     d.accept("ubnd-xa", id="hom-sau", text="Ngày mai.")
@@ -149,7 +155,7 @@ def test_csv_on_standard_output_has_the_log_book_columns_in_vietnamese_and_every
         "Nguồn tin", "Mức độ", "Giọng đọc", "Kết quả", "Người duyệt",
     ]  # fmt: skip
     book = {row[4].split(" ")[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
-    assert list(book) == ["sang-1", "ghi-am", "tiep-song", "hop-thon", "lu-khan", "nham", "hong"]  # oldest first
+    assert list(book) == ["sang-1", "ghi-am", "tiep-song", "hop-thon", "lu-khan", "nham", "hong", "live-1"]
     assert "hom-sau" not in done.stdout  # the next day's
 
     first = book["sang-1"]
@@ -170,6 +176,13 @@ def test_csv_on_standard_output_has_the_log_book_columns_in_vietnamese_and_every
     assert cut["Kết quả"] == "bị ngắt, đã phát tiếp"
     assert (cut["Bắt đầu"], cut["Kết thúc"]) == ("09:00:00", "09:01:40")  # from its first sound to its last
     assert book["nham"]["Kết quả"] == "đã hủy"
+    live = book["live-1"]
+    assert (live["Nội dung"], live["Nguồn tin"], live["Thời lượng"]) == (
+        "live-1 (trực tiếp): loaxa-mic",
+        "local",
+        "2:30",
+    )
+    assert (live["Mức độ"], live["Giọng đọc"], live["Kết quả"]) == ("ưu tiên", "", "phát xong")
     failed = book["hong"]
     assert failed["Kết quả"] == "lỗi: sha256 mismatch: expected bbbbbbbbbbbb…, got 0123456789ab…"
     assert (failed["Bắt đầu"], failed["Thời lượng"]) == ("", "")  # it never went on air
@@ -186,6 +199,7 @@ def test_english_headers_and_words_are_available(day):
     assert endings["hop-thon"] == "interrupted and resumed"
     assert endings["nham"] == "cancelled"
     assert endings["hong"].startswith("failed: sha256 mismatch")
+    assert next(r["Content"] for r in rows if r["Content"].startswith("live-1")) == "live-1 (live): loaxa-mic"
     assert rows[0]["Date"] == "2026-11-27" and rows[0]["Content"].startswith("sang-1 (text): ")
 
 
@@ -214,13 +228,13 @@ def test_xlsx_export_has_the_title_headers_and_entries(day, tmp_path):
     out = tmp_path / "so.xlsx"
     done = loaxa(day, "log", "--book", "--week", "2026-W48", "--output", str(out))
     assert done.returncode == 0, done.stderr
-    assert "8 entries" in done.stdout  # the whole week: the next day's bulletin, still on air, too
+    assert "9 entries" in done.stdout  # the whole week: the next day's bulletin, still on air, too
     sheet = load_workbook(out).active
     rows = [[c or "" for c in row] for row in sheet.iter_rows(values_only=True)]
     assert rows[0][0].startswith("SỔ NHẬT KÝ CHƯƠNG TRÌNH PHÁT THANH — hue/phu-vang/loa-1 — tuần 2026-W48")
     assert rows[1][:5] == ["Ngày", "Bắt đầu", "Kết thúc", "Thời lượng", "Nội dung"]
     ids = [r[4].split(" ")[0] for r in rows[2:]]
-    assert ids == ["sang-1", "ghi-am", "tiep-song", "hop-thon", "lu-khan", "nham", "hong", "hom-sau"]
+    assert ids == ["sang-1", "ghi-am", "tiep-song", "hop-thon", "lu-khan", "nham", "hong", "live-1", "hom-sau"]
     assert (rows[-1][0], rows[-1][8]) == ("28/11/2026", "đang phát")
 
 
@@ -243,5 +257,5 @@ def test_the_pdf_as_the_docs_write_it_renders_a_page_and_reads_back_with_its_dia
 
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     for words in ("SỔ NHẬT KÝ CHƯƠNG TRÌNH PHÁT THANH", "Người duyệt", "Thông báo của ủy ban", "bị ngắt, đã phát",
-                  "khẩn cấp", "Khẩn cấp. Nước sông Hương", "tiếp sóng", "đã hủy", "ưu tiên"):  # fmt: skip
+                  "khẩn cấp", "Khẩn cấp. Nước sông Hương", "tiếp sóng", "đã hủy", "ưu tiên", "trực tiếp"):  # fmt: skip
         assert words in " ".join(text.split()), f"{words!r} not read back from the PDF:\n{text[:2000]}"

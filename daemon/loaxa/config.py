@@ -103,6 +103,7 @@ class AudioSettings(_Section):
     chime: bool = True
     lead_silence_s: float = Field(default=0.3, ge=0.0, le=5.0)
     retry_s: float = Field(default=5.0, gt=0.0)  # between attempts to open a missing device
+    live_input: str | None = None  # `loaxa live`: a PortAudio input device, `default` or (part of) its name
 
 
 class StorageSettings(_Section):

@@ -27,6 +27,7 @@ from loaxa.health import Health, Loop, thread_loop
 from loaxa.inbox import Inbox
 from loaxa.jsonwire import compact_bytes
 from loaxa.link import Link
+from loaxa.live import LiveControl
 from loaxa.player.amplifier import build_amplifier
 from loaxa.player.output import Sink, build_sink
 from loaxa.player.player import Player
@@ -34,6 +35,7 @@ from loaxa.player.relays import Relay
 from loaxa.reports import Reporter, StationState
 from loaxa.schedule import Scheduler
 from loaxa.security import RateLimiter, Verifier
+from loaxa.sources.live import LiveSource
 from loaxa.sources.registry import build_sources
 from loaxa.speech.ahead import VoiceAhead
 from loaxa.speech.engine import Voice
@@ -81,6 +83,9 @@ class Station:
             max_bytes=int(s.security.max_download_mb * 1_000_000),
             cache_max_bytes=s.storage.audio_cache_mb * 1_000_000,
             on_ready=lambda: self.player.attention(),
+            live=LiveSource(s.audio.live_input, s.audio.sample_rate_hz, s.audio.latency_s)
+            if s.audio.live_input
+            else None,
         )
         sink = sink or build_sink(s.audio.output, s.audio.latency_s)
         self.archive = self._archive(sink)
@@ -158,6 +163,13 @@ class Station:
             audio=self.sources.audio,
             status=lambda: {"state": self.state(), "health": self.health.problems(), "faults": self.health.faults()},
             on_air=lambda: self.player.on_air_id,
+            live=LiveControl(
+                ledger=self.ledger,
+                source=self.sources.live,
+                inbox=self.inbox,
+                attention=self.player.attention,
+                on_air=lambda: self.player.on_air_id,
+            ).handle,
         )
         self.control = ControlServer(s.control_socket, self.technician.handle)
         self.notifier = Notifier()

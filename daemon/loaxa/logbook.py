@@ -255,6 +255,8 @@ def _what(kind_key: str, spec: Any) -> str:
     if kind_key == "parts" and isinstance(spec, list):
         texts = [p["text"] for p in spec if isinstance(p, dict) and isinstance(p.get("text"), str)]
         return _what("text", texts[0]) if texts else f"{len(spec)} parts"
+    if kind_key == "live" and isinstance(spec, dict):
+        return str(spec.get("input") or "")
     if isinstance(spec, dict):
         url = spec.get("url") or next(iter(spec.get("urls") or []), "")
         return str(url).rsplit("/", 1)[-1] or str(url)

@@ -39,6 +39,7 @@ class Technician:
         audio: AudioSource | None,
         status: Callable[[], dict[str, Any]],
         on_air: Callable[[], str | None],
+        live: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.inbox = inbox
         self.ledger = ledger
@@ -47,6 +48,7 @@ class Technician:
         self.audio = audio
         self.status = status
         self.on_air = on_air
+        self.live = live  # `loaxa live` start/stop (loaxa.live.LiveControl.handle)
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """One control-socket request; ControlError says what is wrong with it."""
@@ -60,6 +62,8 @@ class Technician:
             return self._air_now(request)
         if cmd == "cancel":
             return self._cancel(str(request.get("id", "")))
+        if cmd == "live" and self.live is not None:
+            return self.live(request)
         raise ControlError(f"unknown control request {cmd!r}")
 
     def _plays(self) -> list[dict[str, Any]]:

@@ -20,12 +20,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from loaxa.content import Audio, Content, Stream, Text
+from loaxa.content import Audio, Content, Live, Stream, Text
 from loaxa.errors import LoaxaError
 from loaxa.hashing import sha256_file
 from loaxa.player.session import Session
 from loaxa.sources._common import NotReady, SourceError, host_of
 from loaxa.sources.fetcher import RETRY_AFTER_S, WORKERS, Failed, Fetcher, Pending, QueueFull, Ready, State
+from loaxa.sources.live import LiveSource
 from loaxa.sources.recorded import (
     MAX_DURATION_S,
     check_duration,
@@ -318,6 +319,11 @@ class SourceRegistry:
         source = self._sources.get(Audio)
         return source if isinstance(source, AudioSource) else None
 
+    @property
+    def live(self) -> LiveSource | None:
+        source = self._sources.get(Live)
+        return source if isinstance(source, LiveSource) else None
+
 
 def build_sources(
     speaker: Speaker,
@@ -328,13 +334,14 @@ def build_sources(
     max_bytes: int,
     cache_max_bytes: int,
     on_ready: Callable[[], None] = lambda: None,
+    live: LiveSource | None = None,
 ) -> SourceRegistry:
-    """`on_ready` is called when a recording's fetch ends (ready or failed): the player should look again."""
+    """`on_ready` is called when a recording's fetch ends (ready or failed): the player should look again.
+
+    `live` is the station's input for `loaxa live` (`audio.live_input`), if it has one.
+    """
     audio = AudioSource(audio_dir, rate=rate, max_bytes=max_bytes, cache_max_bytes=cache_max_bytes, on_ready=on_ready)
-    return SourceRegistry(
-        {
-            Text: TextSource(speaker, default_rate),
-            Audio: audio,
-            Stream: StreamSource(rate),
-        }
-    )
+    sources: dict[type, Source] = {Text: TextSource(speaker, default_rate), Audio: audio, Stream: StreamSource(rate)}
+    if live is not None:
+        sources[Live] = live
+    return SourceRegistry(sources)

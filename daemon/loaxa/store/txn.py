@@ -120,6 +120,14 @@ class Txn:
             ),
         )
 
+    def store_live(self, issuer: str, id: str, body: dict[str, object], received_at: float) -> None:
+        """A live announcement's bulletin row (it never came over the network: no signature, rev 1)."""
+        self._db.execute("INSERT INTO seen (issuer, id, rev, at) VALUES (?, ?, 1, ?)", (issuer, id, received_at))
+        self._db.execute(
+            "INSERT INTO bulletins (issuer, id, rev, priority, body, state, received_at) VALUES (?, ?, 1, ?, ?, ?, ?)",
+            (issuer, id, Priority.HIGH, compact(body), BulletinState.ACTIVE, received_at),
+        )
+
     def supersede(self, issuer: str, known: StoredBulletin, new_rev: int) -> None:
         self._db.execute(
             "UPDATE plays SET state = ? WHERE issuer = ? AND id = ? AND state = ?",
@@ -193,6 +201,8 @@ class Txn:
         if cur.rowcount != 1:
             return False
         detail = f"from sentence {play.sentence + 1}" if resumed else None
+        if "live" in play.body:  # the province's log tells a live announcement by this
+            detail = "live"
         kind = Event.RESUMED if resumed else Event.STARTED
         self.event(kind, play.id, play.rev, occurrence=play.occurrence, detail=detail)
         return True
