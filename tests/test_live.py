@@ -10,6 +10,8 @@ each one went on air and how long after it reached the input.
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -141,7 +143,15 @@ def test_live_airs_the_input_between_the_chimes_at_the_station_volume_with_littl
         rig = float(np.median(latencies(mic, bare.first, bare.samples)[1:]))
         for old in station.aired.iterdir():
             old.unlink()
-        cli = loaxa_live(station, 4.0)
+        # As the docs write it, with the config from the environment; Ctrl-C ends it.
+        docs = (Path(__file__).resolve().parents[1] / "docs" / "broadcast.md").read_text(encoding="utf-8")
+        argv = shlex.split(next(line for line in docs.splitlines() if line.strip().startswith("loaxa live")))
+        env = {**os.environ, "LOAXA_CONFIG": str(station.config_path)}
+        argv[0] = str(Path(sys.executable).with_name("loaxa"))
+        cli = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        assert cli.stdout is not None and "press Ctrl-C" in cli.stdout.readline()
+        time.sleep(4.0)  # the announcement's length, not a synchronisation
+        cli.send_signal(signal.SIGINT)
         out, err = cli.communicate(timeout=60)
         assert cli.returncode == 0, err + station.log()
         (live_id,) = {e["id"] for e in operator.events if e["id"] and e["id"].startswith("live-")}
@@ -232,3 +242,43 @@ def _deadline():
     began = time.monotonic()
     yield
     assert time.monotonic() - began < 240
+
+
+def wait_for_bursts(folder: Path, count: int, timeout_s: float = 30.0) -> None:
+    """Until the session now on air has carried `count` of the fed bursts (read as the pacer writes it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for part in folder.glob("*.part"):
+            raw = np.frombuffer(part.read_bytes(), dtype="<i2")
+            if len(onsets(raw[: len(raw) // 2 * 2].astype(np.float32) / 32768)) >= count:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{count} bursts not on air within {timeout_s} s")
+
+
+def test_an_emergency_cuts_in_on_live_which_resumes_after_it(tmp_path, broker, operator):
+    station, mic = live_station(tmp_path, broker, operator, seconds=120)
+    try:
+        cli = loaxa_live(station, 60.0)  # ended by Ctrl-C once it has resumed
+        assert cli.stdout is not None
+        live_id = cli.stdout.readline().split(":")[0]
+        operator.wait_for(live_id, "started", 20)
+        wait_for_bursts(station.aired, 2)
+        operator.send({"type": "bulletin", "id": "lu", "text": "Khẩn cấp. Nước sông lên.", "priority": "emergency"})
+        interrupted = operator.wait_for(live_id, "interrupted", 20)
+        assert interrupted["detail"] == "an emergency bulletin cut in"
+        operator.wait_for("lu", "finished", 30)
+        resumed = operator.wait_for(live_id, "resumed", 30)
+        assert resumed["detail"] == "live"
+        wait_for_bursts(station.aired, 2)
+        cli.send_signal(signal.SIGINT)
+        out, err = cli.communicate(timeout=60)
+        assert cli.returncode == 0, err + station.log()
+        operator.wait_for(live_id, "finished", 10)
+        assert operator.of(live_id) == ["received", "started", "interrupted", "resumed", "finished"]
+        live_before, alarm, live_after = sessions(station.aired, 3)
+        assert live_before.end <= alarm.first and alarm.end <= live_after.first
+        assert onsets(live_before.samples) and onsets(live_after.samples) and not onsets(alarm.samples)
+    finally:
+        mic.stop()
+        assert station.stop() == 0, station.log()
