@@ -187,7 +187,7 @@ def test_live_interrupts_a_normal_bulletin_which_then_resumes_from_its_sentence(
     try:
         operator.send({"type": "bulletin", "id": "long", "text": LONG, "rate": 2.0})
         wait_on_air(station, "long", sentence=2)
-        cli = loaxa_live(station, 2.5)
+        cli = loaxa_live(station, 4.0)
         interrupted = operator.wait_for("long", "interrupted", 20)
         assert interrupted["detail"] == "a live announcement cut in"
         out, err = cli.communicate(timeout=60)
@@ -208,7 +208,7 @@ def test_live_interrupts_a_normal_bulletin_which_then_resumes_from_its_sentence(
 
         first_part, live, rest = sessions(station.aired, 3)
         assert first_part.end <= live.first and live.end <= rest.first
-        assert len(onsets(live.samples)) >= 3
+        assert len(onsets(live.samples)) >= 2  # after the opening chime, a burst each half second
         # The bursts are in the live session only, not in the bulletin's speech.
         for part in (first_part, rest):
             spectrum = np.abs(np.fft.rfft(part.samples))
@@ -281,4 +281,25 @@ def test_an_emergency_cuts_in_on_live_which_resumes_after_it(tmp_path, broker, o
         assert onsets(live_before.samples) and onsets(live_after.samples) and not onsets(alarm.samples)
     finally:
         mic.stop()
+        assert station.stop() == 0, station.log()
+
+
+def test_a_live_input_that_is_not_there_fails_the_live_play_with_the_reason_and_nothing_airs(
+    tmp_path, broker, operator
+):
+    root = tmp_path / "station"
+    config = station_config(root, broker.port, f"wav:{root / 'aired'}", audio__live_input="no-such-mic")
+    station = StationProcess(root, config).start()
+    try:
+        operator.wait_state(lambda st: st["online"], 30)
+        cli = loaxa_live(station, 1.0)
+        out, err = cli.communicate(timeout=60)
+        assert cli.returncode == 1, err
+        (live_id,) = {e["id"] for e in operator.events if e["id"] and e["id"].startswith("live-")}
+        failed = operator.wait_for(live_id, "failed", 10)
+        assert failed["detail"] == "no audio input device named 'no-such-mic' (audio.live_input)"
+        assert "started" not in operator.of(live_id)
+        assert f"{live_id}: failed: no audio input device named 'no-such-mic'" in out
+        assert not list((root / "aired").glob("*.wav"))  # not even a chime
+    finally:
         assert station.stop() == 0, station.log()
