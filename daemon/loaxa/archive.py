@@ -59,7 +59,10 @@ class _Recording:
     rate: int
     started_at: float  # wall clock
     samples: int = 0
-    dropped: str | None = None  # why the rest of it is not archived
+    # Why the rest of it is not archived: set once, by the player's thread (the mailbox overflowed) or the
+    # encoder's; the player's only reads it to stop copying, so a late read costs one block, nothing more.
+    dropped: str | None = None
+    reported: bool = False  # the encoder's alone
     encoder: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     errors: IO[bytes] | None = field(default=None, repr=False)  # ffmpeg's messages (a file: a pipe could fill)
     part: Path | None = None
@@ -285,9 +288,9 @@ class Archive:
         self._close_errors(rec)
         if rec.part is not None:
             rec.part.unlink(missing_ok=True)
-        if why is None or rec.dropped == "reported":
+        if why is None or rec.reported:
             return
-        rec.dropped = "reported"  # once per session
+        rec.dropped, rec.reported = why, True  # once per session
         log.warning("archive: %s not archived: %s", rec.label, why)
         with self._lock:
             self._dropped += 1
