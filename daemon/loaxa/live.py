@@ -56,7 +56,19 @@ class LiveControl:
             return self.start(request.get("volume"), float(request.get("max_s") or MAX_S))
         if action == "stop":
             return self.stop()
-        raise ControlError(f"unknown live action {action!r} (start or stop)")
+        if action == "status":
+            return self.status()
+        raise ControlError(f"unknown live action {action!r} (start, status or stop)")
+
+    def status(self) -> dict[str, Any]:
+        """The live announcement asked for last: whether it is still on air or waiting, else how it ended."""
+        id = self._current
+        if id is None:
+            return {"ok": True, "id": None, "open": False}
+        plays = self.ledger.plays_of(ISSUER, id)
+        last = plays[-1] if plays else None
+        state = None if last is None else last.state
+        return {"ok": True, "id": id, "open": self._open(id), "state": state, "on_air": self.on_air() == id}
 
     def start(self, volume: float | None, max_s: float) -> dict[str, Any]:
         if self.source is None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+import time
 from typing import Any
 
 from loaxa.cli._common import add_config_arg, settings_from
 from loaxa.errors import LoaxaError
+
+POLL_S = 1.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,8 +36,15 @@ def live(args: argparse.Namespace) -> int:
     print(f"{reply['id']}: live from {settings.audio.live_input!r}; press Ctrl-C to end", flush=True)
     stopped = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
     try:
-        stopped.wait(args.seconds)  # None: until a signal
+        # Until a signal or --seconds; asked every second, so a live play that failed (no input) or
+        # was ended by the daemon is reported at once rather than when the technician gives up.
+        while not stopped.wait(POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if not ask(socket, {"cmd": "live", "action": "status"}).get("open"):
+                break
     except KeyboardInterrupt:
         pass
     finally:
