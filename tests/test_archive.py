@@ -274,6 +274,8 @@ def test_bench_archive_as_the_docs_write_it():
     root = Path(__file__).resolve().parents[1]
     docs = (root / "docs" / "broadcast.md").read_text(encoding="utf-8")
     line = next(line.strip() for line in docs.splitlines() if "scripts/bench_archive.py --" in line)
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert f"`{line}`" in readme  # the README's figure comes from the same command
     done = subprocess.run(shlex.split(line), cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     opus = re.search(
