@@ -305,3 +305,34 @@ def test_a_live_input_that_is_not_there_fails_the_live_play_with_the_reason_and_
         assert not list((root / "aired").glob("*.wav"))  # not even a chime
     finally:
         assert station.stop() == 0, station.log()
+
+
+def test_doctor_says_whether_the_live_input_is_there_and_which_inputs_are(tmp_path):
+    import json
+
+    import yaml
+
+    mic = FifoMicrophone(tmp_path, np.zeros(120 * RATE, np.float32)).start()  # PortAudio opens every device
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".asoundrc").write_text(mic.pcm())
+    skip = [arg for check in ("service", "audio", "voice", "fallback", "broker", "clock") for arg in ("--skip", check)]
+    verdicts = {}
+    for name in ("loaxa-mic", "no-such-mic"):
+        config = station_config(tmp_path / "station", 1, "null", audio__live_input=name)
+        path = tmp_path / "doctor.yaml"
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        done = subprocess.run(
+            [sys.executable, "-m", "loaxa", "doctor", "--json", "--config", str(path), *skip],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "HOME": str(home)},
+        )
+        verdicts[name] = next(f for f in json.loads(done.stdout) if f["check"] == "live")
+    mic.stop()
+    assert verdicts["loaxa-mic"]["status"] == "OK", verdicts
+    missing = verdicts["no-such-mic"]
+    assert missing["status"] == "FAIL" and "no audio input device named 'no-such-mic'" in missing["detail"]
+    assert "loaxa-mic" in missing["fix"]

@@ -10,7 +10,7 @@ from loaxa.cli._common import add_config_arg, settings_from, settings_or_default
 from loaxa.config import config_path
 from loaxa.doctor import FAIL, OK, WARN, Finding, run_checks
 
-CHECKS = ("service", "audio", "runtime", "voice", "fallback", "broker", "clock", "disk", "permissions")
+CHECKS = ("service", "audio", "live", "runtime", "voice", "fallback", "broker", "clock", "disk", "permissions")
 STYLE = {OK: "bold green", WARN: "bold yellow", FAIL: "bold red"}
 
 
