@@ -179,7 +179,7 @@ def test_csv_on_standard_output_has_the_log_book_columns_in_vietnamese_and_every
     live = book["live-1"]
     assert (live["Nội dung"], live["Nguồn tin"], live["Thời lượng"]) == (
         "live-1 (trực tiếp): loaxa-mic",
-        "local",
+        "tại đài",
         "2:30",
     )
     assert (live["Mức độ"], live["Giọng đọc"], live["Kết quả"]) == ("ưu tiên", "", "phát xong")

@@ -61,6 +61,7 @@ ENDINGS = {  # play state (or `resumed`) -> (English, Vietnamese)
     "on_air": ("on air", "đang phát"),
 }
 FIRST_WORDS = 8
+LOCAL, LOCAL_WORDS = "local", "tại đài"  # the technician's say, play and live, at the station itself
 # The player's `finished` detail names the voice that spoke: "12.3 s on air, voice NAME".
 _VOICE = re.compile(r"\bvoice (\S+?)(?:;|$|\s)")
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/local/share/fonts"))
@@ -121,7 +122,7 @@ class Entry:
             "end": f"{self.ended:%H:%M:%S}" if self.ended and self.started else "",
             "duration": _duration(seconds) if seconds is not None else "",
             "content": f"{self.id} ({kind}): {self.words}" if self.words else f"{self.id} ({kind})",
-            "source": self.issuer,
+            "source": LOCAL_WORDS if lang == "vi" and self.issuer == LOCAL else self.issuer,
             "priority": PRIORITY_WORDS.get(self.priority, self.priority) if lang == "vi" else self.priority,
             "voice": self.voice,
             "ending": self.ending(lang),
