@@ -212,8 +212,14 @@ class FifoMicrophone:
                         pass
                 if pos >= due:
                     continue
+                # A microphone's buffer is small: never more than `lead` waits in the pipe, the rest is
+                # lost, so the input's backlog does not depend on how late the station started reading.
+                room = self.lead - _queued(fd) // 2
+                if room <= 0:
+                    pos = due
+                    continue
                 try:
-                    n = os.write(fd, self.signal[pos : min(due, pos + 2048)].tobytes()) // 2
+                    n = os.write(fd, self.signal[pos : min(due, pos + room)].tobytes()) // 2
                 except BlockingIOError:  # not being read (a full pipe): lost, as a microphone's would be
                     pos = due
                     continue
@@ -227,3 +233,12 @@ class FifoMicrophone:
         finally:
             if fd is not None:
                 os.close(fd)
+
+
+def _queued(fd: int) -> int:
+    """Bytes written to a pipe and not read yet (FIONREAD works on either end of a Linux pipe)."""
+    import fcntl
+    import struct
+    import termios
+
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
