@@ -73,7 +73,7 @@ CASES = [
         _bulletin(id="bi-none"),
         "bi-none",
         None,
-        "exactly one of text, audio, stream is required (got none)",
+        "exactly one of text, audio, stream, parts is required (got none)",
         id="missing-content",
     ),
     pytest.param(
@@ -90,7 +90,7 @@ CASES = [
         b'{"type": "reboot", "id": "bi-reboot"}',
         "bi-reboot",
         None,
-        "unknown command type 'reboot' (expected one of bulletin, cancel, ping)",
+        "unknown command type 'reboot' (expected one of bulletin, cancel, ping, approve, decline)",
         id="unknown-type",
     ),
     pytest.param(

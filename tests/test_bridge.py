@@ -112,5 +112,5 @@ def test_example_file_keeps_the_protocol_topics() -> None:
     topics = re.findall(r"^topic (\S+) (in|out) 1$", text, re.M)
     assert ("loaxa/v1/ha-noi/cmd", "in") in topics and ("loaxa/v1/ha-noi/group/+/cmd", "in") in topics
     assert all(t.endswith("/cmd") for t, d in topics if d == "in")
-    assert all(t.endswith(("/state", "/event")) for t, d in topics if d == "out")
+    assert all(t.endswith(("/state", "/event", "/response/#")) for t, d in topics if d == "out")
     assert re.search(r"^cleansession false$", text, re.M) and re.search(r"^remote_clientid \S+$", text, re.M)

@@ -1,7 +1,9 @@
 """The province broker's access rules, checked against a real Mosquitto.
 
 The ACL and password file come from scripts/make_broker_acl.py, exactly as a
-province would make them. Facts of Mosquitto 2.0.11 these tests pin down: a
+province would make them, and the broker runs config/mosquitto/loaxa.conf as
+shipped (loaxa.testing.province_broker: only listeners, TLS and paths are
+changed), so the client-id binding is the real one. Facts of Mosquitto 2.0.11 these tests pin down: a
 denied QoS 1 publish is answered with PUBACK reason 0x87 (not authorised) and
 dropped; a SUBSCRIBE to a forbidden topic is granted, but nothing that the
 user may not read is ever delivered on it; a refused login gets CONNACK 0x87.
@@ -21,7 +23,8 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
-from loaxa.testing.broker import Broker, start_mosquitto
+from loaxa.testing.broker import Broker
+from loaxa.testing.province_broker import start_province_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "make_broker_acl.py"
@@ -58,19 +61,12 @@ def run_script(tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Broker, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("acl")
-    (tmp / "stations.yaml").write_text(yaml.safe_dump(STATIONS))
-    (tmp / "secrets.yaml").write_text(yaml.safe_dump({A: "mật khẩu của A"}, allow_unicode=True))
-    result = run_script(
-        tmp, "--passwd", str(tmp / "passwd"), "--passwords", str(tmp / "secrets.yaml"), "--new-passwords"
-    )
-    assert result.returncode == 0, result.stderr
-    passwords = yaml.safe_load((tmp / "secrets.yaml").read_text())
-    assert passwords[A] == "mật khẩu của A"  # a given password is kept, missing ones are made
-    broker = start_mosquitto(tmp, f"password_file {tmp / 'passwd'}\nacl_file {tmp / 'acl'}", anonymous=False)
+    province = start_province_broker(tmp, STATIONS, {A: "mật khẩu của A"})
+    assert province.passwords[A] == "mật khẩu của A"  # a given password is kept, missing ones are made
     try:
-        yield broker, passwords
+        yield province.broker, province.passwords
     finally:
-        broker.stop()
+        province.broker.stop()
 
 
 @dataclass
@@ -82,6 +78,8 @@ class Peer:
     acks: dict[int, int] = field(default_factory=dict)
     acked: threading.Condition = field(default_factory=threading.Condition)
     suback: queue.Queue[list[int]] = field(default_factory=queue.Queue)
+    connects: int = 0
+    disconnects: list[int] = field(default_factory=list)
 
     def subscribe(self, *topics: str) -> list[int]:
         self.client.subscribe([(t, 1) for t in topics])
@@ -102,12 +100,33 @@ class Peer:
         self.client.loop_stop()
 
 
-def connect(broker: Broker, username: str | None, password: str | None = None) -> tuple[Peer | None, int]:
-    """(peer, CONNACK reason); the peer is None when the broker refused."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{username}", protocol=mqtt.MQTTv5)
+def connect(
+    broker: Broker,
+    username: str | None,
+    password: str | None = None,
+    *,
+    client_id: str | None = None,
+    persistent: bool = False,
+) -> tuple[Peer | None, int]:
+    """(peer, CONNACK reason); the peer is None when the broker refused.
+
+    `persistent`: as a station connects (clean start off, a session of days).
+    """
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    client_id = client_id or f"t-{username}"
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     peer = Peer(client)
     connack: queue.Queue[int] = queue.Queue()
-    client.on_connect = lambda c, u, flags, rc, props: connack.put(rc.value)
+
+    def on_connect(c: mqtt.Client, u: object, flags: object, rc: mqtt.ReasonCode, props: object) -> None:
+        if not rc.is_failure:
+            peer.connects += 1  # more than one: paho reconnected after the broker closed this client
+        connack.put(rc.value)
+
+    client.on_connect = on_connect
+    client.on_disconnect = lambda c, u, flags, rc, props: peer.disconnects.append(rc.value)
     client.on_message = lambda c, u, msg: peer.messages.put((msg.topic, msg.payload))
     client.on_subscribe = lambda c, u, mid, rcs, props: peer.suback.put([rc.value for rc in rcs])
 
@@ -119,7 +138,9 @@ def connect(broker: Broker, username: str | None, password: str | None = None) -
     client.on_publish = on_publish
     if username is not None:
         client.username_pw_set(username, password)
-    client.connect(broker.host, broker.port)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 7 * 24 * 3600 if persistent else 0
+    client.connect(broker.host, broker.port, clean_start=not persistent, properties=props)
     client.loop_start()
     code = connack.get(timeout=WAIT_S)
     if code != 0:
@@ -267,55 +288,109 @@ def test_example_stations_file_is_valid(tmp_path: Path) -> None:
 
 
 def test_shipped_broker_config_keeps_queued_commands_across_a_restart(tmp_path: Path) -> None:
-    """loaxa.conf, minus its site paths and listeners, runs on a real broker and
-    delivers a command queued for an offline station after a broker restart."""
-    site_specific = (
-        "listener",
-        "certfile",
-        "keyfile",
-        "cafile",
-        "tls_version",
-        "password_file",
-        "acl_file",
-        "persistence_location",
-        "log_dest",
-        "allow_anonymous",
-        "per_listener_settings",
-    )
-    lines = (ROOT / "config/mosquitto/loaxa.conf").read_text().splitlines()
-    kept = [line for line in lines if line.strip() and not line.startswith("#") and not line.startswith(site_specific)]
-    assert "persistence true" in kept and any(line.startswith("max_queued_messages") for line in kept)
-    broker = start_mosquitto(tmp_path, "\n".join(kept))
+    """loaxa.conf as shipped (client ids bound to logins) keeps a station's persistent session:
+    a command queued while the station was offline arrives after a broker restart."""
+    province = start_province_broker(tmp_path, STATIONS)
+    broker, passwords = province.broker, province.passwords
     try:
-        station = _persistent_station(broker)
-        station.subscribe(f"{P}/{A}/cmd")
+        station = _station(broker, passwords, A)
+        assert station.subscribe(f"{P}/{A}/cmd") == [1]
         station.close()  # the station goes offline; its session stays
-        op, _ = connect(broker, None)
+        op, _ = connect(broker, OP, passwords[OP])
         assert op is not None
         assert op.publish(f"{P}/{A}/cmd", b"while you were away") in ACCEPTED
         op.close()
         broker.restart()
-        station = _persistent_station(broker)
+        station = _station(broker, passwords, A)
         assert station.next_message() == (f"{P}/{A}/cmd", b"while you were away")
         station.close()
     finally:
         broker.stop()
 
 
-def _persistent_station(broker: Broker) -> Peer:
-    """Connect as the protocol says a station does: fixed id, no clean start, long expiry."""
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="station-a", protocol=mqtt.MQTTv5)
-    peer = Peer(client)
-    connected = threading.Event()
-    client.on_connect = lambda c, u, flags, rc, props: connected.set()
-    client.on_message = lambda c, u, msg: peer.messages.put((msg.topic, msg.payload))
-    client.on_subscribe = lambda c, u, mid, rcs, props: peer.suback.put([rc.value for rc in rcs])
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 7 * 24 * 3600
-    client.connect(broker.host, broker.port, clean_start=False, properties=props)
-    client.loop_start()
-    assert connected.wait(WAIT_S)
+def _station(broker: Broker, passwords: dict[str, str], user: str, client_id: str | None = None) -> Peer:
+    """Connect as the protocol says a station does: fixed client id, no clean start, long expiry."""
+    client_id = client_id or "loaxa-" + user.replace("/", "-")
+    peer, code = connect(broker, user, passwords[user], client_id=client_id, persistent=True)
+    assert peer is not None, f"{user} refused with {code:#x}:\n{broker.log()[-2000:]}"
     return peer
+
+
+# --- issue 17: sessions bound to logins, and the ACL end to end ---------------------
+
+
+def test_another_stations_login_cannot_take_over_a_session(setup: tuple[Broker, dict[str, str]]) -> None:
+    """Issue 17 "another station can take over a station's session": B's login with A's client id
+    neither closes A nor gets A's session, and commands for A still reach A, also after B tried
+    while A was offline."""
+    broker, passwords = setup
+    a = _station(broker, passwords, A)
+    assert a.subscribe(f"{P}/{A}/cmd") == [1]
+    op, _ = connect(broker, OP, passwords[OP])
+    assert op is not None
+    impostor = _station(broker, passwords, B, client_id="loaxa-hn-xa-a-st-a")
+    impostor.subscribe(f"{P}/{A}/cmd")
+    assert op.publish(f"{P}/{A}/cmd", b"for a, with the impostor connected") in ACCEPTED
+    assert a.next_message() == (f"{P}/{A}/cmd", b"for a, with the impostor connected")
+    assert a.disconnects == [] and a.connects == 1, "A's connection was closed by the impostor"
+    impostor.close()
+    a.close()  # A offline: its session holds what comes meanwhile
+    assert op.publish(f"{P}/{A}/cmd", b"queued for a") in ACCEPTED
+    impostor = _station(broker, passwords, B, client_id="loaxa-hn-xa-a-st-a")
+    assert impostor.messages.empty()
+    impostor.close()
+    a = _station(broker, passwords, A)
+    assert a.next_message() == (f"{P}/{A}/cmd", b"queued for a")
+    assert op.publish(f"{P}/{A}/cmd", b"after the impostor left") in ACCEPTED
+    assert a.next_message() == (f"{P}/{A}/cmd", b"after the impostor left")
+    assert impostor.messages.empty()
+    for peer in (a, op):
+        peer.close()
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        f"{P}/{B}/cmd",  # another station
+        f"{P}/{A2}/cmd",  # a neighbour in its own commune
+        f"{P}/hn/xa-a/cmd",  # its own commune
+        f"{P}/hn/xa-b/cmd",  # another commune
+        f"{P}/hn/cmd",  # the province
+        f"{P}/hn/group/flood/cmd",  # its own group
+        f"{P}/qn/xa-c/st-c/cmd",  # another province
+        f"{P}/{B}/state",
+        f"{P}/{B}/event",
+        f"{P}/{B}/response/op",
+    ],
+)
+def test_station_login_cannot_write_command_topics_or_other_stations_reports(
+    peers: dict[str, Peer], topic: str
+) -> None:
+    """Issue 17, the ACL end to end: each forbidden publish is refused (PUBACK 0x87) and never delivered."""
+    a, op = peers[A], peers[OP]
+    op.subscribe(f"{P}/#")  # the operator may not read everything, but what it may, it would see
+    assert a.publish(topic, b"forged by a") == NOT_AUTHORIZED
+    assert peers[B].publish(f"{P}/{B}/event", b"marker") in ACCEPTED
+    assert op.next_message() == (f"{P}/{B}/event", b"marker")
+    assert op.messages.empty()
+
+
+def test_station_login_cannot_read_other_stations_events_state_or_responses(peers: dict[str, Peer]) -> None:
+    """Issue 17, the ACL end to end: A subscribes to B's reports (granted by Mosquitto) and gets none."""
+    a, b = peers[A], peers[B]
+    a.subscribe(f"{P}/{B}/event", f"{P}/{B}/state", f"{P}/{B}/response/#", f"{P}/hn/+/+/event")
+    a.subscribe(f"{P}/{A}/cmd")
+    assert b.publish(f"{P}/{B}/event", b"b's event") in ACCEPTED
+    assert b.publish(f"{P}/{B}/state", b'{"online":true}') in ACCEPTED
+    assert b.publish(f"{P}/{B}/response/op", b"b's pong") in ACCEPTED
+    assert peers[OP].publish(f"{P}/{A}/cmd", b"marker") in ACCEPTED
+    assert a.next_message() == (f"{P}/{A}/cmd", b"marker")
+    assert a.messages.empty()
+
+
+def test_station_answers_in_its_own_response_namespace_and_the_operator_reads_it(peers: dict[str, Peer]) -> None:
+    a, op = peers[A], peers[OP]
+    op.subscribe(f"{P}/hn/+/+/response/#")
+    assert a.publish(f"{P}/{A}/response/op-hn/1", b"pong") in ACCEPTED
+    assert op.next_message() == (f"{P}/{A}/response/op-hn/1", b"pong")
+    assert a.publish(f"{P}/{A}/state/x", b"not a response") == NOT_AUTHORIZED

@@ -49,8 +49,8 @@ def test_a_healthy_station_passes_every_check(tmp_path):
         op.wait_state(lambda st: st["online"], 30)
         done = doctor(config, tmp_path, "--json")
         got = findings(done)
-        assert list(got) == ["service", "audio", "voice", "fallback", "broker", "clock", "disk", "permissions"]
-        for check in ("service", "voice", "fallback", "broker", "disk", "permissions"):
+        assert list(got) == ["service", "audio", "voice", "fallback", "broker", "clock", "disk", "permissions", "store"]
+        for check in ("service", "voice", "fallback", "broker", "disk", "permissions", "store"):
             assert got[check]["status"] == OK, got[check]
         assert got["audio"]["status"] == WARN and "no loudspeaker" in got["audio"]["detail"]
         assert got["clock"]["status"] in (OK, WARN)  # require_sync is off in test stations

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from loaxa.testing.broker import start_mosquitto
-from loaxa.testing.station import Province, StationProcess, station_config
+from loaxa.testing.station import Province, StationProcess, distinct_by_seq, station_config
 
 TEXT = "Xin chào bà con."
 
@@ -100,6 +100,54 @@ def test_a_full_disk_is_reported_and_the_held_bulletin_plays_once_space_returns(
         province.wait_for("after", "pong", 30)
         assert station.alive()
         assert station.control({"cmd": "status"})["health"] == []
+        assert station.log().count("station hue/phu-vang/loa-1 up") == 1, "the daemon restarted"
+    finally:
+        code = station.stop()
+        province.close()
+        broker.stop()
+    assert code == 0, station.log()
+
+
+def test_issue17_item1_a_store_deleted_on_a_full_disk_holds_commands_until_it_can_be_written_again(tmp_path, tiny_disk):
+    """The store deleted while the disk is full cannot be written again at once: commands are held, not lost."""
+    broker = start_mosquitto(tmp_path)
+    province = Province(broker.host, broker.port, client_id="province-disk-lost")
+    root = tmp_path / "station"
+    config = station_config(root, broker.port, f"wav:{tmp_path / 'aired'}", storage__dir=str(tiny_disk))
+    station = StationProcess(root, config).start()
+    try:
+        province.wait(lambda: any(s["online"] for s in province.states), 30, "online state")
+        province.send({"type": "ping", "id": "before"})
+        province.wait_for("before", "pong", 30)
+        filler = fill(tiny_disk)
+        for side in ("", "-wal", "-shm"):  # the daemon still holds them open: no space comes back
+            (tiny_disk / f"station.db{side}").unlink()
+
+        province.send({"type": "bulletin", "id": "held-1", "text": TEXT, "chime": False})
+        seen, faulted = wait_state(
+            province, lambda st: "was deleted while running" in (st["storage"]["fault"] or ""), 30, "the fault"
+        )
+        assert faulted["storage"]["fault"].startswith(
+            f"the station store file {tiny_disk}/station.db was deleted while running, and cannot be made again: "
+        )
+        assert faulted["online"]
+        faults = station.control({"cmd": "status"})["faults"]
+        assert any(f.startswith("inbox: the station store file") and "held for retry" in f for f in faults), faults
+        assert province.of("held-1") == []  # not stored, not acknowledged: held
+
+        filler.unlink()
+        province.wait_for("held-1", "finished", 90)
+        [incident] = [e for e in province.events if e["id"] is None and e["event"] == "failed"]
+        assert incident["detail"] == (
+            "storage: the store file was deleted while running; it was written again from the open copy, "
+            "nothing was lost"
+        )
+        assert province.of("held-1") == ["received", "started", "finished"]
+        seqs = [e["seq"] for e in distinct_by_seq(province.events)]
+        assert seqs == list(range(1, len(seqs) + 1)), "an event was lost"
+        assert incident["seq"] < seqs[-3], "the incident is told before the held command is received"
+        _, cleared = wait_state(province, lambda st: st["storage"]["fault"] is None, 30, "the fault cleared", seen)
+        assert cleared["storage"]["incident"]["history_lost"] is False
         assert station.log().count("station hue/phu-vang/loa-1 up") == 1, "the daemon restarted"
     finally:
         code = station.stop()

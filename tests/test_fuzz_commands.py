@@ -68,6 +68,7 @@ FIELDS = [
     "voice",
     "rate",
     "issued",
+    "to",
     "kid",
     "sig",
 ]
@@ -209,7 +210,8 @@ def check_one(rig: Rig, payload: bytes) -> str:
     except CommandError as exc:  # anything else fails the test
         refused = str(exc) or "refused"
     before, seq = rig.rows(), rig.last_seq()
-    rig.inbox.handle(payload, False, {"topic": "loaxa/v1/hue/phu-vang/loa-1/cmd"})
+    meta = {"topic": "loaxa/v1/hue/phu-vang/loa-1/cmd", "target": "hue/phu-vang/loa-1"}  # as the link gives it
+    rig.inbox.handle(payload, False, meta)
     events = rig.events_after(seq)
     if refused is None:
         # A higher rev of a bulletin already held is answered `superseded` (for the old rev), then `received`.

@@ -93,7 +93,12 @@ def test_issuer_over_its_rate_is_rejected_while_another_issuer_goes_on(tmp_path,
         # the limit is per issuer: a signed issuer still gets through, and plays
         now = datetime.now(UTC)
         operator.send(
-            sign({"type": "bulletin", "id": "r-5", "text": TEXT, "chime": False}, key, "province", issued=now)
+            sign(
+                {"type": "bulletin", "id": "r-5", "text": TEXT, "chime": False, "to": "hue/phu-vang/loa-1"},
+                key,
+                "province",
+                issued=now,
+            )
         )
         operator.wait_for("r-5", "finished", 60)
         assert operator.of("r-4") == ["rejected"]

@@ -152,3 +152,43 @@ def test_a_stalled_in_flight_window_is_counted_and_the_link_reconnects(tmp_path:
         link.stop()
         relay.close()
         broker.stop()
+
+
+def test_each_command_comes_with_the_target_its_topic_names(tmp_path: Path) -> None:
+    """Issue 17: the inbox checks a command's `to` against this, so the link must name it right."""
+    import queue
+
+    import paho.mqtt.client as mqtt
+
+    broker = start_mosquitto(tmp_path)
+    got: queue.Queue[dict] = queue.Queue()
+    settings = MqttSettings(host="127.0.0.1", port=broker.port, reconnect_max_s=1.0, keepalive_s=5)
+    topics = Topics(settings.prefix, "hn", "xa-a", "loa-1", ("flood",))
+    link = Link(settings, "t-link-target", topics.commands, None, lambda payload, retained, meta: got.put(meta))
+    sender = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    try:
+        link.start()
+        assert wait_for(lambda: link.status()["state"] == "connected"), link.status()
+        assert wait_for(lambda: link.connected.is_set())
+        sender.connect(broker.host, broker.port)
+        sender.loop_start()
+        # The subscriptions are made on connect, a moment after `connected`: probe until one answers.
+        for _ in range(50):
+            sender.publish(topics.commands[2], b"probe", qos=1).wait_for_publish(5)
+            try:
+                got.get(timeout=0.2)
+                break
+            except queue.Empty:
+                continue
+        expected = {"hn", "hn/xa-a", "hn/xa-a/loa-1", "hn/group/flood"}
+        for topic in topics.commands:
+            sender.publish(topic, b"{}", qos=1).wait_for_publish(5)
+        targets: set[str] = set()
+        while not expected <= targets:
+            targets.add(got.get(timeout=WAIT_S)["target"])  # a late probe adds hn/xa-a/loa-1 again
+        assert targets == expected
+    finally:
+        sender.loop_stop()
+        sender.disconnect()
+        link.stop()
+        broker.stop()

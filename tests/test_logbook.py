@@ -16,7 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -116,6 +116,17 @@ def make_day(root: Path) -> Day:
     d.at(12, 2, 30)
     d.ledger.end(d.play("live-1"), Outcome.FINISHED, "152.0 s on air, voice espeak:vi; live: 150.0 s from the input")
 
+    d.at(13, 0)  # a bulletin the commune approved before it aired
+    bulletin = validate_command({"type": "bulletin", "id": "duyet", "text": "Lịch cắt điện ngày mai."})
+    assert isinstance(bulletin, Bulletin)
+    now = datetime.fromtimestamp(d.now, TZ)
+    d.ledger.accept("tinh", bulletin, now, max_queue=100, first_slot=None, approval_until=now + timedelta(hours=2))
+    d.at(13, 20)
+    assert d.ledger.approve("chu-tich-xa", "duyet", datetime.fromtimestamp(d.now, TZ)).ok
+    assert d.ledger.start(d.play("duyet"))
+    d.at(13, 20, 30)
+    d.ledger.end(d.play("duyet"), Outcome.FINISHED, "30.0 s on air, voice espeak:vi")
+
     d.at(23, 0)  # the next day's bulletin is not in this day's book
     d.now += 3600
     d.accept("ubnd-xa", id="hom-sau", text="Ngày mai.")
@@ -155,7 +166,7 @@ def test_csv_on_standard_output_has_the_log_book_columns_in_vietnamese_and_every
         "Nguồn tin", "Mức độ", "Giọng đọc", "Kết quả", "Người duyệt",
     ]  # fmt: skip
     book = {row[4].split(" ")[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
-    assert list(book) == ["sang-1", "ghi-am", "tiep-song", "hop-thon", "lu-khan", "nham", "hong", "live-1"]
+    assert list(book) == ["sang-1", "ghi-am", "tiep-song", "hop-thon", "lu-khan", "nham", "hong", "live-1", "duyet"]
     assert "hom-sau" not in done.stdout  # the next day's
 
     first = book["sang-1"]
@@ -165,7 +176,7 @@ def test_csv_on_standard_output_has_the_log_book_columns_in_vietnamese_and_every
     assert first["Nội dung"] == "sang-1 (văn bản): Thông báo của ủy ban nhân dân xã …"
     assert (first["Nguồn tin"], first["Mức độ"], first["Giọng đọc"]) == ("ubnd-xa", "thường", "vi_VN-vais1000-medium")
     assert first["Kết quả"] == "phát xong"
-    assert first["Người duyệt"] == ""  # nothing records an approval yet
+    assert first["Người duyệt"] == ""  # it needed no approval
 
     assert book["ghi-am"]["Nội dung"] == "ghi-am (ghi âm): ban-tin-H-mong.mp3"
     assert (book["ghi-am"]["Mức độ"], book["ghi-am"]["Giọng đọc"]) == ("ưu tiên", "")
@@ -183,6 +194,8 @@ def test_csv_on_standard_output_has_the_log_book_columns_in_vietnamese_and_every
         "2:30",
     )
     assert (live["Mức độ"], live["Giọng đọc"], live["Kết quả"]) == ("ưu tiên", "", "phát xong")
+    approved = book["duyet"]
+    assert (approved["Bắt đầu"], approved["Người duyệt"]) == ("13:20:00", "chu-tich-xa 27/11 13:20")
     failed = book["hong"]
     assert failed["Kết quả"] == "lỗi: sha256 mismatch: expected bbbbbbbbbbbb…, got 0123456789ab…"
     assert (failed["Bắt đầu"], failed["Thời lượng"]) == ("", "")  # it never went on air
@@ -228,13 +241,13 @@ def test_xlsx_export_has_the_title_headers_and_entries(day, tmp_path):
     out = tmp_path / "so.xlsx"
     done = loaxa(day, "log", "--book", "--week", "2026-W48", "--output", str(out))
     assert done.returncode == 0, done.stderr
-    assert "9 entries" in done.stdout  # the whole week: the next day's bulletin, still on air, too
+    assert "10 entries" in done.stdout  # the whole week: the next day's bulletin, still on air, too
     sheet = load_workbook(out).active
     rows = [[c or "" for c in row] for row in sheet.iter_rows(values_only=True)]
     assert rows[0][0].startswith("SỔ NHẬT KÝ CHƯƠNG TRÌNH PHÁT THANH — hue/phu-vang/loa-1 — tuần 2026-W48")
     assert rows[1][:5] == ["Ngày", "Bắt đầu", "Kết thúc", "Thời lượng", "Nội dung"]
     ids = [r[4].split(" ")[0] for r in rows[2:]]
-    assert ids == ["sang-1", "ghi-am", "tiep-song", "hop-thon", "lu-khan", "nham", "hong", "live-1", "hom-sau"]
+    assert ids == ["sang-1", "ghi-am", "tiep-song", "hop-thon", "lu-khan", "nham", "hong", "live-1", "duyet", "hom-sau"]
     assert (rows[-1][0], rows[-1][8]) == ("28/11/2026", "đang phát")
 
 

@@ -37,6 +37,34 @@ def test_local_additions_need_no_code_change(tmp_path: Path) -> None:
     assert normalize("HTXDV") == "hát tê ích xì dê vê"
 
 
+def test_a_province_adds_entries_that_depend_on_their_neighbours(tmp_path: Path) -> None:
+    """Issue 16 item 4: context rules are data a province writes, not code."""
+    path = write(
+        tmp_path,
+        "TT:\n  say: thị trấn\n  before:\n    y tế: trung tâm\n    văn hóa: trung tâm\n"
+        "ĐX:\n  say: đề xuất\n  before_number: đường xã\n"
+        "KĐT:\n  say: khu đô thị\n  after:\n    dự án: khu đô thị mới\n",
+    )
+    lexicon = Lexicon.load(path)
+    assert normalize("TT Y tế huyện và TT Đức Thọ", lexicon=lexicon) == "trung tâm y tế huyện và thị trấn Đức Thọ"
+    assert normalize("tuyến ĐX.12, phiếu ĐX", lexicon=lexicon) == "tuyến đường xã mười hai, phiếu đề xuất"
+    assert normalize("dự án KĐT và KĐT Bắc", lexicon=lexicon) == "dự án khu đô thị mới và khu đô thị Bắc"
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("BCH:\n  say: ban chấp hành\n  beside: {quân sự: ban chỉ huy}\n", "unknown beside"),
+        ("BCH:\n  before: {quân sự: ban chỉ huy}\n", "needs 'say:'"),
+        ("BCH:\n  say: ban chấp hành\n  before: [quân sự]\n", "'before:' needs"),
+        ("ĐX:\n  say: đề xuất\n  before_number: 5\n", "'before_number:' needs"),
+    ],
+)
+def test_malformed_context_entry_names_the_problem(tmp_path: Path, text: str, complaint: str) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        Lexicon.load(write(tmp_path, text))
+
+
 def test_the_shipped_example_file_loads() -> None:
     lexicon = Lexicon.load(ROOT / "config" / "lexicon.local.yaml")
     assert len(lexicon) > len(Lexicon.load())

@@ -80,7 +80,11 @@ def test_normaliser_never_raises_on_any_text(text: str, dialect: str) -> None:
 
 
 BULLETIN_ALPHABET = st.sampled_from(
-    list("0123456789./,-:%°hgđ ") + ["UBND", "XV", "km", "m2", "Q.", "@", "thứ ", "tháng "]
+    list("0123456789./,-:%°hgđ ")
+    + ["UBND", "XV", "km", "m2", "Q.", "@", "thứ ", "tháng "]
+    # Round 2 (issue 16): dashes, footnotes, brackets, links, context words.
+    + list("–¹²[]()<>")
+    + ["số nhà ", "gọi ", "lần", "đồng", "F", "f", "ĐT", "BCH ", "http://", ".vn", "TT&TT"]
 )
 
 

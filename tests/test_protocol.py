@@ -8,7 +8,7 @@ import pytest
 
 from loaxa.errors import CommandError
 from loaxa.protocol import Bulletin, Cancel, Ping, parse_command
-from loaxa.topics import Topics
+from loaxa.topics import Topics, response_problem, target_of_topic
 
 
 def cmd(**fields) -> bytes:
@@ -78,3 +78,95 @@ def test_the_station_subscribes_to_every_topic_that_addresses_it():
     )
     assert t.state == "loaxa/v1/hue/phu-vang/loa-1/state"
     assert t.event == "loaxa/v1/hue/phu-vang/loa-1/event"
+
+
+# --- issue 17: duplicate keys, `to`, response topics ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "key"),
+    [
+        (b'{"type":"bulletin","id":"b","text":"Th\xc3\xb4ng b\xc3\xa1o","text":"S\xc6\xa1 t\xc3\xa1n"}', "'text'"),
+        (b'{"type":"bulletin","id":"b","id":"c","text":"x"}', "'id'"),
+        (b'{"type":"cancel","id":"b","type":"bulletin","text":"x"}', "'type'"),
+        (
+            b'{"type":"bulletin","id":"b","audio":{"url":"http://a/x","url":"http://b/y","sha256":"0"},"text":"x"}',
+            "'url'",
+        ),
+        (b'{"type":"bulletin","id":"b","text":"x","schedule":{"at":"2030-01-01T00:00:00+07:00","at":"x"}}', "'at'"),
+    ],
+)
+def test_a_key_given_twice_anywhere_is_rejected(payload: bytes, key: str) -> None:
+    """Issue 17 "duplicate keys": readers differ on which value wins, so neither is taken."""
+    with pytest.raises(CommandError) as err:
+        parse_command(payload)
+    assert str(err.value) == f"duplicate key {key} in the command (each key may appear once)"
+
+
+def test_a_duplicate_key_holding_a_newline_is_named_escaped() -> None:
+    with pytest.raises(CommandError) as err:
+        parse_command(b'{"type":"ping","id":"p","x\\nCRITICAL forged":1,"x\\nCRITICAL forged":2}')
+    assert "\n" not in str(err.value) and "'x\\nCRITICAL forged'" in str(err.value)
+
+
+@pytest.mark.parametrize("to", ["hue", "hue/phu-vang", "hue/phu-vang/loa-1", "hue/group/coastal"])
+def test_every_shape_of_to_parses_on_every_command(to: str) -> None:
+    for kind in ("cancel", "ping"):
+        assert parse_command(json.dumps({"type": kind, "id": "x", "to": to}).encode()).to == to
+    assert parse_command(cmd(to=to)).to == to
+
+
+@pytest.mark.parametrize("to", ["", "HUE", "hue/", "/hue", "hue//x", "hue/a/b/c", "hue/+/x", "hue/#", 7, ["hue"]])
+def test_a_to_that_names_no_target_is_rejected(to: object) -> None:
+    with pytest.raises(CommandError, match="to"):
+        parse_command(cmd(to=to))
+
+
+@pytest.mark.parametrize(
+    ("topic", "target"),
+    [
+        ("loaxa/v1/hue/cmd", "hue"),
+        ("loaxa/v1/hue/phu-vang/cmd", "hue/phu-vang"),
+        ("loaxa/v1/hue/phu-vang/loa-1/cmd", "hue/phu-vang/loa-1"),
+        ("loaxa/v1/hue/group/coastal/cmd", "hue/group/coastal"),
+        ("loaxa/v1/hue/phu-vang/loa-1/state", None),
+        ("other/hue/cmd", None),
+    ],
+)
+def test_the_target_a_command_topic_names(topic: str, target: str | None) -> None:
+    assert target_of_topic(topic, "loaxa/v1") == target
+
+
+ROOT = "loaxa/v1/hue/phu-vang/loa-1/response"
+
+
+@pytest.mark.parametrize("topic", [f"{ROOT}/op", f"{ROOT}/ha-noi-ops/7", f"{ROOT}/Đài tỉnh/1"])
+def test_a_response_topic_in_the_stations_namespace_is_allowed(topic: str) -> None:
+    assert response_problem(topic, ROOT) is None
+
+
+@pytest.mark.parametrize(
+    ("topic", "reason"),
+    [
+        ("loaxa/v1/hue/phu-vang/loa-1/state", "is not this station's to answer on"),
+        ("loaxa/v1/hue/phu-vang/loa-2/response/op", "is not this station's to answer on"),
+        (ROOT, "is not this station's to answer on"),
+        (f"{ROOT}/", "is not this station's to answer on"),
+        (f"{ROOT}//x", "is not this station's to answer on"),
+        (f"{ROOT}/+", "wildcard or a control character"),
+        (f"{ROOT}/#", "wildcard or a control character"),
+        ("#", "wildcard or a control character"),
+        (f"{ROOT}/a\nb", "wildcard or a control character"),
+        (f"{ROOT}/" + "x" * 300, "over the 256-character limit"),
+        ("", "response topic is empty"),
+    ],
+)
+def test_a_response_topic_elsewhere_is_refused_with_a_reason(topic: str, reason: str) -> None:
+    """Issue 17: a ping may not make the station publish on its own state topic, or on a filter."""
+    problem = response_problem(topic, ROOT)
+    assert problem is not None and reason in problem
+    assert "\n" not in problem
+
+
+def test_the_station_answers_under_its_own_response_level() -> None:
+    assert Topics("loaxa/v1", "hue", "phu-vang", "loa-1").response == ROOT

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from loaxa.protocol import Bulletin, validate_command
+from loaxa.store.identity import read_seen
 from loaxa.testing.year import DAY_S, SimulatedStation
 
 
@@ -33,6 +34,9 @@ def test_a_simulated_season_keeps_the_store_bounded_and_spares_what_is_still_nee
         assert max(sizes[20:]) <= 1.1 * max(sizes[:20])  # past the retention period the file stops growing
         assert [seq for seq, _ in sim.store.unsent_events()] == unsent
         assert [b.id for b in sim.ledger.scheduled_bulletins()] == ["weekly"]
+        # the journal of seen ids beside the store (issue 17) is pruned with the table, not kept for ever
+        journal = sorted(read_seen(sim.store.path))
+        assert journal == sorted(tuple(r) for r in sim.store.query("SELECT issuer, id, rev, at FROM seen"))
         assert sim.now > 40 * DAY_S
     finally:
         sim.close()

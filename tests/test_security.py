@@ -20,6 +20,7 @@ from loaxa.security import (
     RateLimiter,
     Verifier,
     canonical_json,
+    check_target,
     load_private_key,
     public_key_b64,
     save_private_key,
@@ -134,13 +135,51 @@ def test_bad_signature_rejected_even_when_signature_not_required() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("text", "Thông báo mất nước"), ("priority", "emergency"), ("id", "b-2"), ("rev", 2)],
+    [("text", "Thông báo mất nước"), ("priority", "emergency"), ("id", "b-2"), ("rev", 2), ("to", "hn")],
 )
 def test_tampered_field_breaks_signature(field: str, value: Any) -> None:
     signed = sign(bulletin(rev=1), KEY, "hn")
     signed[field] = value
     with pytest.raises(CommandError, match="bad signature"):
         verifier().check(signed, NOW)
+
+
+def test_retargeted_command_breaks_signature() -> None:
+    """Issue 17: `to` is signed, so a replay cannot be re-addressed by editing it."""
+    signed = sign(bulletin(to="hn/xa-a/st-a"), KEY, "hn")
+    assert verifier().check(signed, NOW) == "hn"
+    for other in ("hn", "hn/xa-b/st-b", "hn/group/flood"):
+        with pytest.raises(CommandError, match="bad signature"):
+            verifier().check({**signed, "to": other}, NOW)
+    with pytest.raises(CommandError, match="bad signature"):
+        verifier().check({k: v for k, v in signed.items() if k != "to"}, NOW)
+
+
+@pytest.mark.parametrize(
+    ("to", "arrived", "signed", "reason"),
+    [
+        (None, "hn/xa-a/st-a", True, "signed command has no 'to'"),
+        ("hn/xa-a/st-a", "hn", True, "'to' is 'hn/xa-a/st-a' but the command came on the topic of 'hn'"),
+        ("hn/xa-a/st-a", "hn/xa-b/st-b", True, "came on the topic of 'hn/xa-b/st-b'"),
+        ("hn/xa-a/st-a", "hn/xa-a", False, "came on the topic of 'hn/xa-a'"),
+        ("hn", None, False, "did not come on a command topic"),
+    ],
+)
+def test_a_command_for_another_target_is_rejected(
+    to: str | None, arrived: str | None, signed: bool, reason: str
+) -> None:
+    """Issue 17 "a signed command can be replayed to the whole province"."""
+    with pytest.raises(CommandError) as err:
+        check_target(to, arrived, signed=signed)
+    assert reason in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("to", "arrived", "signed"),
+    [("hn/xa-a/st-a", "hn/xa-a/st-a", True), ("hn/group/flood", "hn/group/flood", True), (None, "hn", False)],
+)
+def test_a_command_for_its_own_target_passes(to: str | None, arrived: str, signed: bool) -> None:
+    check_target(to, arrived, signed=signed)
 
 
 def test_added_field_breaks_signature() -> None:

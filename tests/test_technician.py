@@ -122,11 +122,12 @@ def test_ping_answers_on_the_event_topic_and_the_response_topic(setup):
     client.on_message = lambda c, u, m: replies.append((m.topic, m.properties.CorrelationData))
     host, port = operator.client.host, operator.client.port
     client.connect(host, port)
-    client.subscribe("ops/replies/1", qos=1)
+    reply_topic = f"{operator.base}/response/ops/1"  # the station's response namespace (issue 17)
+    client.subscribe(reply_topic, qos=1)
     client.loop_start()
     try:
         props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = "ops/replies/1"
+        props.ResponseTopic = reply_topic
         props.CorrelationData = b"corr-42"
         client.publish(
             f"{operator.base}/cmd", b'{"type":"ping","id":"ping-7"}', qos=1, properties=props
@@ -136,7 +137,7 @@ def test_ping_answers_on_the_event_topic_and_the_response_topic(setup):
         deadline = time.monotonic() + 10
         while not replies and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert replies == [("ops/replies/1", b"corr-42")]
+        assert replies == [(reply_topic, b"corr-42")]
     finally:
         client.loop_stop()
         client.disconnect()

@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 
 from loaxa.clock import HOLD_DETAIL as CLOCK_HOLD
 from loaxa.config import QuietHours
-from loaxa.states import Priority
+from loaxa.states import Approval, Priority
 from loaxa.store import Ledger, Play
 from loaxa.timing import in_quiet_hours, quiet_hours_end
 
 HELD_IN_QUIET_HOURS = Priority.NORMAL.rank  # and every rank after it
+AWAITING_APPROVAL = "awaiting approval"  # the `held` words of protocol 1.1
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class BroadcastQueue:
         held: list[Hold] = []
         for play in self.ledger.open_plays():  # one left on air by a player error is retried
             if play.due_at > now.timestamp():
+                continue
+            if play.approval is Approval.AWAITING:  # a scheduled slot of a bulletin the commune has not answered
+                held.append(Hold(play, "approval", AWAITING_APPROVAL))
                 continue
             if quiet and play.rank >= HELD_IN_QUIET_HOURS:
                 held.append(Hold(play, "quiet_hours", self._quiet_detail(now)))

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loaxa.errors import ConfigError
+from loaxa.states import Priority
 from loaxa.validation import UNKNOWN, describe_error
 
 SLUG = r"^[a-z0-9-]{1,40}$"
@@ -188,6 +189,40 @@ class SecuritySettings(_Section):
     max_download_mb: float = Field(default=50.0, gt=0.0)
 
 
+class ApprovalSettings(_Section):
+    """Commune approval (Thông tư 39): which bulletins wait for the commune's answer, and who may give it."""
+
+    required_for: tuple[Priority, ...] = ()  # priorities that wait; `emergency` never does
+    approvers: tuple[str, ...] = ()  # key ids (of security.issuers) whose signed approve/decline count
+    # Per issuer key id, the priorities that wait for its bulletins, instead of `required_for`
+    # (e.g. the commune's own key: [] so that its bulletins never wait).
+    issuers: dict[str, tuple[Priority, ...]] = {}
+    max_wait_h: float = Field(default=24.0, gt=0.0)  # unanswered this long (or past its `expires`): expired
+
+    @field_validator("required_for")
+    @classmethod
+    def _emergency_never_waits(cls, value: tuple[Priority, ...]) -> tuple[Priority, ...]:
+        return _without_emergency(value)
+
+    @field_validator("issuers")
+    @classmethod
+    def _emergency_never_waits_by_issuer(
+        cls, value: dict[str, tuple[Priority, ...]]
+    ) -> dict[str, tuple[Priority, ...]]:
+        for kid, priorities in value.items():
+            try:
+                _without_emergency(priorities)
+            except ValueError as exc:
+                raise ValueError(f"{kid}: {exc}") from None
+        return value
+
+
+def _without_emergency(priorities: tuple[Priority, ...]) -> tuple[Priority, ...]:
+    if Priority.EMERGENCY in priorities:
+        raise ValueError("emergency bulletins never wait for approval; remove 'emergency'")
+    return priorities
+
+
 class ControlSettings(_Section):
     socket: Path | None = None  # default: <storage.dir>/control.sock
 
@@ -214,6 +249,7 @@ class Settings(_Section):
     amplifier: AmplifierSettings = AmplifierSettings()
     clock: ClockSettings = ClockSettings()
     security: SecuritySettings = SecuritySettings()
+    approval: ApprovalSettings = ApprovalSettings()
     control: ControlSettings = ControlSettings()
     service: ServiceSettings = ServiceSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -231,6 +267,17 @@ class Settings(_Section):
     def _signature_needs_keys(self) -> Settings:
         if self.security.require_signature and not self.security.issuers:
             raise ValueError("security.require_signature is true but security.issuers is empty")
+        return self
+
+    @model_validator(mode="after")
+    def _approvers_have_keys(self) -> Settings:
+        known = {issuer.kid for issuer in self.security.issuers}
+        unknown = [kid for kid in self.approval.approvers if kid not in known]
+        if unknown:
+            raise ValueError(
+                f"approval.approvers: {', '.join(map(repr, unknown))} not among security.issuers "
+                "(an approval must be signed with a known key)"
+            )
         return self
 
     @model_validator(mode="after")

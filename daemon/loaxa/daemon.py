@@ -18,6 +18,7 @@ import logging
 import signal
 import threading
 
+from loaxa.approval import ApprovalPolicy
 from loaxa.archive import Archive, ArchivingSink
 from loaxa.broadcast_queue import BroadcastQueue
 from loaxa.clock import ClockGuard
@@ -118,6 +119,8 @@ class Station:
             stop_play=self.player.stop_play,
             respond=lambda topic, payload, correlation: self.link.respond(topic, payload, correlation),
             fetch_ahead=self.sources.fetch_ahead,
+            approval=ApprovalPolicy(s.approval),
+            response_root=self.topics.response,
         )
         self.state = StationState(
             settings=s,
@@ -128,6 +131,7 @@ class Station:
             last_command_at=lambda: self.inbox.last_command_at,
             audio_error=lambda: self.player.audio_error,
             amplifier_fault=lambda: self.amplifier.relay.fault,
+            storage=self.store.status,
         )
         client_id = f"loaxa-{s.station.province}-{s.station.commune}-{s.station.id}"
         will = (self.topics.state, compact_bytes(self.state(online=False)))

@@ -297,6 +297,14 @@ def check_permissions(settings: Settings, config_file: Path | None) -> Finding:
     )
 
 
+def check_store(settings: Settings) -> Finding:
+    """The station's store: its folder writable, the file intact and the one the station last wrote."""
+    from loaxa.store.examine import examine
+
+    verdict = examine(settings.storage.dir / "station.db", keep_s=settings.storage.keep_days * 86400)
+    return Finding("store", verdict.status, verdict.detail, verdict.fix)
+
+
 def _existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -368,6 +376,7 @@ def run_checks(
         ("clock", lambda: check_clock(settings)),
         ("disk", lambda: check_disk(settings)),
         ("permissions", lambda: check_permissions(settings, config_file)),
+        ("store", lambda: check_store(settings)),
     ]
     findings = []
     for name, check in checks:

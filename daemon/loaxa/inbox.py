@@ -29,13 +29,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from loaxa.content import Audio, Content
+from loaxa.approval import ApprovalPolicy
+from loaxa.config import ApprovalSettings
+from loaxa.content import Audio, Content, Parts
 from loaxa.errors import CommandError, ControlError, StoreError
-from loaxa.protocol import ID_PATTERN, Bulletin, Cancel, Ping, decode_payload, validate_command
+from loaxa.logsafe import shown
+from loaxa.protocol import ID_PATTERN, Approve, Bulletin, Cancel, Decline, Ping, decode_payload, validate_command
 from loaxa.schedule import Scheduler
-from loaxa.security import RateLimiter, Verifier
+from loaxa.security import RateLimiter, Verifier, check_target
 from loaxa.states import Event
-from loaxa.store import Accepted, Ledger
+from loaxa.store import Accepted, Answer, Ledger
+from loaxa.topics import response_problem
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,7 @@ IDLE_S = 5.0
 HOLD_MAX = 100  # the broker's in-flight window (20) bounds the QoS 1 commands held; this bounds the rest
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 10.0
+MAX_DETAIL = 2000  # characters of a `rejected` receipt's reason
 
 
 @dataclass
@@ -70,8 +75,9 @@ class _Local:
     """A technician's command, already valid; `done` gets what the store made of it."""
 
     issuer: str
-    command: Bulletin | Cancel
-    done: Future[Accepted | bool] = field(default_factory=Future)
+    command: Bulletin | Cancel | Approve | Decline
+    done: Future[Accepted | bool | Answer] = field(default_factory=Future)
+    at: datetime | None = None  # an approval's `--at`
 
 
 class Inbox(threading.Thread):
@@ -89,7 +95,10 @@ class Inbox(threading.Thread):
         stop_play: Callable[[str, str, str], bool],
         respond: Callable[[str, bytes, bytes | None], None],
         fetch_ahead: Callable[[Content], None] = lambda content: None,
+        approval: ApprovalPolicy | None = None,
+        response_root: str | None = None,
     ) -> None:
+        """`response_root`: the topic level MQTT 5 answers may go under (`Topics.response`); None: no answers."""
         super().__init__(name="inbox", daemon=True)
         self.ledger = ledger
         self.scheduler = scheduler
@@ -100,6 +109,8 @@ class Inbox(threading.Thread):
         self.stop_play = stop_play
         self.respond = respond
         self.fetch_ahead = fetch_ahead
+        self.approval = approval or ApprovalPolicy(ApprovalSettings())
+        self.response_root = response_root
         self.last_command_at: str | None = None
         self.heartbeat = time.monotonic()
         self.refused = 0  # commands the store could not take, since start
@@ -125,15 +136,18 @@ class Inbox(threading.Thread):
         try:
             self._queue.put(_Message(payload, retained, meta), timeout=PUT_TIMEOUT_S)
         except queue.Full:
-            log.error("inbox full; dropped a command on %s", meta.get("topic"))
+            log.error("inbox full; dropped a command on %s", shown(meta.get("topic")))
 
-    def local(self, issuer: str, command: Bulletin | Cancel) -> Future[Accepted | bool]:
-        """A technician's bulletin or cancel, applied by this thread like any command.
+    def local(
+        self, issuer: str, command: Bulletin | Cancel | Approve | Decline, at: datetime | None = None
+    ) -> Future[Accepted | bool | Answer]:
+        """A technician's bulletin, cancel, approve or decline, applied by this thread like any command.
 
         The future gives the store's answer: `Accepted` for a bulletin, whether
-        it was cancelled for a cancel.
+        it was cancelled for a cancel, an `Answer` for an approve or decline
+        (`issuer` is then who answered, in the receipt's words; `at` when to air).
         """
-        item = _Local(issuer, command)
+        item = _Local(issuer, command, at=at)
         try:
             self._queue.put(item, timeout=PUT_TIMEOUT_S)
         except queue.Full:
@@ -259,7 +273,10 @@ class Inbox(threading.Thread):
 
     def _apply_local(self, item: _Local) -> None:
         try:
-            item.done.set_result(self.apply(item.issuer, item.command))
+            if isinstance(item.command, (Approve, Decline)):
+                item.done.set_result(self.answer(item.issuer, item.command, datetime.now(UTC), item.at))
+            else:
+                item.done.set_result(self.apply(item.issuer, item.command))
         except StoreError as exc:  # the technician hears of it at once; nothing to redeliver it
             self.refused += 1
             self.ledger.store.refused_command()
@@ -287,20 +304,25 @@ class Inbox(threading.Thread):
         None when there is nothing to write (a retained command, ignored).
         """
         if retained:
-            log.warning("ignored a retained command on %s (commands must not be retained)", meta.get("topic"))
+            log.warning("ignored a retained command on %s (commands must not be retained)", shown(meta.get("topic")))
             return None
         now = datetime.now(UTC)
         self.last_command_at = now.isoformat(timespec="seconds")
         try:
             data = decode_payload(payload)
             issuer = self.verifier.check(data, now) or ""
+            self.ledger.store.check_issued(data)  # issued before the store was lost: maybe aired already
             command = validate_command(data)
+            check_target(command.to, meta.get("target"), signed=bool(issuer))
+            if isinstance(command, Ping):
+                self._check_response(meta)
             if not self.limiter.allow(issuer, time.monotonic()):
                 raise CommandError(f"too many commands from issuer {issuer or '(unsigned)'}; try again in a minute")
         except CommandError as exc:
-            log.info("rejected command: %s", exc)
+            # The reason quotes what arrived (a field name, a value): escaped, it cannot forge a log line.
+            detail = shown(exc, MAX_DETAIL)
+            log.info("rejected command: %s", detail)
             id, rev = _receipt_ids(payload)
-            detail = str(exc)
             return lambda: self.ledger.receipt(Event.REJECTED, id, rev, detail=detail)
         if isinstance(command, Ping):
             ping = command
@@ -308,8 +330,21 @@ class Inbox(threading.Thread):
         if isinstance(command, Cancel):
             cancel = command
             return lambda: self._cancel(issuer, cancel)
+        if isinstance(command, (Approve, Decline)):
+            return self._remote_answer(issuer, command, now)
         bulletin = command
         return lambda: self._bulletin(issuer, bulletin, now)
+
+    def _check_response(self, meta: dict[str, Any]) -> None:
+        """A ping's MQTT 5 response topic must lie in this station's response namespace."""
+        topic = meta.get("response_topic")
+        if not topic:
+            return
+        if self.response_root is None:
+            raise CommandError("this station answers on no response topic; the pong goes to its event topic")
+        problem = response_problem(topic, self.response_root)
+        if problem is not None:
+            raise CommandError(problem)
 
     def _ping(self, command: Ping, meta: dict[str, Any]) -> None:
         self.ledger.receipt(Event.PONG, command.id)
@@ -319,7 +354,8 @@ class Inbox(threading.Thread):
 
     def _bulletin(self, issuer: str, b: Bulletin, now: datetime) -> Accepted:
         first = self.scheduler.first_slot(b, now) if b.schedule is not None else None
-        accepted = self.ledger.accept(issuer, b, now, max_queue=self.max_queue, first_slot=first)
+        until = self.approval.deadline(now, b.expires_at) if self.approval.needs(issuer, b.priority) else None
+        accepted = self.ledger.accept(issuer, b, now, max_queue=self.max_queue, first_slot=first, approval_until=until)
         if not accepted.stored:
             return accepted
         if accepted.superseded_rev is not None:
@@ -327,7 +363,7 @@ class Inbox(threading.Thread):
             self.stop_play(issuer, b.id, "superseded")
         self.scheduler.added(issuer, b)
         content = b.content
-        if isinstance(content, Audio):  # on receipt, so that the player never waits on the network
+        if isinstance(content, (Audio, Parts)):  # on receipt, so that the player never waits on the network
             self.fetch_ahead(content)
         self.on_queued(b)
         return accepted
@@ -339,16 +375,43 @@ class Inbox(threading.Thread):
         self.stop_play(issuer, c.id, "cancelled")
         return True
 
+    # -- commune approval (protocol 1.1) ------------------------------------------
+    def _remote_answer(self, issuer: str, command: Approve | Decline, now: datetime) -> Callable[[], object]:
+        """An approve/decline over MQTT counts only from a key of `approval.approvers`."""
+        refusal = self.approval.refusal(issuer)
+        if refusal is not None:
+            log.info("rejected %s of %s: %s", command.type, command.id, refusal)
+            detail = f"cannot {command.type}: {refusal}"
+            return lambda: self.ledger.receipt(Event.REJECTED, command.id, detail=detail)
+        return lambda: self.answer(issuer, command, now, None)
+
+    def answer(self, by: str, command: Approve | Decline, now: datetime, at: datetime | None = None) -> Answer:
+        """Apply the commune's approve or decline from `by` (this thread's work; tests pass their own clock)."""
+        if isinstance(command, Approve):
+            answer = self.ledger.approve(by, command.id, now, at)
+        else:
+            answer = self.ledger.decline(by, command.id, command.reason, now)
+            for issuer in answer.issuers:  # approved and on air already: not one more sample
+                self.stop_play(issuer, command.id, "declined")
+        return answer  # an approved play wakes the player as every commit does
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its key/value pairs, duplicates kept."""
+
 
 def _receipt_ids(payload: bytes) -> tuple[str | None, int | None]:
-    """The command's id and rev for a receipt, when they can be read safely."""
+    """The command's id and rev for a receipt, when they can be read safely (and unambiguously)."""
     try:
-        data = json.loads(payload)
+        pairs = json.loads(payload, object_pairs_hook=_Pairs)
     except (ValueError, RecursionError, UnicodeDecodeError):
         return None, None
-    if not isinstance(data, dict):
+    if not isinstance(pairs, _Pairs):
         return None, None
-    id, rev = data.get("id"), data.get("rev")
+    ids = [value for key, value in pairs if key == "id"]
+    revs = [value for key, value in pairs if key == "rev"]
+    id = ids[0] if len(ids) == 1 else None  # two ids: no telling which one the receipt is for
+    rev = revs[0] if len(revs) == 1 else None
     id = id if isinstance(id, str) and re.match(ID_PATTERN, id) else None
     rev = rev if isinstance(rev, int) and not isinstance(rev, bool) and 1 <= rev <= 2**53 else None
     return id, rev

@@ -38,7 +38,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from loaxa.config import MqttSettings
+from loaxa.logsafe import shown
 from loaxa.mqttclient import make_client
+from loaxa.topics import target_of_topic
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +210,15 @@ class Link:
         props = Properties(PacketTypes.PUBLISH)
         if correlation:
             props.CorrelationData = correlation
-        if self.connected.is_set():
+        if not self.connected.is_set():
+            return
+        try:
             info = self.client.publish(topic, payload, qos=1, properties=props)
-            if info.rc == mqtt.MQTT_ERR_SUCCESS:
-                self._track(info)
+        except ValueError as exc:  # a topic paho will not publish on (the inbox checks them first)
+            log.warning("cannot answer on response topic %s: %s", shown(topic), exc)
+            return
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            self._track(info)
 
     # -- stalled in-flight window -------------------------------------------------
     def _track(self, info: mqtt.MQTTMessageInfo) -> None:
@@ -319,7 +326,12 @@ class Link:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         connection = self._connection
-        meta: dict[str, Any] = {"topic": msg.topic, "qos": msg.qos, "ack": lambda: self._ack(msg, connection)}
+        meta: dict[str, Any] = {
+            "topic": msg.topic,
+            "target": target_of_topic(msg.topic, self.settings.prefix),  # what a command's `to` must say
+            "qos": msg.qos,
+            "ack": lambda: self._ack(msg, connection),
+        }
         props = getattr(msg, "properties", None)
         if props is not None:
             meta["response_topic"] = getattr(props, "ResponseTopic", None)

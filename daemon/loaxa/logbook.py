@@ -58,9 +58,11 @@ ENDINGS = {  # play state (or `resumed`) -> (English, Vietnamese)
     "missed": ("missed", "bỏ lỡ"),
     "expired": ("expired", "hết hạn"),
     "superseded": ("superseded", "thay bằng bản mới"),
+    "declined": ("declined by the commune", "xã không duyệt"),
     "on_air": ("on air", "đang phát"),
 }
 FIRST_WORDS = 8
+WITH_WHY = ("failed", "missed", "expired", "declined")  # endings that carry the station's reason
 LOCAL, LOCAL_WORDS = "local", "tại đài"  # the technician's say, play and live, at the station itself
 # The player's `finished` detail names the voice that spoke: "12.3 s on air, voice NAME".
 _VOICE = re.compile(r"\bvoice (\S+?)(?:;|$|\s)")
@@ -105,7 +107,7 @@ class Entry:
         words = vietnamese if lang == "vi" else english
         if self.interrupted and key != "resumed":
             words += f" (bị ngắt {self.interrupted} lần)" if lang == "vi" else f" (interrupted {self.interrupted}×)"
-        return f"{words}: {self.why}" if self.why and self.state in ("failed", "missed", "expired") else words
+        return f"{words}: {self.why}" if self.why and self.state in WITH_WHY else words
 
     def cells(self, lang: Lang = "vi") -> dict[str, str]:
         """The entry in the log book's columns, as text."""
@@ -224,16 +226,22 @@ def entry_of(row: sqlite3.Row, tz: ZoneInfo) -> Entry:
         voice=voice[1] if voice else (str(body.get("voice") or "") if spoken else ""),
         state=row["state"],
         interrupted=int(row["interrupted"]) if "interrupted" in keys else 0,
-        why=detail if row["state"] in ("failed", "missed", "expired") else None,
+        why=detail if row["state"] in WITH_WHY else None,
         approved_by=approved_by,
-        approved_at=approved_at,
+        approved_at=approved_at.astimezone(tz) if approved_at else None,
     )
 
 
 def approval_of(row: sqlite3.Row, keys: set[str]) -> tuple[str | None, datetime | None]:
-    """Who approved the bulletin and when, from the columns the store has for it (none: not approved)."""
-    who = row["approved_by"] if "approved_by" in keys else None
-    when = row["approved_at"] if "approved_at" in keys else None
+    """Who approved the bulletin and when (the bulletin's `approval`, `approval_by`, `approval_at`).
+
+    None when it needed no approval, or was not approved (a declined one's
+    play says `declined` in the ending instead).
+    """
+    if "approval" not in keys or row["approval"] != "approved":
+        return None, None
+    who = row["approval_by"] if "approval_by" in keys else None
+    when = row["approval_at"] if "approval_at" in keys else None
     if isinstance(when, (int, float)):
         return who, datetime.fromtimestamp(when, UTC)
     if isinstance(when, str) and when:

@@ -13,17 +13,29 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from loaxa.content import Content, check_content, content_of
+from loaxa.content import MAX_TEXT, Content, check_content, content_of
 from loaxa.errors import CommandError
 from loaxa.states import PRIORITIES, Event, Priority
 from loaxa.timing import parse_instant, parse_schedule
 from loaxa.validation import describe_error, error_key
 
 VERSION = "v1"
-MAX_TEXT = 20_000
 MAX_PAYLOAD = 64 * 1024
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
-__all__ = ["PRIORITIES", "Bulletin", "Cancel", "Ping", "parse_command", "validate_command", "event"]
+# `to` (1.1): the target the issuer meant, as the command topic names it: P, P/C, P/C/S or P/group/G.
+TO_PATTERN = r"^[a-z0-9-]{1,40}(/[a-z0-9-]{1,40}){0,2}$"
+__all__ = [
+    "MAX_TEXT",
+    "PRIORITIES",
+    "Approve",
+    "Bulletin",
+    "Cancel",
+    "Decline",
+    "Ping",
+    "parse_command",
+    "validate_command",
+    "event",
+]
 
 
 def _time_field(value: Any, info: ValidationInfo) -> Any:
@@ -37,6 +49,7 @@ class _Command(BaseModel):
 
     id: str = Field(pattern=ID_PATTERN)
     issued: str | None = None
+    to: str | None = Field(default=None, pattern=TO_PATTERN)
     kid: str | None = Field(default=None, min_length=1, max_length=64)
     sig: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -56,6 +69,7 @@ class Bulletin(_Command):
     text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
     audio: dict[str, Any] | None = None
     stream: dict[str, Any] | None = None
+    parts: list[Any] | None = None  # protocol 1.1: checked by `content.validate_parts_spec`
     schedule: dict[str, Any] | None = None
     repeat: int = Field(default=1, ge=1, le=10)
     gap_s: float = Field(default=3.0, ge=0.0, le=600.0)
@@ -77,7 +91,7 @@ class Bulletin(_Command):
     @model_validator(mode="after")
     def _rules(self) -> Bulletin:
         """One content, and nested objects that keep their rules (CommandError says which)."""
-        check_content(self.model_dump(include={"text", "audio", "stream"}))
+        check_content(self.model_dump(include={"text", "audio", "stream", "parts"}))
         if self.schedule is not None:
             parse_schedule(self.schedule)
         return self
@@ -88,7 +102,7 @@ class Bulletin(_Command):
 
     @property
     def content(self) -> Content:
-        return content_of(self.model_dump(include={"text", "audio", "stream", "voice", "rate"}))
+        return content_of(self.model_dump(include={"text", "audio", "stream", "parts", "voice", "rate"}))
 
 
 class Cancel(_Command):
@@ -99,7 +113,30 @@ class Ping(_Command):
     type: Literal["ping"]
 
 
-def parse_command(payload: bytes) -> Bulletin | Cancel | Ping:
+class Approve(_Command):
+    """Protocol 1.1: the commune's yes to a bulletin awaiting approval."""
+
+    type: Literal["approve"]
+
+
+class Decline(_Command):
+    """Protocol 1.1: the commune's no, with its reason (which the `declined` receipt carries)."""
+
+    type: Literal["decline"]
+    reason: str = Field(min_length=1, max_length=500)
+
+    @field_validator("reason")
+    @classmethod
+    def _said(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty")
+        return value.strip()
+
+
+Command = Bulletin | Cancel | Ping | Approve | Decline
+
+
+def parse_command(payload: bytes) -> Command:
     """Decode and validate one command; `CommandError` says what is wrong."""
     return validate_command(decode_payload(payload))
 
@@ -112,7 +149,9 @@ def decode_payload(payload: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise CommandError(f"payload is not UTF-8 (byte {exc.start})") from None
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except CommandError:
+        raise
     except (ValueError, RecursionError) as exc:
         raise CommandError(f"payload is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -120,12 +159,18 @@ def decode_payload(payload: bytes) -> dict[str, Any]:
     return data
 
 
-def validate_command(data: dict[str, Any]) -> Bulletin | Cancel | Ping:
+def validate_command(data: dict[str, Any]) -> Command:
     kind = data.get("type")
-    models: dict[str, type[Bulletin | Cancel | Ping]] = {"bulletin": Bulletin, "cancel": Cancel, "ping": Ping}
+    models: dict[str, type[Command]] = {
+        "bulletin": Bulletin,
+        "cancel": Cancel,
+        "ping": Ping,
+        "approve": Approve,
+        "decline": Decline,
+    }
     model = models.get(kind) if isinstance(kind, str) else None
     if model is None:
-        known = "bulletin, cancel, ping"
+        known = ", ".join(models)
         raise CommandError(
             f"unknown command type {kind!r} (expected one of {known})" if kind is not None else "missing field: type"
         )
@@ -146,6 +191,21 @@ def _describe(err: Any) -> str:
     return describe_error(
         err, top="command", bare_top=True, missing="missing field: {key}", unknown="unknown field: {key}"
     )
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when a key appears twice: readers differ on which value wins.
+
+    Python keeps the last, other tools and people reading the raw text the
+    first; a signed command with two `text` keys would verify and air the
+    one nobody looked at.
+    """
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise CommandError(f"duplicate key {key[:64]!r} in the command (each key may appear once)")
+        data[key] = value
+    return data
 
 
 def _no_constant(name: str) -> Any:

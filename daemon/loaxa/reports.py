@@ -9,7 +9,10 @@ A broker that stops acknowledging while the link stays up is a stalled link:
 the reporter asks `Link.check_stall()` on every round, which reconnects, and
 resends after a stall what was not acknowledged. `problem()` tells the health
 check when nothing was delivered for long while connected and events wait.
-The state carries the store's fault too: its publish needs no disk.
+The state carries the store's fault and its last incident too: its
+publish needs no disk. Each round also has the store look at its file
+(`Store.check`), so a store deleted or replaced under the daemon is noticed
+within seconds even when nothing is written.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class Reporter(threading.Thread):
         self._pending: dict[int, Any] = {}  # seq -> paho's MQTTMessageInfo, published and not yet acknowledged
         self._acked: set[int] = set()  # acknowledged, not yet marked sent in the store (its write failed)
         self._marking_failed = False
+        self._store_error: str | None = None  # the last failure of the store's check, logged once
         self._waiting = False  # events waited in the outbox at the last round
         self._delivered_at = time.monotonic()  # last time the outbox made progress or had nothing to send
         self.wake = store.listen()
@@ -87,6 +91,7 @@ class Reporter(threading.Thread):
                 self._prune()
             self.wake.wait(IDLE_WAIT_S)
             self.wake.clear()
+            self._check_store()
             if not self.link.connected.is_set():
                 self._delivered_at = time.monotonic()  # offline is the link's to report, not a delivery fault
                 continue
@@ -117,9 +122,22 @@ class Reporter(threading.Thread):
         if any(gone.values()):
             log.info("pruned from the store: %s", ", ".join(f"{n} {what}" for what, n in gone.items() if n))
 
+    def _check_store(self) -> None:
+        """The store's file is still the store (it looks every few seconds): a lost one is made again."""
+        try:
+            self.store.check()
+        except StoreError as exc:  # said in the state's storage.fault; retried next round, logged once
+            if str(exc) != self._store_error:
+                log.warning("%s", exc)
+            self._store_error = str(exc)
+            return
+        except Exception:
+            log.exception("checking the store failed; will retry")
+        self._store_error = None
+
     def compose(self) -> dict[str, Any]:
-        """The state to publish: the station's, and the store's fault (known without touching the disk)."""
-        return {**self.state(), "storage": self.store.status()}
+        """The state to publish (its `storage` is known without touching the disk)."""
+        return self.state()
 
     def _send_batch(self) -> bool:
         """Publish the next events in order, mark what the broker acknowledged; True when more may follow."""
@@ -204,6 +222,7 @@ class StationState:
         last_command_at: Callable[[], str | None],
         audio_error: Callable[[], str | None],
         amplifier_fault: Callable[[], str | None],
+        storage: Callable[[], dict[str, Any]] = lambda: {"fault": None},
     ) -> None:
         self.settings = settings
         self.voice = voice
@@ -213,6 +232,7 @@ class StationState:
         self.last_command_at = last_command_at
         self.audio_error = audio_error
         self.amplifier_fault = amplifier_fault
+        self.storage = storage
         self.link: Callable[[], dict[str, Any]] | None = None  # set once the link exists
         self.archive: Callable[[], dict[str, Any]] | None = None  # the on-air archive's status, when enabled
         self.started = time.monotonic()
@@ -235,4 +255,5 @@ class StationState:
             "amplifier": {"backend": s.amplifier.backend, "fault": self.amplifier_fault()},
             "link": self.link() if self.link is not None else None,
             "archive": self.archive() if self.archive is not None else {"enabled": False},
+            "storage": self.storage(),
         }

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from loaxa.clock import HOLD_DETAIL as CLOCK_HOLD
 from loaxa.errors import CommandError
 from loaxa.protocol import Bulletin
-from loaxa.states import Event
+from loaxa.states import Approval, Event
 from loaxa.store import Ledger, StoredBulletin, Txn
 from loaxa.timing import check_schedule, classify_late, next_occurrence, occurrences, parse_instant, parse_schedule
 
@@ -79,15 +79,17 @@ class Scheduler:
         return next_occurrence(schedule, self.tz, now - timedelta(seconds=self.grace_s))
 
     def added(self, issuer: str, bulletin: Bulletin) -> None:
-        """After the commit: account for the new bulletin's slots, voice it ahead, and wake the timer if sooner."""
-        if bulletin.schedule is None:
-            return
-        try:
-            self.prepare(bulletin.model_dump(exclude_none=True))
-        except Exception:  # voicing ahead is an optimisation; the slot is voiced on air
-            log.exception("cannot voice %s ahead", bulletin.id)
-        self._catch_up(lambda t, now: _only(t.bulletin(issuer, bulletin.id), now))
-        next_at = self.ledger.next_at(issuer, bulletin.id)
+        """After the commit: account for the new bulletin's slots, voice it ahead, and wake the timer if sooner.
+
+        A bulletin without a schedule has a `next_at` only while it awaits approval: its deadline.
+        """
+        if bulletin.schedule is not None:
+            try:
+                self.prepare(bulletin.model_dump(exclude_none=True))
+            except Exception:  # voicing ahead is an optimisation; the slot is voiced on air
+                log.exception("cannot voice %s ahead", bulletin.id)
+            self._catch_up(lambda t, now: _only(t.bulletin(issuer, bulletin.id), now))
+        next_at = self.ledger.next_at(issuer, bulletin.id)  # one awaiting approval: its deadline
         if next_at is not None and next_at - self.warmup_s < self._armed_at:
             self._wake.set()  # the timer sleeps past this bulletin's slot (or its pre-warm): it re-plans
 
@@ -180,6 +182,8 @@ class Scheduler:
         return False
 
     def _catch_up_one(self, t: Txn, b: StoredBulletin, now: datetime) -> bool:
+        if b.approval is Approval.AWAITING and _unanswered(t, b, now):
+            return False
         schedule = check_schedule(b.body.get("schedule"))
         expires = parse_instant(b.body["expires"], "expires") if b.body.get("expires") else None
         since = datetime.fromtimestamp(b.fired_until or b.received_at, UTC)
@@ -201,6 +205,8 @@ class Scheduler:
         wake = following
         if expires is not None and following is not None:
             wake = min(following, expires + _AFTER_EXPIRY)
+        if b.approval is Approval.AWAITING and b.approval_until is not None and wake is not None:
+            wake = min(wake, datetime.fromtimestamp(b.approval_until, UTC))  # unanswered by then: expired
         t.fired_until(b, now, next_at=wake)
         if expires is not None and now > expires:
             t.expire(b)
@@ -266,6 +272,22 @@ class Scheduler:
             self._prewarmed = slot
             self.prewarm()
         return float("inf")
+
+
+def _unanswered(t: Txn, b: StoredBulletin, now: datetime) -> bool:
+    """A bulletin awaiting approval past its deadline expires; True when this one did (or is not scheduled).
+
+    One without a schedule is here only for its deadline (its `next_at`):
+    if woken early, it is looked at again then.
+    """
+    if b.approval_until is not None and now.timestamp() >= b.approval_until:
+        t.unanswered(b)
+        return True
+    if b.body.get("schedule") is None:
+        until = datetime.fromtimestamp(b.approval_until, UTC) if b.approval_until is not None else None
+        t.fired_until(b, now, next_at=until)
+        return True
+    return False
 
 
 def _only(b: StoredBulletin | None, now: datetime) -> list[StoredBulletin]:

@@ -7,7 +7,9 @@ itself signed; `sig` is the standard base64 of the 64-byte Ed25519 signature.
 
 The station verifies every signed command, whatever `require_signature`
 says: a bad signature is never "good enough". Replay of an (id, rev) is the
-store's business; here only the `issued` time is held to the window.
+store's business; here only the `issued` time is held to the window, and
+(`check_target`) the signed `to` to the topic the command came on, so that a
+signature made for one station is no good anywhere else.
 """
 
 from __future__ import annotations
@@ -286,6 +288,30 @@ class Verifier:
                 f"±{self.replay_window.total_seconds():g} s (a replay, or a clock is wrong)"
             )
         return kid
+
+
+# --- the target ----------------------------------------------------------------
+
+
+def check_target(to: str | None, arrived: str | None, *, signed: bool) -> None:
+    """A command's `to` against the target of the topic it `arrived` on (`loaxa.topics.target_of`).
+
+    `to` is what the issuer meant (and, signed, what it signed); the topic is
+    where the command was sent. A signed command must say `to`, or its
+    signature, made for one station, would be good on the province topic and
+    on every other station's. An unsigned one may leave it out.
+    """
+    if to is None:
+        if signed:
+            raise CommandError(
+                "signed command has no 'to': it must name its target (P, P/C, P/C/S or P/group/G) "
+                "so that it cannot be replayed to other stations"
+            )
+        return
+    if arrived is None:
+        raise CommandError(f"'to' is {to!r} but the command did not come on a command topic")
+    if to != arrived:
+        raise CommandError(f"'to' is {to!r} but the command came on the topic of {arrived!r} (a replay elsewhere?)")
 
 
 # --- rate limit -----------------------------------------------------------------

@@ -42,6 +42,15 @@ class BulletinState(StrEnum):
     CANCELLED = "cancelled"
     SUPERSEDED = "superseded"
     EXPIRED = "expired"
+    DECLINED = "declined"  # the commune said no: terminal, as `cancelled`
+
+
+class Approval(StrEnum):
+    """The commune's answer to a bulletin that needs it (protocol 1.1); none is stored when none is needed."""
+
+    AWAITING = "awaiting"
+    APPROVED = "approved"
+    DECLINED = "declined"
 
 
 class PlayState(StrEnum):
@@ -55,6 +64,7 @@ class PlayState(StrEnum):
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     SUPERSEDED = "superseded"
+    DECLINED = "declined"  # closed like `cancelled`: a start checks the state and finds it closed
 
     @property
     def terminal(self) -> bool:
@@ -83,6 +93,9 @@ class Event(StrEnum):
     SUPERSEDED = "superseded"
     PONG = "pong"
     HELD = "held"  # protocol 1.1: due, but waiting, and why
+    AWAITING_APPROVAL = "awaiting_approval"  # protocol 1.1: stored, airs once the commune approves
+    APPROVED = "approved"
+    DECLINED = "declined"
 
 
 class Outcome(StrEnum):
@@ -92,6 +105,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     SUPERSEDED = "superseded"
+    DECLINED = "declined"
     PREEMPTED = "preempted"
     AUDIO_ERROR = "audio_error"
     SHUTDOWN = "shutdown"

@@ -14,16 +14,18 @@ from concurrent.futures import Future, TimeoutError
 from pathlib import Path
 from typing import Any
 
+from loaxa.approval import LOCAL_ISSUER, TECHNICIAN
 from loaxa.broadcast_queue import BroadcastQueue
+from loaxa.content import resume_point
 from loaxa.errors import ControlError
 from loaxa.inbox import Inbox
-from loaxa.protocol import Bulletin, Cancel, validate_command
+from loaxa.protocol import Approve, Bulletin, Cancel, Decline, validate_command
 from loaxa.schedule import Scheduler
 from loaxa.sources.registry import AudioSource
 from loaxa.states import PlayState, Priority
-from loaxa.store import Accepted, Ledger
+from loaxa.store import Accepted, Answer, Ledger, StoredBulletin
+from loaxa.timing import parse_instant
 
-LOCAL_ISSUER = "local"  # technicians' `say` and `play` through the control socket
 ANSWER_TIMEOUT_S = 10.0  # the inbox answers within this, or the station is wedged
 DEFAULT_WAIT_S = 600.0
 
@@ -62,13 +64,24 @@ class Technician:
             return self._air_now(request)
         if cmd == "cancel":
             return self._cancel(str(request.get("id", "")))
+        if cmd == "pending":
+            return {"ok": True, "pending": [pending_row(b) for b in self.ledger.awaiting()]}
+        if cmd in ("approve", "decline"):
+            return self._reply(request)
         if cmd == "live" and self.live is not None:
             return self.live(request)
         raise ControlError(f"unknown control request {cmd!r}")
 
     def _plays(self) -> list[dict[str, Any]]:
         return [
-            {"id": p.id, "priority": p.priority, "state": p.state, "occurrence": p.occurrence, "sentence": p.sentence}
+            {
+                "id": p.id,
+                "priority": p.priority,
+                "state": p.state,
+                "occurrence": p.occurrence,
+                "sentence": p.sentence,
+                "resume": resume_point(p.body, p.sentence),  # `sentence 3`, or `part 2, sentence 1`
+            }
             for p in self.ledger.open_plays()
         ]
 
@@ -82,6 +95,20 @@ class Technician:
         for issuer in issuers:
             _answer(self.inbox.local(issuer, cancel))
         return {"ok": True, "id": id, "issuers": issuers}
+
+    def _reply(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The commune's answer given at the station: the same store step and receipts as over MQTT."""
+        fields: dict[str, Any] = {"type": request["cmd"], "id": str(request.get("id", ""))}
+        if request["cmd"] == "decline":
+            fields["reason"] = str(request.get("reason", ""))
+        command = validate_command(fields)
+        assert isinstance(command, (Approve, Decline))
+        at = parse_instant(request["at"], "--at") if request.get("at") else None
+        answer = _answer(self.inbox.local(TECHNICIAN, command, at=at))
+        assert isinstance(answer, Answer)
+        if not answer.ok:
+            raise ControlError(f"cannot {request['cmd']} {command.id}: {answer.detail}")
+        return {"ok": True, "id": command.id, "detail": answer.detail, "issuers": list(answer.issuers)}
 
     def _air_now(self, request: dict[str, Any]) -> dict[str, Any]:
         bid = f"{request['cmd']}-{uuid.uuid4().hex[:12]}"
@@ -117,11 +144,39 @@ class Technician:
         }
 
 
-def _answer(future: Future[Accepted | bool]) -> Accepted | bool:
+def _answer(future: Future[Accepted | bool | Answer]) -> Accepted | bool | Answer:
     try:
         return future.result(ANSWER_TIMEOUT_S)
     except TimeoutError:
         raise ControlError(f"the station did not take the command within {ANSWER_TIMEOUT_S:g} s") from None
+
+
+def pending_row(b: StoredBulletin) -> dict[str, Any]:
+    """One bulletin awaiting approval, as `loaxa pending` shows it."""
+    return {
+        "id": b.id,
+        "issuer": b.issuer or "(unsigned)",
+        "priority": b.priority,
+        "kind": _kind(b.body),
+        "preview": preview(b.body),
+        "received_at": b.received_at,
+        "deadline": b.approval_until,
+        "schedule": b.body.get("schedule"),
+    }
+
+
+def _kind(body: dict[str, Any]) -> str:
+    return next((k for k in ("text", "audio", "stream", "parts") if body.get(k) is not None), "?")
+
+
+def preview(body: dict[str, Any], chars: int = 60) -> str:
+    """The first words of a bulletin's text (its first text part), or what it is when it has none."""
+    texts = [body.get("text")] + [p.get("text") for p in body.get("parts") or []]
+    text = next((t for t in texts if t), None)
+    if text is None:
+        return "(recorded audio)" if body.get("audio") or body.get("parts") else "(stream relay)"
+    words = " ".join(text.split())
+    return words if len(words) <= chars else words[: chars - 1].rsplit(" ", 1)[0] + "…"
 
 
 def faults(state: dict[str, Any]) -> list[str]:

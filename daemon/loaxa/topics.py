@@ -5,6 +5,10 @@
     {prefix}/{province}/{commune}/{station}/cmd  one station
     {prefix}/{province}/group/{group}/cmd        the stations of a group
     {prefix}/{province}/{commune}/{station}/state|event
+    {prefix}/{province}/{commune}/{station}/response/...  MQTT 5 answers (ping)
+
+A command's `to` (protocol 1.1) is its command topic without the prefix and
+`/cmd`: `P`, `P/C`, `P/C/S` or `P/group/G` (`target_of`).
 
 Builders take `ANY` (`+`) for a level, so the subscription filters of the
 operator tools and the broker ACL patterns are the same shapes as the
@@ -20,6 +24,9 @@ from typing import Literal
 
 SLUG = re.compile(r"^[a-z0-9-]{1,40}$")
 ANY = "+"  # one topic level, in a subscription filter or an ACL line
+REST = "#"  # every level below, in a filter or an ACL line
+RESPONSE = "response"
+MAX_RESPONSE_TOPIC = 256  # characters; a requester needs a few levels, not a novel
 GROUP = "group"
 Scope = Literal["province", "commune", "station", "group"]
 Kind = Literal["cmd", "state", "event"]
@@ -71,13 +78,60 @@ def province_reports(prefix: str, province: str, *, states: bool = True, events:
     return tuple(station_topic(prefix, province, ANY, ANY, k) for k in kinds)
 
 
+def response_root(prefix: str, province: str, commune: str, station: str) -> str:
+    """The level under which a station may answer MQTT 5 requests: `{prefix}/{p}/{c}/{s}/response`."""
+    return f"{prefix}/{province}/{commune}/{station}/{RESPONSE}"
+
+
+def province_responses(prefix: str, province: str) -> str:
+    """The filter matching every station's response namespace in a province (what its operator may read)."""
+    return f"{response_root(prefix, province, ANY, ANY)}/{REST}"
+
+
+def response_problem(topic: str, root: str) -> str | None:
+    """Why a requester's response topic is not one the station answers on; None when it is.
+
+    Allowed: `root/` followed by one or more non-empty levels without
+    wildcards, at most `MAX_RESPONSE_TOPIC` characters in all. Anything else
+    (the station's own `state`, another station's topics, a filter) is refused
+    before a byte is published.
+    """
+    where = f"must be under {root}/ (one or more levels, no wildcards)"
+    if not isinstance(topic, str) or not topic:
+        return f"response topic is empty; it {where}"
+    if len(topic) > MAX_RESPONSE_TOPIC:
+        return f"response topic is {len(topic)} characters, over the {MAX_RESPONSE_TOPIC}-character limit"
+    if any(c in topic for c in "+#") or any(not c.isprintable() for c in topic):
+        return f"response topic {topic!r} holds a wildcard or a control character; it {where}"
+    rest = topic.removeprefix(root + "/")
+    if rest == topic or not rest or any(not level for level in rest.split("/")):
+        return f"response topic {topic!r} is not this station's to answer on; it {where}"
+    return None
+
+
+def target_of(address: Address) -> str:
+    """The `to` that names the stations a command topic reaches: `p`, `p/c`, `p/c/s` or `p/group/g`."""
+    if address.scope == "group":
+        return f"{address.parts[0]}/{GROUP}/{address.parts[1]}"
+    return address.path
+
+
+def target_of_topic(topic: str, prefix: str) -> str | None:
+    """`target_of` the command topic `topic`; None when it is not a command topic under `prefix`."""
+    address = parse_topic(topic, prefix)
+    if address is None or address.kind != "cmd":
+        return None
+    return target_of(address)
+
+
 class Topics:
-    """The topics one station subscribes to (`commands`) and publishes on (`state`, `event`)."""
+    """The topics one station subscribes to (`commands`) and publishes on (`state`, `event`, `response`)."""
 
     def __init__(self, prefix: str, province: str, commune: str, station: str, groups: tuple[str, ...] = ()):
         self.prefix = prefix
         self.state = station_topic(prefix, province, commune, station, "state")
         self.event = station_topic(prefix, province, commune, station, "event")
+        self.response = response_root(prefix, province, commune, station)
         self.commands = station_commands(prefix, province, commune, station, groups)
 
 

@@ -4,6 +4,7 @@ loaxa publish --province hn --text "..." --priority high
 loaxa publish --commune hn/ba-vi --daily 05:30,17:00 --days mon,wed,fri --file bulletin.json
 loaxa publish --group hn/flood --audio-url https://… --sha256 … --expires +6h --key issuer.key
 loaxa publish --province hn --cancel b-20250914-storm
+loaxa publish --commune hn/ba-vi --part-text "..." --part-audio https://…/hmong.mp3 --sha256 …
 """
 
 from __future__ import annotations
@@ -32,12 +33,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and show which stations received, started and finished it.",
     )
     add_target_args(p)
-    what = p.add_argument_group("content (exactly one)").add_mutually_exclusive_group(required=True)
+    group = p.add_argument_group("content (exactly one)")
+    what = group.add_mutually_exclusive_group()
     what.add_argument("--text", help="Vietnamese text to read")
     what.add_argument("--file", type=Path, help="a bulletin command as JSON (options below override its fields)")
     what.add_argument("--audio-url", help="a recorded file (WAV, MP3, OGG) to play; needs --sha256")
     what.add_argument("--cancel", metavar="ID", help="cancel bulletin ID instead of sending one")
-    p.add_argument("--sha256", help="SHA-256 (hex) of the --audio-url file")
+    group.add_argument(
+        "--part-text", dest="parts", action=_Part, metavar="TEXT", help="a part read by the voice (repeat, in order)"
+    )
+    group.add_argument(
+        "--part-audio",
+        dest="parts",
+        action=_Part,
+        metavar="URL",
+        help="a recorded part (repeat, in order, each followed by its --sha256): parts air in one session",
+    )
+    p.add_argument(
+        "--sha256", action=_Sha, help="SHA-256 (hex) of the --audio-url file, or of the --part-audio before it"
+    )
     p.add_argument("--id", help="bulletin id (default: generated from the time)")
     p.add_argument("--rev", type=int, help="revision; a higher rev of a known id replaces it")
     p.add_argument("--priority", choices=PRIORITIES, help="default normal")
@@ -60,6 +74,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=publish)
 
 
+class _Part(argparse.Action):
+    """`--part-text` and `--part-audio` add to one list, in the order given."""
+
+    def __call__(self, parser: Any, ns: argparse.Namespace, value: Any, option: str | None = None) -> None:
+        parts = list(getattr(ns, "parts", None) or [])
+        parts.append({"text": value} if option == "--part-text" else {"audio": {"url": value}})
+        ns.parts = parts
+
+
+class _Sha(argparse.Action):
+    """`--sha256` right after a `--part-audio` is that part's; otherwise the `--audio-url` file's."""
+
+    def __call__(self, parser: Any, ns: argparse.Namespace, value: Any, option: str | None = None) -> None:
+        parts = getattr(ns, "parts", None)
+        if parts and "audio" in parts[-1] and "sha256" not in parts[-1]["audio"]:
+            parts[-1]["audio"]["sha256"] = str(value).lower()
+        else:
+            ns.sha256 = value
+
+
+def _parts(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    parts = getattr(args, "parts", None)
+    if not parts:
+        return None
+    if args.text is not None or args.audio_url or args.cancel:
+        raise LoaxaError(
+            "--part-text/--part-audio make the whole bulletin: no --text, --audio-url or --cancel with them"
+        )
+    for part in parts:
+        if "audio" in part and "sha256" not in part["audio"]:
+            raise LoaxaError(f"--part-audio {part['audio']['url']} needs a --sha256 right after it")
+    return list(parts)
+
+
 def publish(args: argparse.Namespace) -> int:
     targets = targets_from(args)
     command = finish(build_command(args), args.key)
@@ -73,7 +121,14 @@ def build_command(args: argparse.Namespace, now: datetime | None = None) -> dict
     if args.cancel:
         _check_id(args.cancel)
         return {"type": "cancel", "id": args.cancel}
+    parts = _parts(args)
+    if not (parts or args.text is not None or args.file or args.audio_url):
+        raise LoaxaError("one of --text, --file, --audio-url, --part-text/--part-audio or --cancel is required")
     command: dict[str, Any] = _from_file(args.file) if args.file else {"type": "bulletin"}
+    if parts:
+        for kind in ("text", "audio", "stream"):
+            command.pop(kind, None)
+        command["parts"] = parts
     if args.text is not None:
         command["text"] = args.text
     if args.audio_url:

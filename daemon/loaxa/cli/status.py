@@ -77,7 +77,7 @@ def show_queue(args: argparse.Namespace) -> int:
     console.print(f"[bold]on air:[/] {reply['on_air'] or '-'}")
     table = Table("id", "priority", "state", "slot", "resume at")
     for p in reply["plays"]:
-        table.add_row(p["id"], p["priority"], p["state"], p["occurrence"] or "now", str(p["sentence"] + 1))
+        table.add_row(p["id"], p["priority"], p["state"], p["occurrence"] or "now", p["resume"])
     console.print(table)
     upcoming = Table("next slot", "id")
     for id, when in reply["next"]:

@@ -2,6 +2,10 @@
 
 Shared by `loaxa publish` and `loaxa cap`: target options, signing, the
 expected stations (from retained `state`), the live table and the exit code.
+
+Each target gets its own copy of the command with `to` naming it (protocol
+1.1), signed on its own when a key is given: a signature made for one
+station is then no good on the province topic or on another station's.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import logging
 import queue
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loaxa.errors import CommandError, LoaxaError
 from loaxa.jsonwire import compact_bytes
@@ -22,6 +27,10 @@ from loaxa.province.client import Feed, add_broker_args
 from loaxa.province.fleet import Fleet
 from loaxa.province.targets import SHAPES, Target, parse_target
 from loaxa.province.watch import LineView, LiveView, Row, Tracker
+from loaxa.topics import target_of_topic
+
+if TYPE_CHECKING:
+    from loaxa.security import SigningKey
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +66,38 @@ def add_send_args(p: argparse.ArgumentParser) -> None:
     add_broker_args(p)
 
 
-def finish(command: dict[str, Any], key_file: str | None) -> dict[str, Any]:
-    """Stamp `issued`, sign when a key is given, and check it as a station would."""
-    now = datetime.now(UTC)
+@dataclass(frozen=True)
+class Outgoing:
+    """A command checked and stamped with `issued`, ready to be addressed (and signed) per target."""
+
+    command: dict[str, Any]
+    key: SigningKey | None = None
+
+    def to(self, target: Target, prefix: str) -> dict[str, Any]:
+        """The command as sent to `target`: with its `to`, and signed when there is a key."""
+        to = target_of_topic(target.topic(prefix), prefix)
+        addressed = {**self.command, "to": to}
+        if self.key is None:
+            return addressed
+        from loaxa.security import sign
+
+        return sign(addressed, self.key.private_key, self.key.kid)
+
+
+def finish(command: dict[str, Any], key_file: str | None) -> Outgoing:
+    """Stamp `issued`, load the signing key when given, and check the command as a station would."""
+    key = None
     if key_file:
-        from loaxa.security import load_private_key, sign
+        from loaxa.security import load_private_key
 
         key = load_private_key(key_file)
-        command = sign(command, key.private_key, key.kid, issued=now)
-    else:
-        command = {**command, "issued": now.isoformat(timespec="seconds")}
+    body = {k: v for k, v in command.items() if k not in ("to", "kid", "sig")}
+    body["issued"] = datetime.now(UTC).isoformat(timespec="seconds")
     try:
-        validate_command(command)
+        validate_command(body)
     except CommandError as exc:
         raise LoaxaError(f"stations would reject this command: {exc}") from None
-    return command
+    return Outgoing(body, key)
 
 
 def goal_of(command: dict[str, Any], wait: str) -> str | None:
@@ -84,22 +110,24 @@ def goal_of(command: dict[str, Any], wait: str) -> str | None:
     return "scheduled" if command.get("schedule") else "finished"
 
 
-def deliver(args: argparse.Namespace, targets: list[Target], command: dict[str, Any]) -> int:
-    """Publish `command` to every target and follow the receipts; the exit code."""
+def deliver(args: argparse.Namespace, targets: list[Target], outgoing: Outgoing) -> int:
+    """Publish the command to every target (each its own `to`) and follow the receipts; the exit code."""
+    command = outgoing.command
     goal = goal_of(command, args.wait)
     feed = Feed(args, [t.province for t in targets], states=goal is not None, events=goal is not None)
     try:
         if goal is None:
             for t in targets:
-                feed.publish(t.topic(args.prefix), compact_bytes(command))
+                feed.publish(t.topic(args.prefix), compact_bytes(outgoing.to(t, args.prefix)))
                 _say(args, f"published {command['type']} {command['id']} to {t}")
             return 0
-        return _follow(args, feed, targets, command, goal)
+        return _follow(args, feed, targets, outgoing, goal)
     finally:
         feed.close()
 
 
-def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], command: dict[str, Any], goal: str) -> int:
+def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], outgoing: Outgoing, goal: str) -> int:
+    command = outgoing.command
     fleet = Fleet()
     for msg in feed.drain(STATES_QUIET_S, args.states_wait):
         fleet.update(msg)  # events from before the publish are not ours
@@ -120,7 +148,7 @@ def _follow(args: argparse.Namespace, feed: Feed, targets: list[Target], command
     screen: LineView | LiveView = LiveView(tracker, title) if live else LineView(tracker, out)
     tracker.t0 = time.monotonic()
     for t in targets:
-        feed.publish(t.topic(args.prefix), compact_bytes(command))
+        feed.publish(t.topic(args.prefix), compact_bytes(outgoing.to(t, args.prefix)))
     if not live:
         _say(args, f"published {title}")
     screen.start()

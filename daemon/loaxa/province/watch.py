@@ -14,10 +14,12 @@ from typing import Any, TextIO
 
 # Events that end a station's part, by outcome, for each goal.
 BAD = frozenset({"failed", "rejected", "missed", "expired"})
-ENDED = frozenset({"duplicate", "cancelled", "superseded"})
+ENDED = frozenset({"duplicate", "cancelled", "superseded", "declined"})  # declined: the commune's decision
 REACHED = {
     "finished": frozenset({"finished"}),
-    "received": frozenset({"received", "scheduled", "started", "resumed", "interrupted", "finished"}),
+    "received": frozenset(
+        {"received", "scheduled", "awaiting_approval", "started", "resumed", "interrupted", "finished"}
+    ),
     "scheduled": frozenset({"scheduled", "started", "resumed", "interrupted", "finished"}),
     "cancelled": frozenset({"cancelled"}),
 }

@@ -20,13 +20,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from loaxa.content import Audio, Content, Live, Stream, Text
+from loaxa.content import Audio, Content, Live, Parts, Stream, Text
 from loaxa.errors import LoaxaError
 from loaxa.hashing import sha256_file
 from loaxa.player.session import Session
 from loaxa.sources._common import NotReady, SourceError, host_of
 from loaxa.sources.fetcher import RETRY_AFTER_S, WORKERS, Failed, Fetcher, Pending, QueueFull, Ready, State
 from loaxa.sources.live import LiveSource
+from loaxa.sources.parts import PartsSource
 from loaxa.sources.recorded import (
     MAX_DURATION_S,
     check_duration,
@@ -304,12 +305,16 @@ class SourceRegistry:
         return source.prepare(content)
 
     def fetch_ahead(self, content: Content) -> None:
-        """A bulletin arrived: start fetching its recording, if it has one."""
-        if isinstance(content, Audio) and self.audio is not None:
-            self.audio.fetch_ahead(content)
+        """A bulletin arrived: start fetching its recording, if it has one (every one, for parts)."""
+        recordings = PartsSource.recordings(content) if isinstance(content, Parts) else [content]
+        for recording in recordings:
+            if isinstance(recording, Audio) and self.audio is not None:
+                self.audio.fetch_ahead(recording)
 
     def ready(self, content: Content) -> bool:
         """Whether `prepare` would give a program now (only a recording can be not ready)."""
+        if isinstance(content, Parts):
+            return all(self.ready(recording) for recording in PartsSource.recordings(content))
         if isinstance(content, Audio) and self.audio is not None:
             return self.audio.ready(content)
         return True
@@ -341,7 +346,13 @@ def build_sources(
     `live` is the station's input for `loaxa live` (`audio.live_input`), if it has one.
     """
     audio = AudioSource(audio_dir, rate=rate, max_bytes=max_bytes, cache_max_bytes=cache_max_bytes, on_ready=on_ready)
-    sources: dict[type, Source] = {Text: TextSource(speaker, default_rate), Audio: audio, Stream: StreamSource(rate)}
+    text = TextSource(speaker, default_rate)
+    sources: dict[type, Source] = {
+        Text: text,
+        Audio: audio,
+        Stream: StreamSource(rate),
+        Parts: PartsSource(text.prepare, audio.prepare),
+    }
     if live is not None:
         sources[Live] = live
     return SourceRegistry(sources)

@@ -12,7 +12,7 @@ import queue
 import threading
 from typing import Any
 
-from loaxa.content import Text, content_of
+from loaxa.content import Parts, Text, content_of
 from loaxa.speech.pipeline import Speaker
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,19 @@ class VoiceAhead:
         except queue.Full:
             pass  # a daemon thread: it ends with the process
 
+    def join(self, timeout_s: float) -> None:
+        """Wait for the thread to end after `stop` (it voices what was queued before it first)."""
+        self._thread.join(timeout_s)
+
     def prepare(self, body: dict[str, Any]) -> None:
-        """Queue a scheduled bulletin's text to be voiced ahead; other kinds need nothing."""
+        """Queue a scheduled bulletin's text (each text part of a multi-part one) to be voiced ahead."""
         content = content_of(body)
-        if not isinstance(content, Text):
-            return
+        texts = [content] if isinstance(content, Text) else []
+        if isinstance(content, Parts):
+            texts = [part for part in content.parts if isinstance(part, Text)]
         try:
-            self._todo.put_nowait(content)
+            for text in texts:
+                self._todo.put_nowait(text)
         except queue.Full:
             log.warning("too many bulletins to voice ahead; this one will be voiced on air")
 

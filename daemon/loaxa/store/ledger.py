@@ -9,6 +9,7 @@ are in `records`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,13 +17,16 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from loaxa.states import BulletinState, Event, Outcome, PlayState, Priority
+from loaxa.errors import StoreError
+from loaxa.states import Approval, BulletinState, Event, Outcome, PlayState, Priority
 from loaxa.store.db import Store
-from loaxa.store.records import PLAYS, SCHEDULED, Accepted, Play, StoredBulletin, bulletin_of, play_of
+from loaxa.store.records import PLAYS, SCHEDULED, Accepted, Answer, Play, StoredBulletin, bulletin_of, play_of
 from loaxa.store.txn import Txn
 
 if TYPE_CHECKING:
     from loaxa.protocol import Bulletin
+
+log = logging.getLogger(__name__)
 
 # How a session's outcome closes its play: the play's new state and the receipt.
 _CLOSES: dict[Outcome, tuple[PlayState, Event | None]] = {
@@ -30,6 +34,7 @@ _CLOSES: dict[Outcome, tuple[PlayState, Event | None]] = {
     Outcome.FAILED: (PlayState.FAILED, Event.FAILED),
     Outcome.CANCELLED: (PlayState.CANCELLED, None),  # the cancel itself was the receipt
     Outcome.SUPERSEDED: (PlayState.SUPERSEDED, None),
+    Outcome.DECLINED: (PlayState.DECLINED, None),  # the decline itself was the receipt
 }
 # Outcomes that put the play back in the queue, with the receipt they send.
 _REQUEUES: dict[Outcome, Event | None] = {
@@ -37,6 +42,26 @@ _REQUEUES: dict[Outcome, Event | None] = {
     Outcome.AUDIO_ERROR: None,  # retried quietly: no receipt until sound can flow
     Outcome.SHUTDOWN: None,  # resumes after the restart
 }
+
+
+def _approve_refusal(
+    id: str, known: list[StoredBulletin], waiting: list[StoredBulletin], at: datetime | None
+) -> str | None:
+    """Why `approve` cannot be applied, in the words of its `rejected` receipt; None when it can."""
+    if not waiting:
+        if known:
+            return f"bulletin {id!r} is already approved"
+        return f"no bulletin {id!r} is awaiting approval"
+    if at is None:
+        return None
+    for b in waiting:
+        if b.body.get("schedule") is not None:
+            return f"bulletin {id!r} is scheduled: it airs at its slots, a time cannot be given"
+        if b.approval_until is not None and at.timestamp() > b.approval_until:
+            return (
+                f"bulletin {id!r} may wait only until {datetime.fromtimestamp(b.approval_until, at.tzinfo).isoformat()}"
+            )
+    return None
 
 
 class Completion:
@@ -64,6 +89,25 @@ class Ledger:
         self.clock = clock  # wall-clock seconds; a simulated year passes its own
         self._watch_lock = threading.Lock()
         self._watchers: dict[tuple[str, str], list[Completion]] = {}
+        store.on_incident(self.report_incident)
+        try:
+            self.report_incident()
+        except StoreError as exc:  # told again by the store's next check
+            log.warning("the receipt for the store incident waits: %s", exc)
+
+    def report_incident(self) -> None:
+        """The province is told, once, that the store was lost: a `failed` receipt without an id.
+
+        Written with the incident's mark in one transaction, so a kill between
+        the two neither loses nor doubles it.
+        """
+        incident = self.store.unreported_incident()
+        if incident is None:
+            return
+        with self.tx() as t:
+            if t.claim_incident_receipt():
+                t.event(Event.FAILED, None, detail=f"storage: {incident.what}")
+        self.store.incident_reported()
 
     @contextmanager
     def tx(self, *, durable: bool = True) -> Iterator[Txn]:
@@ -72,8 +116,10 @@ class Ledger:
         `durable=False` (see `Store.tx`) is for steps that write no receipt.
         """
         with self.store.tx(durable=durable) as db:
-            txn = Txn(db, self.station, self.clock, durable=durable)
+            txn = Txn(db, self.station, self.clock, durable=durable, reserve=self.store.reserve)
             yield txn
+        if txn.seen_added:
+            self.store.journal_seen(txn.seen_added)
         for key in txn.touched:
             self._settle(key)
 
@@ -84,12 +130,21 @@ class Ledger:
 
     # -- commands ---------------------------------------------------------------
     def accept(
-        self, issuer: str, b: Bulletin, now: datetime, *, max_queue: int, first_slot: datetime | None
+        self,
+        issuer: str,
+        b: Bulletin,
+        now: datetime,
+        *,
+        max_queue: int,
+        first_slot: datetime | None,
+        approval_until: datetime | None = None,
     ) -> Accepted:
         """Store a new bulletin (or rev) with its receipts and its first play or slot.
 
         `first_slot` is the scheduled bulletin's first occurrence still to play
         (None when its schedule has none left); unscheduled ones play now.
+        With `approval_until`, it waits for the commune's answer until then
+        (`awaiting_approval`): an unscheduled one gets its play when approved.
         """
         with self.tx() as t:
             known = t.bulletin(issuer, b.id)
@@ -109,7 +164,9 @@ class Ledger:
                 t.supersede(issuer, known, b.rev)
             t.store_bulletin(issuer, b, now.timestamp())
             t.event(Event.RECEIVED, b.id, b.rev, detail=f"{b.priority}, {b.content.kind}")
-            if b.schedule is None:
+            if approval_until is not None and (b.schedule is None or first_slot is not None):
+                self._await_approval(t, issuer, b, approval_until, first_slot)
+            elif b.schedule is None:
                 t.add_play(issuer, b.id, b.rev, occurrence=None, due_at=now.timestamp(), priority=b.priority)
             elif first_slot is None:
                 t.event(Event.MISSED, b.id, b.rev, detail="the schedule has no occurrence left")
@@ -141,6 +198,59 @@ class Ledger:
                 return False
             t.cancel(issuer, known)
         return True
+
+    @staticmethod
+    def _await_approval(t: Txn, issuer: str, b: Bulletin, until: datetime, first_slot: datetime | None) -> None:
+        if first_slot is not None:
+            t.event(Event.SCHEDULED, b.id, b.rev, occurrence=first_slot.isoformat())
+        stored = t.bulletin(issuer, b.id)
+        assert stored is not None
+        t.await_approval(
+            stored,
+            until,
+            f"{b.priority} bulletins wait for the commune's approval; expires unanswered at {until.isoformat()}",
+        )
+
+    # -- commune approval (protocol 1.1) -----------------------------------------
+    def approve(self, by: str, id: str, now: datetime, at: datetime | None = None) -> Answer:
+        """The commune's yes to every bulletin `id` awaiting approval; a `rejected` receipt when there is none.
+
+        `at` (the technician's `--at`) is when one without a schedule airs; a
+        scheduled one airs at its slots.
+        """
+        with self.tx() as t:
+            known = t.answerable(id)
+            waiting = [b for b in known if b.approval is Approval.AWAITING]
+            refusal = _approve_refusal(id, known, waiting, at)
+            if refusal is not None:
+                t.event(Event.REJECTED, id, detail=f"cannot approve: {refusal}")
+                return Answer(ok=False, detail=refusal)
+            when = f", to air at {at.isoformat()}" if at is not None and at > now else ""
+            for b in waiting:
+                due = None if b.body.get("schedule") is not None else max(now, at or now).timestamp()
+                t.approve(b, by, now=now.timestamp(), due_at=due, detail=f"by {by}{when}")
+        return Answer(ok=True, detail=f"approved by {by}{when}", issuers=tuple(b.issuer for b in waiting))
+
+    def decline(self, by: str, id: str, reason: str, now: datetime) -> Answer:
+        """The commune's no to bulletin `id` (awaiting, or approved and not yet over); the caller stops one on air."""
+        with self.tx() as t:
+            known = t.answerable(id)
+            if not known:
+                refusal = f"no bulletin {id!r} is awaiting approval or approved and still to air"
+                t.event(Event.REJECTED, id, detail=f"cannot decline: {refusal}")
+                return Answer(ok=False, detail=refusal)
+            detail = f"{reason} (declined by {by})"
+            for b in known:
+                t.decline(b, by, now=now.timestamp(), detail=detail)
+        return Answer(ok=True, detail=detail, issuers=tuple(b.issuer for b in known))
+
+    def awaiting(self) -> list[StoredBulletin]:
+        """Bulletins awaiting the commune's answer, oldest first (for `loaxa pending`)."""
+        rows = self.store.query(
+            "SELECT * FROM bulletins WHERE state = ? AND approval = ? ORDER BY received_at, issuer, id",
+            (BulletinState.ACTIVE, Approval.AWAITING),
+        )
+        return [bulletin_of(r) for r in rows]
 
     # -- the player's transitions ---------------------------------------------
     def start(self, play: Play) -> bool:
@@ -203,6 +313,7 @@ class Ledger:
                 (cutoff,),
             ).rowcount
         events = self.store.prune_events(keep=keep_events)
+        self.store.compact_seen()
         return {"plays": plays, "bulletins": bulletins, "seen": seen, "events": events}
 
     def recover(self) -> int:

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from loaxa.states import BulletinState, PlayState, Priority
+from loaxa.states import Approval, BulletinState, PlayState, Priority
 
 if TYPE_CHECKING:
     from loaxa.content import Content
@@ -35,6 +35,7 @@ class Play:
     played: int
     started_at: float | None
     body: dict[str, Any] = field(repr=False)
+    approval: Approval | None = None  # its bulletin's: a play awaiting approval is held
 
     @property
     def priority(self) -> Priority:
@@ -58,6 +59,10 @@ class StoredBulletin:
     fired_until: float | None
     next_at: float | None  # when the scheduler must look at it next: its next slot, or its expiry
     body: dict[str, Any] = field(repr=False)
+    approval: Approval | None = None  # the commune's answer, when one is needed
+    approval_by: str | None = None
+    approval_at: float | None = None
+    approval_until: float | None = None  # unanswered by then, it expires
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,15 @@ class Accepted:
 
     stored: bool
     superseded_rev: int | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the store made of the commune's `approve` or `decline`: done, or why not."""
+
+    ok: bool
+    detail: str
+    issuers: tuple[str, ...] = ()  # of the bulletins it answered
 
 
 def aired(db: sqlite3.Connection, since: datetime) -> list[sqlite3.Row]:
@@ -98,7 +112,10 @@ def as_run(db: sqlite3.Connection, start: datetime, end: datetime) -> list[sqlit
 
 
 SCHEDULED = "SELECT * FROM bulletins WHERE state = ? AND json_extract(body, '$.schedule') IS NOT NULL"
-PLAYS = "SELECT p.*, b.body FROM plays p JOIN bulletins b ON b.issuer = p.issuer AND b.id = p.id AND b.rev = p.rev"
+PLAYS = (
+    "SELECT p.*, b.body, b.approval FROM plays p "
+    "JOIN bulletins b ON b.issuer = p.issuer AND b.id = p.id AND b.rev = p.rev"
+)
 
 
 def play_of(row: sqlite3.Row) -> Play:
@@ -115,6 +132,7 @@ def play_of(row: sqlite3.Row) -> Play:
         played=row["played"],
         started_at=row["started_at"],
         body=json.loads(row["body"]),
+        approval=_approval(row),
     )
 
 
@@ -129,4 +147,12 @@ def bulletin_of(row: sqlite3.Row) -> StoredBulletin:
         fired_until=row["fired_until"],
         next_at=row["next_at"],
         body=json.loads(row["body"]),
+        approval=_approval(row),
+        approval_by=row["approval_by"],
+        approval_at=row["approval_at"],
+        approval_until=row["approval_until"],
     )
+
+
+def _approval(row: sqlite3.Row) -> Approval | None:
+    return Approval(row["approval"]) if row["approval"] is not None else None

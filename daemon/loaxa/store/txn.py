@@ -13,10 +13,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from loaxa.content import resume_point
 from loaxa.jsonwire import compact
 from loaxa.protocol import event
-from loaxa.states import BulletinState, Event, PlayState, Priority
+from loaxa.states import Approval, BulletinState, Event, PlayState, Priority
 from loaxa.store.records import Play, StoredBulletin, bulletin_of
+from loaxa.timing import parse_instant
 
 if TYPE_CHECKING:
     from loaxa.protocol import Bulletin
@@ -33,13 +35,21 @@ class Txn:
     """One open transaction: typed steps, each with the receipt it causes."""
 
     def __init__(
-        self, db: sqlite3.Connection, station: str, clock: Callable[[], float] = time.time, *, durable: bool = True
+        self,
+        db: sqlite3.Connection,
+        station: str,
+        clock: Callable[[], float] = time.time,
+        *,
+        durable: bool = True,
+        reserve: Callable[[int], None] = lambda seq: None,
     ) -> None:
         self._db = db
         self.station = station
         self._clock = clock
         self.durable = durable
+        self._reserve = reserve  # the store's marker must cover each seq before it commits
         self.touched: set[tuple[str, str]] = set()  # bulletins whose plays may have closed
+        self.seen_added: list[tuple[str, str, int, float]] = []  # for the journal beside the store, after commit
 
     def event(
         self,
@@ -54,8 +64,15 @@ class Txn:
             raise RuntimeError("a receipt needs a durable transaction")
         payload = event(kind, self.station, id, rev, detail=detail, occurrence=occurrence)
         cur = self._db.execute("INSERT INTO events (payload) VALUES ('')")
+        assert cur.lastrowid is not None
+        self._reserve(cur.lastrowid)
         payload["seq"] = cur.lastrowid
         self._db.execute("UPDATE events SET payload = ? WHERE seq = ?", (compact(payload), cur.lastrowid))
+
+    def claim_incident_receipt(self) -> bool:
+        """True once per store incident: the caller writes its receipt in this transaction."""
+        cur = self._db.execute("UPDATE meta SET value = '1' WHERE key = 'incident_reported' AND value = '0'")
+        return cur.rowcount == 1
 
     # -- bulletins ------------------------------------------------------------
     def bulletin(self, issuer: str, id: str) -> StoredBulletin | None:
@@ -103,6 +120,7 @@ class Txn:
             "INSERT INTO seen (issuer, id, rev, at) VALUES (?, ?, ?, ?)",
             (issuer, bulletin.id, bulletin.rev, received_at),
         )
+        self.seen_added.append((issuer, bulletin.id, bulletin.rev, received_at))
         self._db.execute(
             "INSERT OR REPLACE INTO bulletins "
             "(issuer, id, rev, priority, body, state, received_at, fired_until, next_at) "
@@ -123,6 +141,7 @@ class Txn:
     def store_live(self, issuer: str, id: str, body: dict[str, object], received_at: float) -> None:
         """A live announcement's bulletin row (it never came over the network: no signature, rev 1)."""
         self._db.execute("INSERT INTO seen (issuer, id, rev, at) VALUES (?, ?, 1, ?)", (issuer, id, received_at))
+        self.seen_added.append((issuer, id, 1, received_at))
         self._db.execute(
             "INSERT INTO bulletins (issuer, id, rev, priority, body, state, received_at) VALUES (?, ?, 1, ?, ?, ?, ?)",
             (issuer, id, Priority.HIGH, compact(body), BulletinState.ACTIVE, received_at),
@@ -171,6 +190,67 @@ class Txn:
             "UPDATE bulletins SET state = ?, next_at = NULL WHERE issuer = ? AND id = ?", (state, issuer, id)
         )
 
+    # -- commune approval (protocol 1.1) ---------------------------------------
+    def await_approval(self, b: StoredBulletin, until: datetime, detail: str) -> None:
+        """The bulletin waits for the commune until `until`; one without a schedule waits with no play."""
+        wake = until.timestamp() if b.body.get("schedule") is None else b.next_at
+        self._db.execute(
+            "UPDATE bulletins SET approval = ?, approval_until = ?, next_at = ? WHERE issuer = ? AND id = ?",
+            (Approval.AWAITING, until.timestamp(), wake, b.issuer, b.id),
+        )
+        self.event(Event.AWAITING_APPROVAL, b.id, b.rev, detail=detail)
+
+    def answerable(self, id: str) -> list[StoredBulletin]:
+        """Every bulletin `id` (of any issuer) that needed approval and is still active, or on air."""
+        rows = self._db.execute(
+            "SELECT * FROM bulletins b WHERE id = ? AND approval IS NOT NULL AND (state = ? OR EXISTS "
+            "(SELECT 1 FROM plays p WHERE p.issuer = b.issuer AND p.id = b.id AND p.state = ?)) ORDER BY issuer",
+            (id, BulletinState.ACTIVE, PlayState.ON_AIR),
+        )
+        return [bulletin_of(r) for r in rows.fetchall()]
+
+    def approve(self, b: StoredBulletin, by: str, *, now: float, due_at: float | None, detail: str) -> None:
+        """Approved: a bulletin without a schedule gets its play (due at `due_at`), a scheduled one's slots air."""
+        self._db.execute(
+            "UPDATE bulletins SET approval = ?, approval_by = ?, approval_at = ?, "
+            "next_at = CASE WHEN json_extract(body, '$.schedule') IS NULL THEN NULL ELSE next_at END "
+            "WHERE issuer = ? AND id = ?",
+            (Approval.APPROVED, by, now, b.issuer, b.id),
+        )
+        if due_at is not None:
+            self.add_play(b.issuer, b.id, b.rev, occurrence=None, due_at=due_at, priority=b.priority)
+        self.event(Event.APPROVED, b.id, b.rev, detail=detail)
+
+    def decline(self, b: StoredBulletin, by: str, *, now: float, detail: str) -> None:
+        """Declined: terminal like a cancel, every waiting play closed; one on air is stopped by the caller."""
+        self._db.execute(
+            "UPDATE bulletins SET state = ?, next_at = NULL, approval = ?, approval_by = ?, approval_at = ? "
+            "WHERE issuer = ? AND id = ?",
+            (BulletinState.DECLINED, Approval.DECLINED, by, now, b.issuer, b.id),
+        )
+        self._db.execute(
+            "UPDATE plays SET state = ?, ended_at = ?, detail = ? WHERE issuer = ? AND id = ? AND state = ?",
+            (PlayState.DECLINED, now, detail, b.issuer, b.id, PlayState.PENDING),
+        )
+        self.touched.add((b.issuer, b.id))
+        self.event(Event.DECLINED, b.id, b.rev, detail=detail)
+
+    def unanswered(self, b: StoredBulletin) -> None:
+        """Nobody answered before its deadline: `expired`, and its waiting slots with it."""
+        expires = b.body.get("expires")
+        if expires and b.approval_until is not None and b.approval_until >= _instant(expires):
+            detail = "not approved before its expiry time"
+        else:
+            waited_h = ((b.approval_until or b.received_at) - b.received_at) / 3600
+            detail = f"not approved within {waited_h:g} h (approval.max_wait_h)"
+        self._set_bulletin(b.issuer, b.id, BulletinState.EXPIRED)
+        self._db.execute(
+            "UPDATE plays SET state = ?, ended_at = ?, detail = ? WHERE issuer = ? AND id = ? AND state = ?",
+            (PlayState.EXPIRED, self._clock(), detail, b.issuer, b.id, PlayState.PENDING),
+        )
+        self.touched.add((b.issuer, b.id))
+        self.event(Event.EXPIRED, b.id, b.rev, detail=detail)
+
     # -- plays ------------------------------------------------------------------
     def add_play(
         self, issuer: str, id: str, rev: int, *, occurrence: str | None, due_at: float, priority: Priority
@@ -200,7 +280,7 @@ class Txn:
         )
         if cur.rowcount != 1:
             return False
-        detail = f"from sentence {play.sentence + 1}" if resumed else None
+        detail = f"from {resume_point(play.body, play.sentence)}" if resumed else None
         if "live" in play.body:  # the province's log tells a live announcement by this
             detail = "live"
         kind = Event.RESUMED if resumed else Event.STARTED
@@ -233,3 +313,7 @@ class Txn:
         self.touched.add((play.issuer, play.id))
         if receipt is not None:
             self.event(receipt, play.id, play.rev, occurrence=play.occurrence, detail=detail)
+
+
+def _instant(value: str) -> float:
+    return parse_instant(value, "expires").timestamp()

@@ -9,5 +9,7 @@ here needs only loaxa's own dependencies; `tinyvoice` needs `onnx` (the
     loaxa.testing.audio      FifoSpeaker and readers of what a station played
     loaxa.testing.tinyvoice  tiny Piper-format voices that spell out their input
     loaxa.testing.soak       the kill -9 and broker-outage soaks
+    loaxa.testing.attack     the attack soak: hostile commands with kill -9 and broker restarts
+    loaxa.testing.province_broker  the shipped broker config with the generated ACL
     loaxa.testing.amplifier  RecordingAmplifier, a fake relay
 """

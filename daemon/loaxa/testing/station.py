@@ -175,13 +175,22 @@ def distinct_by_seq(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class Operator:
     """Publishes commands and collects every event and state from the station."""
 
-    def __init__(self, host: str, port: int, station: tuple[str, str, str] = STATION) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        station: tuple[str, str, str] = STATION,
+        login: tuple[str, str] | None = None,
+    ) -> None:
+        """`login`: (username, password) for a broker that wants one."""
         self.base = f"{PREFIX}/{'/'.join(station)}"
         self.events: list[dict[str, Any]] = []
         self.states: list[dict[str, Any]] = []
         self._new = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
+        if login is not None:
+            self.client.username_pw_set(*login)
         self.client.connect(host, port)
         self.client.subscribe([(f"{self.base}/event", 1), (f"{self.base}/state", 1)])
         self.client.loop_start()

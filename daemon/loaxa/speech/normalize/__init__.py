@@ -4,9 +4,15 @@
 what it recognises into words and parks them (see `text.Context`) so later
 passes cannot misread them:
 
-    web addresses → document numbers → phone numbers → lexicon → Roman
-    numerals → dates and times → quantities → letter-digit codes → any digits
-    left → upper-case tokens → remaining symbols
+    footnote markers (dropped) → heading numbers → abbreviations in
+    brackets after their full name (dropped) → web addresses → document
+    numbers → phone and service numbers → code ranges → lexicon (with
+    loanwords) → Roman numerals → house numbers, dates and times →
+    quantities → letter-digit codes → any digits left → upper-case tokens →
+    remaining symbols
+
+The word lists that decide between two readings are data: rules.yaml (and
+lexicon entries with a context, see lexicon.py).
 
 Sentence punctuation (. , ; : ! ?) is kept for the splitter and the voice.
 The conventions are written down in docs/normalization.md.
@@ -17,13 +23,14 @@ from __future__ import annotations
 import logging
 import re
 
-from loaxa.speech.normalize.codes import alnum_pass, doc_pass, phone_pass
+from loaxa.speech.normalize.codes import alnum_pass, code_range_pass, doc_pass, phone_pass
 from loaxa.speech.normalize.dates import date_pass
+from loaxa.speech.normalize.glosses import gloss_pass
 from loaxa.speech.normalize.letters import UPPER, read_caps
 from loaxa.speech.normalize.lexicon import Lexicon, builtin
 from loaxa.speech.normalize.measures import leftover_pass, quantity_pass, roman_pass
 from loaxa.speech.normalize.numbers import DIALECTS, read_int, roman_value
-from loaxa.speech.normalize.text import Context, prepare, speak_symbols, tidy
+from loaxa.speech.normalize.text import Context, drop_footnotes, prepare, speak_symbols, tidy
 from loaxa.speech.normalize.web import web_pass
 
 __all__ = ["DIALECTS", "Lexicon", "normalize"]
@@ -31,7 +38,8 @@ __all__ = ["DIALECTS", "Lexicon", "normalize"]
 log = logging.getLogger(__name__)
 
 _DIGIT = re.compile(r"\d")
-_CAPS = re.compile(rf"(?<!\w)[{UPPER}]+(?!\w)")
+# The capital first, then "not after a letter": the regex engine skips straight to capitals.
+_CAPS = re.compile(rf"[{UPPER}](?<!\w.)[{UPPER}]*(?!\w)")
 _HAS_UPPER = re.compile(f"[{UPPER}]")
 
 
@@ -53,15 +61,17 @@ def _enumeration(m: re.Match[str], ctx: Context) -> str:
 
 
 def _line(line: str, ctx: Context) -> str:
-    line = prepare(line)
+    line = drop_footnotes(prepare(line))
     if not line or line.isspace():
         return ""
     line = _ENUMERATION.sub(lambda m: _enumeration(m, ctx), line, count=1)
+    line = gloss_pass(line, ctx)
     line = web_pass(line, ctx)
     has_digit = _DIGIT.search(line) is not None
     if has_digit:
         line = doc_pass(line, ctx)
         line = phone_pass(line, ctx)
+        line = code_range_pass(line, ctx)
     line = ctx.lexicon.sub(line)
     line = roman_pass(line, ctx)
     if has_digit:

@@ -7,6 +7,8 @@ Conventions:
 - "d/m - d/m/yyyy" and "25-27/12" are ranges: "... đến ngày ...";
 - "8/2021" is "tháng tám năm ..." ("tháng" added unless written); after a
   document word (số, Quyết định...) "30/2021" is "ba mươi năm ...";
+- after a house word (rules.yaml: số nhà, ngõ, hẻm...) "12/3" and "12/3/5"
+  are house and alley numbers said with "trên", never dates;
 - a slash between numbers that cannot be a date is "trên" (35/40), and a
   fraction after "chiếm", "khoảng"... is "phần" (2/3 -> hai phần ba); the
   idiom 24/7 is "hai mươi tư trên bảy";
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import re
 
+from loaxa.speech.normalize.letters import spell
 from loaxa.speech.normalize.numbers import read_int, read_month
+from loaxa.speech.normalize.rules import rules
 from loaxa.speech.normalize.text import Context, word_before
 
 # Every pattern starts with a digit and then looks behind it, so the regex
@@ -40,9 +44,12 @@ _TIMES = re.compile(
 )
 _TIME_PARTS = re.compile(r"(\d{1,2})[hg:]?(\d{2})?(?::(\d{2}))?")
 
+_HOUSE = re.compile(rf"\d{_NOT_AFTER}\d*[A-Za-z]?(?:/\d+[A-Za-z]?)+(?![\w/])")
+_HOUSE_PART = re.compile(r"(\d+)([A-Za-z]?)")
+
 _DAY_WORDS = {"ngày", "mồng", "mùng"}
 _DOC_WORDS = {"số", "định", "quyết", "tư", "thị", "văn", "hoạch", "báo", "cáo", "trình", "luật", "lệnh", "án"}
-_FRACTION_WORDS = {"chiếm", "khoảng", "gần", "hơn", "trên", "dưới", "đạt", "còn", "già", "non"}
+_FRACTION_WORDS = {"lệ", "chiếm", "khoảng", "gần", "hơn", "trên", "dưới", "đạt", "còn", "già", "non"}
 
 
 def _split_date(text: str) -> tuple[int, int, int | None]:
@@ -127,8 +134,21 @@ def _times(m: re.Match[str], ctx: Context) -> str:
     return ctx.keep(f"{first} đến {second}" if second else first)
 
 
+def _house(m: re.Match[str], ctx: Context) -> str:
+    """ "số nhà 12/3" -> mười hai trên ba; anything else is left for the date rules."""
+    r = rules()
+    if not r.ends_with(r.house_words, m.string, m.start()):
+        return m.group(0)
+    parts = []
+    for number, letter in _HOUSE_PART.findall(m.group(0)):
+        parts.append(read_int(int(number), ctx.dialect) + (" " + spell(letter) if letter else ""))
+    return ctx.keep(" trên ".join(parts))
+
+
 def date_pass(line: str, ctx: Context) -> str:
-    """Dates, month/year, and times of day (before plain numbers)."""
+    """House numbers, dates, month/year, and times of day (before plain numbers)."""
+    if "/" in line:
+        line = _HOUSE.sub(lambda m: _house(m, ctx), line)
     if "/" in line or "-" in line or "." in line:
         line = _DATES.sub(lambda m: _dates(m, ctx), line)
         line = _MONTH_YEAR.sub(lambda m: _month_year(m, ctx), line)

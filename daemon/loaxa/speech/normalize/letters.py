@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -60,6 +61,7 @@ def _strip_tones(word: str) -> str:
     return unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in _TONES))
 
 
+@functools.lru_cache(maxsize=8192)
 def is_vietnamese_syllable(word: str) -> bool:
     """Whether `word` is spelled like one Vietnamese syllable ("KHẨN", "XÃ", "Y")."""
     return bool(_SYLLABLE.fullmatch(_strip_tones(word.lower())))
@@ -77,6 +79,7 @@ def spell(word: str) -> str:
     return " ".join(names)
 
 
+@functools.lru_cache(maxsize=4096)
 def read_caps(word: str) -> str:
     """An upper-case token the lexicon does not know: a word if it is one, else spelled."""
     if is_vietnamese_syllable(word):

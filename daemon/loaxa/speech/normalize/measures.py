@@ -3,9 +3,15 @@
 Conventions:
 - "3-5 ngày" and "25-30°C" are ranges: "ba đến năm ngày", "hai mươi lăm đến
   ba mươi độ xê" ("từ" is not added);
-- a slash after a quantity means "per" and is said "một": "km/h" -> "ki lô
-  mét một giờ", "500.000 đồng/người" -> "... đồng một người";
-- "-5°C" (a minus sign right before a number) is "âm năm độ xê";
+- a slash after a quantity's unit or counter word (rules.yaml) means "per"
+  and is said "một", every slash of a chain: "km/h" -> "ki lô mét một giờ",
+  "1.263.600 đồng/người/năm" -> "... đồng một người một năm", "6,5 tấn/ha"
+  -> "... tấn một héc ta"; after other words ("5 xã/phường") it is silent;
+- a hyphen or dash between numbers is a range whatever its spacing ("5 -7",
+  "2021 – 2022"); "-5°C" (a minus sign before a lone number) is "âm năm độ
+  xê"; after a name that is not a Vietnamese word ("MERS -2") it joins;
+- a dot before one or two digits is a decimal point ("41.04%"), except after
+  a section word ("mục 2.1", "công nghiệp 4.0": "chấm");
 - "thứ 4" is "thứ tư", "thứ 1" "thứ nhất"; "tháng 4" is "tháng tư";
 - a number of three or more digits starting with 0 is said digit by digit;
 - Roman numerals are read as numbers after a word that counts them
@@ -18,7 +24,9 @@ from __future__ import annotations
 
 import re
 
+from loaxa.speech.normalize.letters import UPPER, is_vietnamese_syllable
 from loaxa.speech.normalize.numbers import read_digits, read_int, read_month, read_number, read_ordinal, roman_value
+from loaxa.speech.normalize.rules import rules
 from loaxa.speech.normalize.text import Context, word_before
 
 UNITS = {
@@ -78,14 +86,27 @@ _QUANTITY = re.compile(
     rf"(?:\s*-\s*(?P<b>{_NUM_B}){_END_NUM})?"
     rf"(?:\s(?P<mult>{'|'.join(_MULTIPLIERS)}))?"
     rf"(?:\s?(?P<unit>{_UNIT}))?"
-    rf"(?:/(?P<per>[^\W\d_]+))?"
-    r"(?![\w])"
+    r"(?:\s(?P<counter>[^\W\d_]+(?:\s[^\W\d_]+)?)(?=\s?/))?"
+    # A word inside a chain may be two ("đồng/cơ sở/tháng"); the last one is one word.
+    r"(?:(?P<per>(?:\s?/\s?[^\W\d_]+(?:(?<=m)[23²³])?(?:\s[^\W\d_]+(?=\s?/))?)+)(?![\w])"
+    r"|(?P<per_n>/)(?=\d)|(?![\w]))"
 )
-# A minus sign right before a number, after a space or bracket (not a range).
+# A minus sign right before a number, after a space or bracket; a hyphen
+# after a number is a range, whatever the spaces ("5 -7 ngày").
 _MINUS = re.compile(r"-(?<![^\s(]-)(?=\d)")
+_BEFORE_MINUS = re.compile(rf"(?:(\d)|([{UPPER}][^\W\d_]*))\s*$")
 
 
-def _say(number: str, ctx: Context, before: str, alone: bool) -> str:
+def _minus(m: re.Match[str]) -> str:
+    before = _BEFORE_MINUS.search(m.string, max(0, m.start() - 30), m.start())
+    if before is None:
+        return "âm "
+    if before.group(1) or not is_vietnamese_syllable(before.group(2)):
+        return " " if before.group(2) else "-"  # a range, or a name and its number
+    return "âm "
+
+
+def _say(number: str, ctx: Context, before: str, alone: bool, dotted: bool | None = None) -> str:
     if number.isdecimal():
         if alone and before == "thứ":
             return read_ordinal(int(number), ctx.dialect)
@@ -93,31 +114,59 @@ def _say(number: str, ctx: Context, before: str, alone: bool) -> str:
             return read_month(int(number), ctx.dialect)
         if len(number) >= 3 and number.startswith("0"):
             return read_digits(number)
-    return read_number(number, ctx.dialect)
+    return read_number(number, ctx.dialect, dotted)
+
+
+def _per(chain: str) -> list[str]:
+    """ "/người/năm" -> một người một năm; "/24 giờ" -> trên (the number follows)."""
+    if chain == "/":
+        return ["trên"]
+    words = []
+    for unit in chain.split("/")[1:]:
+        unit = unit.strip()
+        words += ["một", PER_UNITS.get(unit, unit)]
+    return words
 
 
 def _quantity(m: re.Match[str], ctx: Context) -> str:
-    before = word_before(m.string, m.start())
-    alone = not (m.group("b") or m.group("unit") or m.group("ua"))
-    words = [_say(m.group("a"), ctx, before, alone)]
-    if m.group("ua"):
-        words.append(UNITS[m.group("ua")])
-    if m.group("b"):
-        words += ["đến", _say(m.group("b"), ctx, "", False)]
-    if m.group("mult"):
-        words.append(m.group("mult"))
-    if m.group("unit"):
-        words.append(UNITS[m.group("unit")])
-    per = m.group("per")
+    a, ua, b, mult, unit_after, counter, per, per_n = m.group("a", "ua", "b", "mult", "unit", "counter", "per", "per_n")
+    per = per or per_n
+    unit = unit_after or ua
+    dotted: bool | None = None
+    if "." in a:
+        dotted = True if rules().ends_with(rules().dotted_words, m.string, m.start()) else None
+        dotted = False if unit and dotted is None else dotted
+    alone = not (b or unit)
+    # Only a lone whole number reads by the word before it (thứ 4, tháng 4).
+    before = word_before(m.string, m.start()) if alone and a.isdecimal() else ""
+    words = [_say(a, ctx, before, alone, dotted)]
+    if ua:
+        words.append(UNITS[ua])
+    if b:
+        words += ["đến", _say(b, ctx, "", False, False if unit else None)]
+    if mult:
+        words.append(mult)
+    if unit_after:
+        words.append(UNITS[unit_after])
+    if counter:
+        words.append(counter)
     if per:
-        words += ["một", PER_UNITS.get(per, per)]
+        # Per only after a unit or a counting word: "5 xã/phường" is a list.
+        target = per.split("/")[1] if not per_n else ""
+        counts = unit or mult or (counter and rules().is_per(counter, target))
+        if per_n:
+            words += ["trên"] if counts else []  # "50 mm/24 giờ"; "2021/2022" keeps a silent slash
+        elif counts or not (counter or b):
+            words += _per(per)
+        else:
+            words += per.split("/")[1:]  # "5 xã/phường": a silent slash
     return ctx.keep(" ".join(words))
 
 
 def quantity_pass(line: str, ctx: Context) -> str:
     """Every number still written in digits, with what measures it."""
     if "-" in line:
-        line = _MINUS.sub("âm ", line)
+        line = _MINUS.sub(_minus, line)
     return _QUANTITY.sub(lambda m: _quantity(m, ctx), line)
 
 

@@ -14,6 +14,7 @@ The rules an announcer follows (north / south differ only where noted):
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from itertools import repeat
@@ -87,6 +88,8 @@ def _words(n: int, dialect: str, full: bool) -> list[str]:
     return _below_billion(n, dialect, full)
 
 
+# Reports repeat their numbers (years, small counts): readings are cached.
+@functools.lru_cache(maxsize=4096)
 def read_int(n: int, dialect: str = "north") -> str:
     """The cardinal reading of a non-negative integer."""
     if n < 0:
@@ -126,18 +129,31 @@ _THOUSANDS_DOT = re.compile(r"\d{1,3}(?:\.\d{3})+")
 _THOUSANDS_COMMA = re.compile(r"\d{1,3}(?:,\d{3}){2,}")
 
 
-def read_number(text: str, dialect: str = "north") -> str:
-    """A written number: "215.242", "41,04", "1.000.000", "4.0", "1,000,000".
+_DECIMAL_DOT = re.compile(r"\d+\.(?:\d{1,2}|\d{4,})")
+
+
+@functools.lru_cache(maxsize=4096)
+def read_number(text: str, dialect: str = "north", dotted: bool | None = None) -> str:
+    """A written number: "215.242", "41,04", "41.04", "1.000.000", "4.0", "1,000,000".
 
     "." between groups of three digits separates thousands and "," is the
-    decimal comma (Vietnamese convention). A dot that does not group
-    thousands ("4.0", version-like) is read "chấm". Commas grouping two or
-    more thousands ("1,000,000") are taken as English thousands separators.
+    decimal comma (Vietnamese convention). A single dot before one or two
+    digits (or four and more) is a decimal point written the English way
+    ("41.04" bốn mươi mốt phẩy không bốn) unless only zeros follow it ("4.0",
+    version-like) or `dotted` says the number is a section or version number
+    ("mục 2.1"); other dots are read "chấm". `dotted=False` makes a dot
+    before zeros a decimal point too (4.0% follows a unit). Commas grouping
+    two or more thousands ("1,000,000") are taken as English thousands
+    separators.
     """
     if _THOUSANDS_COMMA.fullmatch(text):
         return read_integer_string(text.replace(",", ""), dialect)
     whole, comma, frac = text.partition(",")
-    if _THOUSANDS_DOT.fullmatch(whole):
+    if not dotted and not comma and _DECIMAL_DOT.fullmatch(whole):
+        head, _, tail = whole.partition(".")
+        if dotted is False or tail.strip("0"):
+            return read_integer_string(head, dialect) + " phẩy " + read_fraction_digits(tail, dialect)
+    if _THOUSANDS_DOT.fullmatch(whole) and not dotted:
         spoken = read_integer_string(whole.replace(".", ""), dialect)
     elif "." in whole:
         spoken = " chấm ".join(read_integer_string(p, dialect) for p in whole.split(".") if p)

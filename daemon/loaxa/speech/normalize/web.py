@@ -5,6 +5,8 @@ Convention: the scheme (http://, https://) is not said; every label,
 (the voice reads "dichvucong" as Vietnamese syllables); digits in a label are
 read one by one; "." is "chấm", "@" is "a còng", "/" is "gạch chéo", "-" is
 "gạch ngang", "_" is "gạch dưới"; other characters of a path are not said.
+Angle brackets around an address (<http://...>) and slashes at its end are
+not said; an address with a scheme may end in any domain.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from loaxa.speech.normalize.text import Context
 _TLD = r"(?:vn|com|net|org|gov|edu|info|biz|io|int|asia|me|app|online|site|xyz|top|tv|pro|cc|co)"
 _HOST = rf"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+{_TLD}(?![\w-])"
 _PATH = r"(?:/(?:[^\s]*[^\s.,;:!?)\]])?)?"
-_URL = re.compile(rf"(?<![\w@.\-/])(?:(?:https?|ftp)://)?{_HOST}(?::\d+)?{_PATH}", re.IGNORECASE)
-_EMAIL = re.compile(r"(?<![\w.\-])[\w.+\-]+@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?![\w-])", re.IGNORECASE)
-_TLD_HINT = re.compile(rf"\.{_TLD}\b", re.IGNORECASE)
-_SCHEME = re.compile(r"^[a-z]+://", re.IGNORECASE)
+_ANY_HOST = r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?![\w-])"
+_IP = r"\d{1,3}(?:\.\d{1,3}){3}(?![\w.])"
+_URL = re.compile(
+    rf"<?(?<![\w@.\-/])(?:(?:https?|ftp)://(?:{_ANY_HOST}|{_IP})|{_HOST})(?::\d+)?{_PATH}>?", re.IGNORECASE
+)
+_EMAIL = re.compile(rf"<?(?<![\w.\-])(?:mailto:)?[\w.+\-]+@{_ANY_HOST}>?", re.IGNORECASE)
+_TLD_HINT = re.compile(rf"\.{_TLD}\b|://", re.IGNORECASE)
+_SCHEME = re.compile(r"^(?:[a-z]+://|mailto:)", re.IGNORECASE)
 _PIECE = re.compile(r"[^\W\d_]+|\d+|[./@_\-:?=&#]")
 _SAY = {
     ".": "chấm",
@@ -34,7 +40,8 @@ _SAY = {
 
 def _read_address(address: str) -> str:
     words = []
-    for piece in _PIECE.findall(_SCHEME.sub("", address)):
+    address = _SCHEME.sub("", address.removeprefix("<").removesuffix(">")).rstrip("/")
+    for piece in _PIECE.findall(address):
         if piece[0].isdecimal():
             words.append(read_digits(piece))
         elif piece in _SAY:
