@@ -21,12 +21,12 @@ for arg in "$@"; do
   esac
 done
 
-PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 ffmpeg python3-venv)
+PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 ffmpeg python3-venv fonts-dejavu-core)  # the font: the log book's PDF
 case "$ROLE" in
   station) SPEC="." ;;
-  # postgresql: the province server's tests run on a real one too
-  bench) SPEC=".[test,bench]"; PACKAGES+=(mosquitto mosquitto-clients postgresql) ;;
-  *) SPEC=".[test]"; PACKAGES+=(mosquitto mosquitto-clients postgresql) ;;
+  # postgresql: the province server's tests run on a real one too; poppler-utils: the log book's PDF read back
+  bench) SPEC=".[test,bench]"; PACKAGES+=(mosquitto mosquitto-clients postgresql poppler-utils) ;;
+  *) SPEC=".[test]"; PACKAGES+=(mosquitto mosquitto-clients postgresql poppler-utils) ;;
 esac
 if [ -n "$DRY" ]; then
   echo "Debian packages: ${PACKAGES[*]}"

@@ -60,6 +60,7 @@ ELSEWHERE = {
     "sudo scripts/arm64-rig.sh": "needs root, qemu and 10-50 minutes: run before a release",
     "scripts/setup.sh --bench": "downloads the 61 MB benchmark voice; tests/test_install.py runs it with --dry-run",
     "scripts/setup.sh --station": "installs packages into .venv; tests/test_install.py runs it with --dry-run",
+    "loaxa live": "tests/test_live.py runs it as written, on a station with a fed input, until Ctrl-C",
     "sudo scripts/install-service.sh": "changes this machine's users; tests/test_install.py runs it with --root DIR",
 }
 # Measurements behind the README's figures: minutes each, run by hand for the figures.

@@ -85,11 +85,17 @@ class BroadcastQueue:
         return plays[0] if plays else None
 
     def preempts(self, current: Play, now: datetime) -> bool:
-        """An emergency waits while something less urgent is on air."""
-        emergency = Priority.EMERGENCY.rank
-        if current.rank == emergency:
+        """An emergency (or a live announcement, see `cuts_in`) waits while what it may cut is on air."""
+        return any(self.cuts_in(p, current) for p in self.eligible(now))
+
+    @staticmethod
+    def cuts_in(play: Play, current: Play) -> bool:
+        """Whether `play` stops `current` on air: an emergency cuts anything less urgent, live cuts normal and low."""
+        if play.pid == current.pid:
             return False
-        return any(p.rank == emergency and p.pid != current.pid for p in self.eligible(now))
+        if play.rank == Priority.EMERGENCY.rank:
+            return current.rank != Priority.EMERGENCY.rank
+        return "live" in play.body and current.rank >= Priority.NORMAL.rank
 
     def waiting(self) -> int:
         return self.ledger.count_open()

@@ -119,6 +119,7 @@ class AudioSettings(_Section):
     chime: bool = True
     lead_silence_s: float = Field(default=0.3, ge=0.0, le=5.0)
     retry_s: float = Field(default=5.0, gt=0.0)  # between attempts to open a missing device
+    live_input: str | None = None  # `loaxa live`: a PortAudio input device, `default` or (part of) its name
 
 
 class StorageSettings(_Section):
@@ -128,6 +129,19 @@ class StorageSettings(_Section):
     # a redelivered command `duplicate`; pruned hourly. Open plays and active bulletins are never pruned.
     keep_days: float = Field(default=60.0, gt=0.0)
     keep_events: int = Field(default=10_000, ge=100)  # sent receipts kept; an unsent one is never pruned
+
+
+class ArchiveSettings(_Section):
+    """The on-air archive: what went to the amplifier, one compressed file per on-air session."""
+
+    enabled: bool = False
+    dir: Path | None = None  # default: <storage.dir>/archive
+    codec: Literal["opus", "mp3"] = "opus"
+    bitrate_kbps: int = Field(default=24, ge=8, le=128)  # mono speech; 24 kb/s Opus is clear speech
+    max_mb: float = Field(default=2000.0, gt=0.0)  # the oldest files go first beyond this
+    days: float = Field(default=90.0, gt=0.0)  # and files older than this
+    min_free_mb: float = Field(default=100.0, ge=0.0)  # archiving stops below this much free space
+    queue_s: float = Field(default=30.0, ge=1.0, le=600.0)  # audio waiting for the encoder; beyond it is dropped
 
 
 class TtsSettings(_Section):
@@ -267,6 +281,7 @@ class Settings(_Section):
     mqtt: MqttSettings = MqttSettings()
     audio: AudioSettings = AudioSettings()
     storage: StorageSettings = StorageSettings()
+    archive: ArchiveSettings = ArchiveSettings()
     tts: TtsSettings = TtsSettings()
     text: TextSettings = TextSettings()
     broadcast: BroadcastSettings = BroadcastSettings()
@@ -325,6 +340,10 @@ class Settings(_Section):
     @property
     def control_socket(self) -> Path:
         return self.control.socket or self.storage.dir / "control.sock"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.archive.dir or self.storage.dir / "archive"
 
 
 SECRET_KEYS = {"password"}
@@ -428,6 +447,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "tts": settings.tts.model_copy(update={"voices_dir": rel(settings.tts.voices_dir, INSTALL_DIR)}),
             "text": settings.text.model_copy(update={"lexicon": rel(settings.text.lexicon)}),
             "control": settings.control.model_copy(update={"socket": rel(settings.control.socket)}),
+            "archive": settings.archive.model_copy(update={"dir": rel(settings.archive.dir)}),
         }
     )
 

@@ -66,7 +66,18 @@ class Parts(_Content):
     parts: tuple[Text | Audio, ...]
 
 
-Content = Text | Audio | Stream | Parts
+class Live(_Content):
+    """The station's own microphone or line input, on air until the technician stops it (`loaxa live`).
+
+    Never from the network: the wire has no `live` field; the ledger stores
+    it for the technician (`Ledger.live`).
+    """
+
+    kind: Literal["live"] = "live"
+    input: str
+
+
+Content = Text | Audio | Stream | Parts | Live
 
 
 def check_content(fields: dict[str, Any]) -> Content:
@@ -127,6 +138,8 @@ def content_of(body: dict[str, Any]) -> Content:
     """The typed content of a validated bulletin body (stored bodies were checked on arrival)."""
     if body.get("text") is not None:
         return Text.model_construct(text=body["text"], voice=body.get("voice"), rate=body.get("rate"))
+    if body.get("live") is not None:
+        return Live.model_construct(input=body["live"]["input"])
     if body.get("audio") is not None:
         spec = body["audio"]
         return Audio.model_construct(url=spec["url"], sha256=spec["sha256"])

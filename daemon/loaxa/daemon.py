@@ -19,6 +19,7 @@ import signal
 import threading
 
 from loaxa.approval import ApprovalPolicy
+from loaxa.archive import Archive, ArchivingSink
 from loaxa.broadcast_queue import BroadcastQueue
 from loaxa.clock import ClockGuard
 from loaxa.config import Settings
@@ -27,6 +28,7 @@ from loaxa.health import Health, Loop, thread_loop
 from loaxa.inbox import Inbox
 from loaxa.jsonwire import compact_bytes
 from loaxa.link import Link
+from loaxa.live import LiveControl
 from loaxa.player.amplifier import build_amplifier
 from loaxa.player.output import Sink, build_sink
 from loaxa.player.player import Player
@@ -34,6 +36,7 @@ from loaxa.player.relays import Relay
 from loaxa.reports import Reporter, StationState
 from loaxa.schedule import Scheduler
 from loaxa.security import RateLimiter, Verifier
+from loaxa.sources.live import LiveSource
 from loaxa.sources.registry import address_policy, build_sources
 from loaxa.speech.ahead import VoiceAhead
 from loaxa.speech.engine import Voice
@@ -82,13 +85,18 @@ class Station:
             cache_max_bytes=s.storage.audio_cache_mb * 1_000_000,
             on_ready=lambda: self.player.attention(),
             addresses=address_policy(s.security.allow_private_urls, s.security.private_url_hosts),
+            live=LiveSource(s.audio.live_input, s.audio.sample_rate_hz, s.audio.latency_s)
+            if s.audio.live_input
+            else None,
         )
+        sink = sink or build_sink(s.audio.output, s.audio.latency_s)
+        self.archive = self._archive(sink)
         self.player = Player(
             settings=s,
             ledger=self.ledger,
             queue=self.queue,
             sources=self.sources,
-            sink=sink or build_sink(s.audio.output, s.audio.latency_s),
+            sink=ArchivingSink(sink, self.archive) if self.archive is not None else sink,
             amplifier=self.amplifier,
             voice_name=lambda: str(self.speaker.status()["name"]),
         )
@@ -130,6 +138,7 @@ class Station:
         will = (self.topics.state, compact_bytes(self.state(online=False)))
         self.link = Link(s.mqtt, client_id, self.topics.commands, will, self.inbox.submit)
         self.state.link = self.link.status
+        self.state.archive = self.archive.status if self.archive is not None else None
         self.reporter = Reporter(
             store=self.store,
             link=self.link,
@@ -146,6 +155,8 @@ class Station:
                 thread_loop("inbox", self.inbox),
                 thread_loop("reporter", self.reporter),
                 Loop("voice-ahead", self.ahead.alive),
+                # Never a reason to restart (that would cut what is on air): a fault only.
+                *([Loop("archive", lambda: True, fault=self.archive.fault)] if self.archive is not None else []),
             ],
             stall_s=s.service.watchdog_stall_s,
         )
@@ -157,9 +168,23 @@ class Station:
             audio=self.sources.audio,
             status=lambda: {"state": self.state(), "health": self.health.problems(), "faults": self.health.faults()},
             on_air=lambda: self.player.on_air_id,
+            live=LiveControl(
+                ledger=self.ledger,
+                source=self.sources.live,
+                inbox=self.inbox,
+                attention=self.player.attention,
+                on_air=lambda: self.player.on_air_id,
+            ).handle,
         )
         self.control = ControlServer(s.control_socket, self.technician.handle)
         self.notifier = Notifier()
+
+    def _archive(self, sink: Sink) -> Archive | None:
+        """The on-air archive, when `archive.enabled`: a copy of what goes to `sink`."""
+        s = self.settings
+        if not s.archive.enabled:
+            return None
+        return Archive(s.archive, s.archive_dir, self.store, s.station.tz, rate=s.audio.sample_rate_hz)
 
     # -- life cycle -------------------------------------------------------------
     def run(self) -> int:
@@ -187,6 +212,8 @@ class Station:
             log.info("%d play(s) were on air at the last stop; they resume", recovered)
         self.control.start()
         self.ahead.start()
+        if self.archive is not None:
+            self.archive.start()
         self.player.start()
         self.scheduler.start()
         self.inbox.start()
@@ -207,6 +234,8 @@ class Station:
             self.scheduler.stop()
             self.player.stop()
             self.player.join(timeout=10)
+            if self.archive is not None:
+                self.archive.stop()
             if self.sources.audio is not None:
                 self.sources.audio.close(timeout_s=1.0)
             self.reporter.stop()

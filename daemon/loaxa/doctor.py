@@ -85,6 +85,22 @@ def check_audio(settings: Settings) -> Finding:
 # -- voices ----------------------------------------------------------------------
 
 
+def check_live_input(settings: Settings) -> Finding:
+    """`audio.live_input` names an input device PortAudio can see (for `loaxa live`)."""
+    import sounddevice as sd
+
+    from loaxa.sources.live import find_input
+
+    name = settings.audio.live_input or ""
+    try:
+        find_input(name)
+    except LoaxaError as exc:
+        found = [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
+        fix = f"set audio.live_input to one of: {', '.join(found)}" if found else "plug in the microphone or line input"
+        return Finding("live", FAIL, str(exc), fix)
+    return Finding("live", OK, f"input {name!r} found for live announcements")
+
+
 def check_voice(settings: Settings, spec: str | None = None, role: str = "voice") -> Finding:
     """The voice loads and speaks a short phrase."""
     from loaxa.speech.pipeline import load_voice
@@ -426,6 +442,7 @@ def run_checks(
     checks: list[tuple[str, Callable[[], Finding]]] = [
         ("service", lambda: check_service(settings)),
         ("audio", lambda: check_audio(settings)),
+        ("live", lambda: check_live_input(settings)),
         ("runtime", lambda: check_neural_runtime(settings)),
         ("voice", lambda: check_voice(settings)),
         ("fallback", lambda: check_voice(settings, settings.tts.fallback, "fallback")),
@@ -438,6 +455,8 @@ def run_checks(
     findings = []
     for name, check in checks:
         if name in skip or (name == "fallback" and not settings.tts.fallback):
+            continue
+        if name == "live" and not settings.audio.live_input:  # no live announcements on this station
             continue
         if name == "runtime" and settings.tts.voice.startswith("espeak:"):  # no neural voice to run
             continue

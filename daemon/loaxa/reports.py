@@ -234,6 +234,7 @@ class StationState:
         self.amplifier_fault = amplifier_fault
         self.storage = storage
         self.link: Callable[[], dict[str, Any]] | None = None  # set once the link exists
+        self.archive: Callable[[], dict[str, Any]] | None = None  # the on-air archive's status, when enabled
         self.started = time.monotonic()
 
     def __call__(self, online: bool = True) -> dict[str, Any]:
@@ -253,5 +254,6 @@ class StationState:
             "audio": {"output": s.audio.output, "error": self.audio_error()},
             "amplifier": {"backend": s.amplifier.backend, "fault": self.amplifier_fault()},
             "link": self.link() if self.link is not None else None,
+            "archive": self.archive() if self.archive is not None else {"enabled": False},
             "storage": self.storage(),
         }

@@ -47,6 +47,7 @@ class Technician:
         audio: AudioSource | None,
         status: Callable[[], dict[str, Any]],
         on_air: Callable[[], str | None],
+        live: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.inbox = inbox
         self.ledger = ledger
@@ -55,6 +56,7 @@ class Technician:
         self.audio = audio
         self.status = status
         self.on_air = on_air
+        self.live = live  # `loaxa live` start/stop (loaxa.live.LiveControl.handle)
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """One control-socket request; ControlError says what is wrong with it."""
@@ -72,6 +74,8 @@ class Technician:
             return {"ok": True, "pending": [pending_row(b) for b in self.ledger.awaiting()]}
         if cmd in ("approve", "decline"):
             return self._reply(request)
+        if cmd == "live" and self.live is not None:
+            return self.live(request)
         raise ControlError(f"unknown control request {cmd!r}")
 
     def _plays(self) -> list[dict[str, Any]]:

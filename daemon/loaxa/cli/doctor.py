@@ -11,7 +11,7 @@ from loaxa.config import config_path
 from loaxa.doctor import FAIL, OK, WARN, Finding, run_checks
 from loaxa.i18n import _
 
-CHECKS = ("service", "audio", "runtime", "voice", "fallback", "broker", "clock", "disk", "permissions")
+CHECKS = ("service", "audio", "live", "runtime", "voice", "fallback", "broker", "clock", "disk", "permissions")
 STYLE = {OK: "bold green", WARN: "bold yellow", FAIL: "bold red"}
 
 

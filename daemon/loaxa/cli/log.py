@@ -27,7 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--since", default="1d", type=_since_arg, help="a duration back (30m, 12h, 7d) or an ISO date/time (default 1d)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per play")
+    add_book_args(p)
     p.set_defaults(func=show_log)
+
+
+def add_book_args(p: argparse.ArgumentParser) -> None:
+    """The programme log book (`--book`): its period, format and language; see `loaxa.logbook`."""
+    book = p.add_argument_group("log book")
+    book.add_argument("--book", action="store_true", help="the programme log book (this week unless told)")
+    book.add_argument("--week", help="an ISO week, e.g. 2026-W48")
+    book.add_argument("--from", dest="first", metavar="DATE", help="first day, e.g. 2026-11-24")
+    book.add_argument("--to", dest="last", metavar="DATE", help="last day (default: today, or --from alone)")
+    book.add_argument("--format", choices=("csv", "xlsx", "pdf"), help="export (default: from --output, else csv)")
+    book.add_argument("--output", "-o", metavar="FILE", help="write the export here (csv: standard output)")
 
 
 def _since_arg(value: str) -> datetime:
@@ -84,6 +96,10 @@ def show_log(args: argparse.Namespace) -> int:
     db_path = settings.storage.dir / "station.db"
     if not db_path.exists():
         raise StoreError(_("no station store at {path}; has the daemon run with this config?").format(path=db_path))
+    if args.book or args.week or args.first or args.last or args.format or args.output:
+        from loaxa.cli._book import show_book
+
+        return show_book(args, settings, db_path)
     entries = aired(db_path, args.since)
     if args.json:
         for entry in entries:

@@ -30,7 +30,7 @@ from loaxa.player.output import Output, Sink
 from loaxa.player.session import Session, Stopped
 from loaxa.sources import NotReady
 from loaxa.sources.registry import Program, SourceRegistry
-from loaxa.states import Outcome, PlayState, Priority
+from loaxa.states import Outcome, PlayState
 from loaxa.store import Ledger, Play
 from loaxa.timing import parse_instant
 
@@ -255,6 +255,8 @@ class Player(threading.Thread):
                 # On air and withdrawn: stop, then the closing chime, so listeners hear an ending.
                 # Withdrawn before its first sound: nothing of it airs, not even this chime.
                 Session(output, self.rate, volume).chime(opening=False)
+            if outcome is Outcome.PREEMPTED and _live_waits(self.queue.eligible(_now()), play):
+                return outcome, "a live announcement cut in"
             return outcome, None
         except AudioError as exc:
             return Outcome.AUDIO_ERROR, str(exc)
@@ -320,14 +322,19 @@ class Player(threading.Thread):
         return reason
 
     def _emergency_ready(self, current: Play) -> bool:
-        """An emergency cuts in once it can sound: a recording still being fetched waits for its fetch."""
+        """An emergency (or live, `BroadcastQueue.cuts_in`) cuts in once it can sound: a fetch is waited for."""
         return any(
-            p.rank == Priority.EMERGENCY.rank and p.pid != current.pid and self.sources.ready(p.content)
-            for p in self.queue.eligible(_now())
+            self.queue.cuts_in(p, current) and self.sources.ready(p.content) for p in self.queue.eligible(_now())
         )
 
     def _beat(self) -> None:
         self.heartbeat = time.monotonic()
+
+
+def _live_waits(eligible: list[Play], current: Play) -> bool:
+    """What cut `current` in is live, not an emergency (for the `interrupted` receipt's words)."""
+    cutting = [p for p in eligible if BroadcastQueue.cuts_in(p, current)]
+    return bool(cutting) and "live" in cutting[0].body
 
 
 def _cannot_prepare(play: Play, exc: LoaxaError) -> str:

@@ -20,13 +20,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from loaxa.content import Audio, Content, Parts, Stream, Text
+from loaxa.content import Audio, Content, Live, Parts, Stream, Text
 from loaxa.download import PUBLIC_ONLY, AddressPolicy
 from loaxa.errors import LoaxaError
 from loaxa.hashing import sha256_file
 from loaxa.player.session import Session
 from loaxa.sources._common import NotReady, SourceError, host_of
 from loaxa.sources.fetcher import RETRY_AFTER_S, WORKERS, Failed, Fetcher, Pending, QueueFull, Ready, State
+from loaxa.sources.live import LiveSource
 from loaxa.sources.parts import PartsSource
 from loaxa.sources.recorded import (
     MAX_DURATION_S,
@@ -311,6 +312,11 @@ class SourceRegistry:
         source = self._sources.get(Audio)
         return source if isinstance(source, AudioSource) else None
 
+    @property
+    def live(self) -> LiveSource | None:
+        source = self._sources.get(Live)
+        return source if isinstance(source, LiveSource) else None
+
 
 def build_sources(
     speaker: Speaker,
@@ -322,9 +328,11 @@ def build_sources(
     cache_max_bytes: int,
     on_ready: Callable[[], None] = lambda: None,
     addresses: AddressPolicy = PUBLIC_ONLY,
+    live: LiveSource | None = None,
 ) -> SourceRegistry:
     """`on_ready` is called when a recording's fetch ends or a stream connects (or fails): the player
-    should look again. `addresses` is where recordings and streams may come from."""
+    should look again. `addresses` is where recordings and streams may come from; `live` is the
+    station's input for `loaxa live` (`audio.live_input`), if it has one."""
     audio = AudioSource(
         audio_dir,
         rate=rate,
@@ -334,14 +342,15 @@ def build_sources(
         addresses=addresses,
     )
     text = TextSource(speaker, default_rate)
-    return SourceRegistry(
-        {
-            Text: text,
-            Audio: audio,
-            Stream: StreamSource(rate, addresses=addresses, on_ready=on_ready),
-            Parts: PartsSource(text.prepare, audio.prepare),
-        }
-    )
+    sources: dict[type, Source] = {
+        Text: text,
+        Audio: audio,
+        Stream: StreamSource(rate, addresses=addresses, on_ready=on_ready),
+        Parts: PartsSource(text.prepare, audio.prepare),
+    }
+    if live is not None:
+        sources[Live] = live
+    return SourceRegistry(sources)
 
 
 def address_policy(allow_private_urls: bool, private_url_hosts: tuple[str, ...]) -> AddressPolicy:

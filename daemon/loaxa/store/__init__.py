@@ -11,7 +11,7 @@ SQL is written outside this package.
 
 from loaxa.store.db import Store, open_readonly
 from loaxa.store.ledger import Completion, Ledger
-from loaxa.store.records import Accepted, Answer, Play, StoredBulletin, aired
+from loaxa.store.records import Accepted, Answer, Play, StoredBulletin, aired, as_run
 from loaxa.store.txn import Txn
 
 __all__ = [
@@ -24,5 +24,6 @@ __all__ = [
     "StoredBulletin",
     "Txn",
     "aired",
+    "as_run",
     "open_readonly",
 ]

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from loaxa.errors import StoreError
-from loaxa.states import Approval, BulletinState, Event, Outcome, PlayState
+from loaxa.states import Approval, BulletinState, Event, Outcome, PlayState, Priority
 from loaxa.store.db import Store
 from loaxa.store.records import PLAYS, SCHEDULED, Accepted, Answer, Play, StoredBulletin, bulletin_of, play_of
 from loaxa.store.txn import Txn
@@ -175,6 +175,19 @@ class Ledger:
                 t.event(Event.SCHEDULED, b.id, b.rev, occurrence=first_slot.isoformat())
         return Accepted(stored=True, superseded_rev=known.rev if known is not None else None)
 
+    def live(self, issuer: str, id: str, input: str, now: datetime, *, volume: float | None = None) -> None:
+        """A live announcement from the station's input (the technician's `loaxa live`): stored and queued now.
+
+        It goes before `normal` and `low` and cuts in on them (`BroadcastQueue`), and yields to `emergency`.
+        """
+        body: dict[str, object] = {"id": id, "priority": Priority.HIGH.value, "live": {"input": input}}
+        if volume is not None:
+            body["volume"] = volume
+        with self.tx() as t:
+            t.store_live(issuer, id, body, now.timestamp())
+            t.event(Event.RECEIVED, id, 1, detail="live")
+            t.add_play(issuer, id, 1, occurrence=None, due_at=now.timestamp(), priority=Priority.HIGH)
+
     def cancel(self, issuer: str, id: str) -> bool:
         """Cancel a bulletin that is active or on air; a `rejected` receipt otherwise."""
         with self.tx() as t:
@@ -257,7 +270,10 @@ class Ledger:
                 state, receipt = _CLOSES[outcome]
                 t.close_play(play, state, receipt, detail if receipt is not None else None)
             else:
-                detail = "an emergency bulletin cut in" if outcome is Outcome.PREEMPTED else None
+                if outcome is Outcome.PREEMPTED:
+                    detail = detail or "an emergency bulletin cut in"
+                else:
+                    detail = None
                 t.requeue(play, _REQUEUES[outcome], detail)
 
     def expire(self, play: Play, detail: str) -> None:

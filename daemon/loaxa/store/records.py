@@ -94,6 +94,23 @@ def aired(db: sqlite3.Connection, since: datetime) -> list[sqlite3.Row]:
     ).fetchall()
 
 
+def as_run(db: sqlite3.Connection, start: datetime, end: datetime) -> list[sqlite3.Row]:
+    """Plays that aired or were given up in [start, end), oldest first, with their bulletin (for the log book).
+
+    The bulletin's columns follow the play's (`b_body`, `b_priority` and any
+    the bulletin row has, such as an approval), so a name both have is the play's.
+    """
+    shown = [s.value for s in PlayState if s is not PlayState.PENDING]
+    return db.execute(
+        "SELECT p.*, b.body AS b_body, b.priority AS b_priority, b.* FROM plays p "
+        "LEFT JOIN bulletins b ON b.issuer = p.issuer AND b.id = p.id "
+        f"WHERE p.state IN ({','.join('?' * len(shown))}) "
+        "AND COALESCE(p.started_at, p.due_at) >= ? AND COALESCE(p.started_at, p.due_at) < ? "
+        "ORDER BY COALESCE(p.started_at, p.due_at), p.pid",
+        (*shown, start.timestamp(), end.timestamp()),
+    ).fetchall()
+
+
 SCHEDULED = "SELECT * FROM bulletins WHERE state = ? AND json_extract(body, '$.schedule') IS NOT NULL"
 PLAYS = (
     "SELECT p.*, b.body, b.approval FROM plays p "

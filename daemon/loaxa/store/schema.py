@@ -74,6 +74,21 @@ _APPROVAL_COLUMNS = {
 }
 # What is due and the soonest slot are read through this index, not by reading every schedule.
 _NEXT_INDEX = "CREATE INDEX IF NOT EXISTS bulletins_next ON bulletins (state, next_at)"
+# How often a play was cut by an emergency or live, for the log book's "interrupted and resumed"
+# (plays from before the column count none), and the on-air archive's files.
+_INTERRUPTED = "ALTER TABLE plays ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0"
+_ARCHIVE = """
+CREATE TABLE IF NOT EXISTS archive (
+    aid        INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL UNIQUE,             -- the file in archive.dir
+    id         TEXT,                             -- the bulletin (or live session) it recorded
+    started_at REAL NOT NULL,
+    seconds    REAL NOT NULL,
+    bytes      INTEGER NOT NULL,
+    sha256     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS archive_started ON archive (started_at)
+"""
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -88,6 +103,10 @@ def migrate(db: sqlite3.Connection) -> None:
             if name not in columns:
                 db.execute(f"ALTER TABLE bulletins ADD COLUMN {name} {kind}")
         db.execute(_NEXT_INDEX)
+        if "interrupted" not in {row["name"] for row in db.execute("PRAGMA table_info(plays)")}:
+            db.execute(_INTERRUPTED)
+        for statement in filter(str.strip, _ARCHIVE.split(";")):
+            db.execute(statement)
     except BaseException:
         db.execute("ROLLBACK")
         raise

@@ -138,6 +138,15 @@ class Txn:
             ),
         )
 
+    def store_live(self, issuer: str, id: str, body: dict[str, object], received_at: float) -> None:
+        """A live announcement's bulletin row (it never came over the network: no signature, rev 1)."""
+        self._db.execute("INSERT INTO seen (issuer, id, rev, at) VALUES (?, ?, 1, ?)", (issuer, id, received_at))
+        self.seen_added.append((issuer, id, 1, received_at))
+        self._db.execute(
+            "INSERT INTO bulletins (issuer, id, rev, priority, body, state, received_at) VALUES (?, ?, 1, ?, ?, ?, ?)",
+            (issuer, id, Priority.HIGH, compact(body), BulletinState.ACTIVE, received_at),
+        )
+
     def supersede(self, issuer: str, known: StoredBulletin, new_rev: int) -> None:
         self._db.execute(
             "UPDATE plays SET state = ? WHERE issuer = ? AND id = ? AND state = ?",
@@ -272,6 +281,8 @@ class Txn:
         if cur.rowcount != 1:
             return False
         detail = f"from {resume_point(play.body, play.sentence)}" if resumed else None
+        if "live" in play.body:  # the province's log tells a live announcement by this
+            detail = "live"
         kind = Event.RESUMED if resumed else Event.STARTED
         self.event(kind, play.id, play.rev, occurrence=play.occurrence, detail=detail)
         return True
@@ -280,8 +291,10 @@ class Txn:
         self._db.execute("UPDATE plays SET sentence = ?, played = ? WHERE pid = ?", (sentence, played, pid))
 
     def requeue(self, play: Play, receipt: Event | None, detail: str | None) -> None:
+        cut = 1 if receipt is Event.INTERRUPTED else 0  # counted for the log book
         self._db.execute(
-            "UPDATE plays SET state = ? WHERE pid = ? AND state = ?", (PlayState.PENDING, play.pid, PlayState.ON_AIR)
+            "UPDATE plays SET state = ?, interrupted = interrupted + ? WHERE pid = ? AND state = ?",
+            (PlayState.PENDING, cut, play.pid, PlayState.ON_AIR),
         )
         if receipt is not None:
             self.event(receipt, play.id, play.rev, occurrence=play.occurrence, detail=detail)

@@ -138,3 +138,107 @@ def voiced_seconds(samples: np.ndarray, rate: int, threshold: float = 0.02) -> f
         return 0.0
     rms = np.sqrt((samples[: n * frame].reshape(n, frame) ** 2).mean(axis=1))
     return float((rms > threshold).sum() * 0.02)
+
+
+MIC_PCM = """pcm.{name} {{ type plug; slave {{ pcm "{name}-file"; format S16_LE; channels 1; rate {rate} }} }}
+pcm.{name}-file {{ type file; slave.pcm "null"; file "/dev/null"; infile "{fifo}"; format "raw" }}
+"""
+
+
+class FifoMicrophone:
+    """A named ALSA input whose samples come from `signal`, at `RATE` samples per second of wall clock.
+
+    ALSA's `file` plugin reads a capture device's samples from its `infile`,
+    here a named pipe that a feeder thread writes as time passes, like a
+    microphone: what no one reads is lost, not queued. The plugin fills a
+    short read with stale data, so the feeder keeps `lead_s` written ahead
+    (more than the largest read, 882 frames). `spoken_at(i)` is when sample
+    `i` was "spoken": the wall-clock time a microphone would have made it,
+    where the latency a listener hears starts.
+    """
+
+    def __init__(self, root: Path, signal: np.ndarray, name: str = "loaxa-mic", lead_s: float = 0.07) -> None:
+        self.name = name
+        self.fifo = root / f"{name}.fifo"
+        os.mkfifo(self.fifo)
+        self.signal = (np.clip(signal, -1, 1) * 32767).astype("<i2")
+        self.lead = int(lead_s * RATE)
+        self._writes: list[tuple[int, int]] = []  # (first sample, samples) of each write
+        self._started = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._feed, daemon=True)
+
+    def pcm(self) -> str:
+        """The device's definition, for the station's ~/.asoundrc."""
+        return MIC_PCM.format(name=self.name, rate=RATE, fifo=self.fifo)
+
+    def start(self) -> FifoMicrophone:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def spoken_at(self, index: int) -> float:
+        """The wall-clock time of sample `index` of the signal, as a microphone would have picked it up."""
+        return self._started + index / RATE
+
+    def reached_pipe(self, index: int) -> bool:
+        """Whether sample `index` was written to the pipe (not lost while no one was reading)."""
+        with self._lock:
+            return any(i <= index < i + n for i, n in self._writes)
+
+    def _feed(self) -> None:
+        import fcntl
+
+        fd: int | None = None
+        start = time.monotonic()
+        self._started = time.time()
+        pos = 0
+        try:
+            while not self._stop.wait(0.005) and pos < len(self.signal):
+                due = min(len(self.signal), int((time.monotonic() - start) * RATE) + self.lead)
+                if fd is None:
+                    try:
+                        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+                    except OSError:  # no reader: the samples of this moment are lost
+                        pos = due
+                        continue
+                    try:
+                        fcntl.fcntl(fd, 1031, 4096)  # F_SETPIPE_SZ: no more in the pipe than a card's buffer
+                    except OSError:
+                        pass
+                if pos >= due:
+                    continue
+                # A microphone's buffer is small: never more than `lead` waits in the pipe, the rest is
+                # lost, so the input's backlog does not depend on how late the station started reading.
+                room = self.lead - _queued(fd) // 2
+                if room <= 0:
+                    pos = due
+                    continue
+                try:
+                    n = os.write(fd, self.signal[pos : min(due, pos + room)].tobytes()) // 2
+                except BlockingIOError:  # not being read (a full pipe): lost, as a microphone's would be
+                    pos = due
+                    continue
+                except BrokenPipeError:  # the reader closed; the next one opens it again
+                    os.close(fd)
+                    fd = None
+                    continue
+                with self._lock:
+                    self._writes.append((pos, n))
+                pos += n
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+
+def _queued(fd: int) -> int:
+    """Bytes written to a pipe and not read yet (FIONREAD works on either end of a Linux pipe)."""
+    import fcntl
+    import struct
+    import termios
+
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
