@@ -7,7 +7,6 @@ daemon receives a `Settings` object and never sees raw YAML.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import re
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from loaxa.errors import ConfigError
 from loaxa.i18n import _
 from loaxa.states import Priority
-from loaxa.validation import UNKNOWN, describe_error
+from loaxa.validation import describe_config_errors
 
 SLUG = r"^[a-z0-9-]{1,40}$"
 SLUG_WORDS = "use lower-case letters a-z, digits and '-' (at most 40)"
@@ -398,33 +397,8 @@ def parse_config(raw: dict[str, Any], base: Path = Path("."), source: str = "con
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: " + "; ".join(_describe(exc))) from None
+        raise ConfigError(f"{source}: " + "; ".join(describe_config_errors(exc, Settings))) from None
     return _resolve_paths(settings, base)
-
-
-def _describe(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        line = describe_error(err)
-        if err["type"] == UNKNOWN:
-            line += _suggest([str(part) for part in err["loc"]])
-        problems.append(line)
-    return problems
-
-
-def _suggest(loc: list[str]) -> str:
-    model: type[BaseModel] = Settings
-    for part in loc[:-1]:
-        field = model.model_fields.get(part)
-        inner = getattr(field, "annotation", None) if field else None
-        inner = next(
-            (a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type) and issubclass(a, BaseModel)), None
-        )
-        if inner is None:
-            return ""
-        model = inner
-    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:

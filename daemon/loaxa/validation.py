@@ -8,8 +8,12 @@ unknown field and what they call the whole object.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 MISSING = "missing"
 UNKNOWN = "extra_forbidden"
@@ -48,3 +52,31 @@ def describe_error(
     if bare_top and not err["loc"]:
         return message
     return f"{key}: {message}"
+
+
+def describe_config_errors(exc: ValidationError, root: type[BaseModel]) -> list[str]:
+    """One line per problem of a configuration file; an unknown key gets a did-you-mean from `root`'s fields."""
+    problems = []
+    for err in exc.errors():
+        line = describe_error(err)
+        if err["type"] == UNKNOWN:
+            line += _suggest(root, [str(part) for part in err["loc"]])
+        problems.append(line)
+    return problems
+
+
+def _suggest(root: type[BaseModel], loc: list[str]) -> str:
+    from pydantic import BaseModel
+
+    model = root
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        inner = getattr(field, "annotation", None) if field else None
+        inner = next(
+            (a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
+        if inner is None:
+            return ""
+        model = inner
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -7,7 +7,6 @@ name, relative paths resolved against the file's folder.
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from loaxa.config import SLUG, TlsSettings
 from loaxa.errors import ConfigError
-from loaxa.validation import UNKNOWN, describe_error
+from loaxa.validation import describe_config_errors
 
 CONFIG_ENV = "LOAXA_PROVINCE_CONFIG"
 SECRET_KEYS = {"password", "url"}  # a database URL may carry a password
@@ -124,7 +123,7 @@ def parse_settings(raw: dict[str, Any], base: Path = Path("."), source: str = "c
     try:
         settings = ProvinceServerSettings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: " + "; ".join(_describe(exc))) from None
+        raise ConfigError(f"{source}: " + "; ".join(describe_config_errors(exc, ProvinceServerSettings))) from None
 
     def rel(p: Path | None) -> Path | None:
         return p if p is None or p.is_absolute() else (base / p).resolve()
@@ -135,31 +134,6 @@ def parse_settings(raw: dict[str, Any], base: Path = Path("."), source: str = "c
             "signing": settings.signing.model_copy(update={"key_file": rel(settings.signing.key_file)}),
         }
     )
-
-
-def _describe(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        line = describe_error(err)
-        if err["type"] == UNKNOWN:
-            line += _suggest([str(part) for part in err["loc"]])
-        problems.append(line)
-    return problems
-
-
-def _suggest(loc: list[str]) -> str:
-    model: type[BaseModel] = ProvinceServerSettings
-    for part in loc[:-1]:
-        field = model.model_fields.get(part)
-        inner = getattr(field, "annotation", None) if field else None
-        inner = next(
-            (a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type) and issubclass(a, BaseModel)), None
-        )
-        if inner is None:
-            return ""
-        model = inner
-    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def masked(settings: ProvinceServerSettings) -> dict[str, Any]:
