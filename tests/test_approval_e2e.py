@@ -19,13 +19,15 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from loaxa.player.chime import chime
 from loaxa.security import public_key_b64, sign
 from loaxa.testing.audio import wait_for_files
 from loaxa.testing.station import STATION, Operator, StationProcess, station_config
-from test_broadcast_onair import LONG, paced_station, sessions, wait_on_air
+from test_broadcast_onair import LONG, RATE, paced_station, sessions, wait_on_air
 from test_technician import loaxa
 
 COMMUNE, PROVINCE = "commune-2026", "province-2026"
+CLOSING_S = len(chime(RATE, opening=False)) / RATE
 KEYS = {COMMUNE: Ed25519PrivateKey.generate(), PROVINCE: Ed25519PrivateKey.generate()}
 STRANGER = Ed25519PrivateKey.generate()
 TEXT = "Ủy ban nhân dân xã thông báo lịch họp dân."
@@ -225,7 +227,8 @@ def test_a_due_slot_awaiting_approval_is_held_once_then_missed_and_an_approved_o
 
 
 def test_a_decline_after_approval_stops_the_bulletin_on_air_at_the_next_block(tmp_path, broker, operator):
-    """The commune may change its mind until the bulletin has aired: on air, it stops within a block or two."""
+    """The commune may change its mind until the bulletin has aired: on air, it stops within a block or two
+    and ends with the closing chime, as a cancelled one does."""
     station = paced_station(
         tmp_path,
         broker,
@@ -242,7 +245,9 @@ def test_a_decline_after_approval_stops_the_bulletin_on_air_at_the_next_block(tm
         operator.send(signed("decline", "long", reason="Sai nội dung"))
         declined = operator.wait_for("long", "declined", 20)
         [cut] = sessions(station.aired, 1)
-        assert cut.end < datetime.fromisoformat(declined["at"]).timestamp() + 1.5  # not the sentences to come
+        # What the paced device holds (~1.3 s), a block or two, then the closing chime (an ending listeners
+        # hear): not the sentences to come.
+        assert cut.end < datetime.fromisoformat(declined["at"]).timestamp() + 2.0 + CLOSING_S
         assert operator.of("long") == ["received", "awaiting_approval", "approved", "started", "declined"]
         deadline = time.monotonic() + 10  # the player closes the play once its output is closed: no receipt for that
         while station.control({"cmd": "queue"})["plays"] and time.monotonic() < deadline:
