@@ -143,6 +143,26 @@ def test_a_failed_fetch_is_remembered_then_tried_again(tmp_path, wav):
         audio.close()
 
 
+def test_a_failure_is_remembered_for_its_url_only_so_a_corrected_url_is_fetched_at_once(tmp_path, wav):
+    """An operator who resends a recording from the right URL is not answered with the old URL's failure."""
+    woken = Woken()
+    digest = sha(wav)
+    with FileServer({"t.wav": wav}) as server:
+        audio = source(tmp_path, on_ready=woken, retry_after_s=3600)
+        wrong = Audio(url=server.url("missing.wav"), sha256=digest)
+        with pytest.raises(NotReady):
+            audio.prepare(wrong)
+        woken.wait()
+        with pytest.raises(SourceError, match="404"):
+            audio.prepare(wrong)
+        right = Audio(url=server.url("t.wav"), sha256=digest)
+        with pytest.raises(NotReady):
+            audio.prepare(right)
+        woken.wait()
+        audio.prepare(right).close()
+        audio.close()
+
+
 def test_wait_blocks_until_ready_for_callers_without_a_player(tmp_path, wav):
     path = tmp_path / "local.wav"
     path.write_bytes(wav)

@@ -44,6 +44,7 @@ class Ready:
 class Failed:
     reason: str
     at: float
+    url: str  # a failure is remembered for this URL only: the same file from another URL is tried at once
 
 
 State = Pending | Ready | Failed
@@ -95,6 +96,9 @@ class Fetcher:
         """
         with self._changed:
             state = self.state(sha)
+            if isinstance(state, Failed) and state.url != url:  # sent again from a corrected URL
+                del self._states[sha]
+                state = None
             if state is not None:
                 return state
             if self._closed:
@@ -154,10 +158,10 @@ class Fetcher:
             try:
                 state = Ready(self.job(url, sha))
             except LoaxaError as exc:
-                state = Failed(str(exc), self.clock())
+                state = Failed(str(exc), self.clock(), url)
             except Exception as exc:  # a bug in one job must not stop the pool, nor leave it pending
                 log.exception("fetching audio %s failed", sha[:12])
-                state = Failed(f"internal error while fetching: {type(exc).__name__}", self.clock())
+                state = Failed(f"internal error while fetching: {type(exc).__name__}", self.clock(), url)
             with self._changed:
                 self._states[sha] = state
                 self._states.move_to_end(sha)
