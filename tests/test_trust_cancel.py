@@ -21,6 +21,7 @@ what the station wrote before and after the withdrawal.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,9 @@ from loaxa.config import parse_config
 from loaxa.daemon import Station
 from loaxa.player.chime import chime
 from loaxa.player.output import Output, WavDirSink
+from loaxa.protocol import Bulletin, validate_command
+from loaxa.states import Outcome, PlayState
+from loaxa.store import Ledger, Store
 from loaxa.testing.audio import read_wav, voiced_seconds, wait_for_files
 from loaxa.testing.broker import start_mosquitto
 from loaxa.testing.station import Operator, logged_amplifier, station_config, switches
@@ -382,3 +386,23 @@ def test_a_bulletin_that_expires_during_the_amplifier_warm_up_airs_nothing(rig, 
     assert op.of(id) == ["received", "expired"]
     assert expired["detail"] == "expired before it could start"
     assert withdrawn_tone_in(aired_since(rig, since)) == 0.0
+
+
+def test_a_play_that_ends_as_it_is_cancelled_sends_no_finished_after_the_cancelled(tmp_path):
+    """Issue 17: the cancel committed after the player's last look; the province had `cancelled`, then `finished`."""
+    store = Store(tmp_path / "station.db")
+    ledger = Ledger(store, "hue/phu-vang/loa-1")
+    try:
+        command = validate_command({"type": "bulletin", "id": "ending", "text": "Xin chào."})
+        assert isinstance(command, Bulletin)
+        ledger.accept("province", command, datetime.now(UTC), max_queue=10, first_slot=None)
+        [play] = ledger.open_plays()
+        assert ledger.start(play)
+        assert ledger.cancel("province", "ending")
+        ledger.end(play, Outcome.FINISHED, "3.0 s on air")
+        events = [json.loads(p)["event"] for _, p in store.unsent_events() if json.loads(p)["id"] == "ending"]
+        assert events == ["received", "started", "cancelled"]
+        closed = ledger.play(play.pid)
+        assert closed is not None and closed.state is PlayState.CANCELLED
+    finally:
+        store.close()

@@ -266,6 +266,8 @@ class Ledger:
     def end(self, play: Play, outcome: Outcome, detail: str | None = None) -> None:
         """Close or requeue a play after its session, with the receipt the outcome calls for."""
         with self.tx() as t:
+            if outcome is Outcome.FINISHED:
+                outcome = _withdrawn_meanwhile(t, play) or outcome
             if outcome in _CLOSES:
                 state, receipt = _CLOSES[outcome]
                 t.close_play(play, state, receipt, detail if receipt is not None else None)
@@ -413,3 +415,19 @@ class Ledger:
             settled = self._watchers.pop(key, [])
         for done in settled:
             done._settle(PlayState(rows[0]["state"]), rows[0]["detail"])
+
+
+def _withdrawn_meanwhile(t: Txn, play: Play) -> Outcome | None:
+    """A play that ended as its bulletin was withdrawn (the withdrawal committed after the player's last
+    look): it closes as withdrawn, without a `finished` after the `cancelled` the province already has."""
+    known = t.bulletin(play.issuer, play.id)
+    if known is None or known.rev != play.rev:
+        return Outcome.SUPERSEDED
+    return _WITHDRAWN.get(known.state)
+
+
+_WITHDRAWN = {
+    BulletinState.CANCELLED: Outcome.CANCELLED,
+    BulletinState.SUPERSEDED: Outcome.SUPERSEDED,
+    BulletinState.DECLINED: Outcome.DECLINED,
+}
