@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from loaxa.archive import Archive
 from loaxa.config import ArchiveSettings
 from loaxa.player.output import NullSink
 from loaxa.store import Store, archived
+from loaxa.testing.disk import tmpfs
 from loaxa.testing.station import StationProcess
 from test_broadcast_onair import RATE, paced_station, sessions
 
@@ -202,17 +202,8 @@ def test_too_little_free_space_stops_archiving_and_airing_goes_on(tmp_path, stor
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 256 kB tmpfs for the archive folder, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    where = tmp_path / "archive"
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
-    try:
+    with tmpfs(tmp_path / "archive", "size=256k") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def test_a_disk_that_fills_during_a_session_costs_that_file_only(tiny_disk, store):

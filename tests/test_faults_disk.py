@@ -13,7 +13,6 @@ The store lives on a real 2 MB tmpfs, mounted for the test (root only).
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.disk import tmpfs
 from loaxa.testing.station import Province, StationProcess, distinct_by_seq, station_config
 
 TEXT = "Xin chào bà con."
@@ -29,17 +29,8 @@ TEXT = "Xin chào bà con."
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    where = tmp_path / "var"
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
-    try:
+    with tmpfs(tmp_path / "var", "size=2m") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def fill(directory: Path) -> Path:

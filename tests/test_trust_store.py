@@ -41,6 +41,7 @@ from loaxa.protocol import Bulletin, validate_command
 from loaxa.security import public_key_b64, sign
 from loaxa.states import Event
 from loaxa.store import Ledger, Store
+from loaxa.testing.disk import tmpfs
 from loaxa.testing.station import Operator, StationProcess, distinct_by_seq, integrity, station_config
 
 TEXT = "Xin chào bà con."
@@ -389,17 +390,8 @@ def test_item4_a_damaged_store_is_set_aside_a_new_one_started_and_the_station_ke
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """A read-only file system, as a failing SD card remounts itself (root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a file system needs root")
-    where = tmp_path / "ro"
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(where)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "size=1m,ro") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 @pytest.mark.parametrize(
