@@ -426,12 +426,12 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     )
 
 
-def masked(settings: Settings) -> dict[str, Any]:
-    """The effective configuration as plain data, secrets replaced by ****."""
+def masked(settings: BaseModel, secrets: frozenset[str] | set[str] = SECRET_KEYS) -> dict[str, Any]:
+    """The effective configuration as plain data, the values of `secrets` keys replaced by ****."""
 
     def walk(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: ("****" if k in SECRET_KEYS and v else walk(v)) for k, v in value.items()}
+            return {k: ("****" if k in secrets and v else walk(v)) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [walk(v) for v in value]
         return value

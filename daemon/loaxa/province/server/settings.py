@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from loaxa.config import SLUG, TlsSettings
+from loaxa.config import masked as station_masked
 from loaxa.errors import ConfigError
 from loaxa.validation import describe_config_errors
 
@@ -137,11 +138,5 @@ def parse_settings(raw: dict[str, Any], base: Path = Path("."), source: str = "c
 
 
 def masked(settings: ProvinceServerSettings) -> dict[str, Any]:
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: ("****" if k in SECRET_KEYS and v else walk(v)) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [walk(v) for v in value]
-        return value
-
-    return walk(settings.model_dump(mode="json"))
+    """The effective settings as plain data, passwords and the database URL replaced by ****."""
+    return station_masked(settings, SECRET_KEYS)
