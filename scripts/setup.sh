@@ -24,9 +24,10 @@ done
 PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 ffmpeg python3-venv fonts-dejavu-core)  # the font: the log book's PDF
 case "$ROLE" in
   station) SPEC="." ;;
-  # postgresql: the province server's tests run on a real one too; poppler-utils: the log book's PDF read back
-  bench) SPEC=".[test,bench]"; PACKAGES+=(mosquitto mosquitto-clients postgresql poppler-utils) ;;
-  *) SPEC=".[test]"; PACKAGES+=(mosquitto mosquitto-clients postgresql poppler-utils) ;;
+  # postgresql: the province server's tests run on a real one too; poppler-utils: the log book's PDF read back;
+  # chromium and chromium-driver: the province console's tests run in a real browser
+  bench) SPEC=".[test,bench]"; PACKAGES+=(mosquitto mosquitto-clients postgresql poppler-utils chromium chromium-driver) ;;
+  *) SPEC=".[test]"; PACKAGES+=(mosquitto mosquitto-clients postgresql poppler-utils chromium chromium-driver) ;;
 esac
 if [ -n "$DRY" ]; then
   echo "Debian packages: ${PACKAGES[*]}"

@@ -122,8 +122,9 @@ def test_a_station_setup_installs_the_runtime_only_and_ci_keeps_its_test_tools()
         return done.stdout
 
     station = plan("--station")
-    assert "pip install -e .\n" in station and "mosquitto" not in station
+    assert "pip install -e .\n" in station and "mosquitto" not in station and "chromium" not in station
     ci = plan()
+    assert "chromium chromium-driver" in ci  # the province console's browser tests
     assert "pip install -e .[test]\n" in ci  # what scripts/test.sh needs, without the 61 MB bench voice
     assert "bench" in plan("--bench")
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
