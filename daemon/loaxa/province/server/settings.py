@@ -81,6 +81,22 @@ class SigningSettings(_Section):
     key_file: Path | None = None  # the province's issuer key (`loaxa keys new`); unsigned bulletins without it
 
 
+class ConsoleSettings(_Section):
+    """The operators' web console, served beside the API by the same process."""
+
+    enabled: bool = True
+    language: str = Field(default="vi", pattern=r"^(vi|en)$")  # the pages' language until a user picks another
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)  # a login lasts this long
+    # Session cookies are Secure when the request came over TLS (directly or `X-Forwarded-Proto: https`
+    # from the reverse proxy); true forces it, false never sets it (a plain-HTTP test bench only).
+    secure_cookies: bool | None = None
+    login_attempts_per_minute: int = Field(default=5, ge=1, le=100)  # per user name and per client address
+    media_url: str | None = None  # base URL stations fetch uploaded audio from; default http://<http host:port>/media
+    upload_max_mb: int = Field(default=50, ge=1, le=1024)
+    voices_dir: Path | None = None  # where the preview voice is installed; default the package's tts_models
+    voice: str = Field(default="vi_VN-vais1000-medium", min_length=1)  # the audio preview; espeak-ng without it
+
+
 class ProvinceServerSettings(_Section):
     """The whole province server configuration."""
 
@@ -91,6 +107,7 @@ class ProvinceServerSettings(_Section):
     stations: StationsSettings = StationsSettings()
     http: HttpSettings = HttpSettings()
     signing: SigningSettings = SigningSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @property
     def database_url(self) -> str:
@@ -133,6 +150,7 @@ def parse_settings(raw: dict[str, Any], base: Path = Path("."), source: str = "c
         update={
             "data_dir": rel(settings.data_dir),
             "signing": settings.signing.model_copy(update={"key_file": rel(settings.signing.key_file)}),
+            "console": settings.console.model_copy(update={"voices_dir": rel(settings.console.voices_dir)}),
         }
     )
 
