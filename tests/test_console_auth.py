@@ -402,3 +402,14 @@ def test_an_event_stream_is_not_held_back_by_the_compression(tmp_path):
         release.set()
         server.should_exit = True
         thread.join(10)
+
+
+def test_an_unknown_address_gets_a_console_page_and_the_api_keeps_json(bench):
+    client = Client(bench.url)
+    status, headers, body = client.get("/no/such/page")
+    assert status == 404 and "Không có trang này." in body and headers["content-type"].startswith("text/html")
+    assert client.login("viewer") == 303
+    status, _, body = client.get("/no/such/page")
+    assert status == 404 and 'class="user-name">viewer<' in body  # with the nav of the logged-in user
+    status, headers, body = client.get("/api/v1/no/such/thing")
+    assert status == 404 and headers["content-type"] == "application/json" and "not found" in body
