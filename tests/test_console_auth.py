@@ -413,3 +413,16 @@ def test_an_unknown_address_gets_a_console_page_and_the_api_keeps_json(bench):
     assert status == 404 and 'class="user-name">viewer<' in body  # with the nav of the logged-in user
     status, headers, body = client.get("/api/v1/no/such/thing")
     assert status == 404 and headers["content-type"] == "application/json" and "not found" in body
+
+
+def test_english_chosen_on_the_login_page_stays_after_the_login(bench):
+    client = Client(bench.url)
+    token = client.csrf()
+    status, headers, _ = client.post("/lang", {"csrf": token, "lang": "en", "next": "/login"})
+    assert (status, headers["location"]) == (303, "/login")
+    _, _, page = client.get("/login")
+    assert "<h1>Log in</h1>" in page
+    assert client.post("/lang", {"lang": "vi", "next": "/login"})[0] == 403  # no token, no change
+    assert client.login("approver") == 303
+    _, _, page = client.get("/admin")
+    assert "Your role does not allow this page." in page and 'lang="en"' in page
