@@ -426,3 +426,21 @@ def test_english_chosen_on_the_login_page_stays_after_the_login(bench):
     assert client.login("approver") == 303
     _, _, page = client.get("/admin")
     assert "Your role does not allow this page." in page and 'lang="en"' in page
+
+
+def test_a_hash_made_with_older_argon2_parameters_is_renewed_at_the_next_login(bench):
+    import sqlite3
+
+    from argon2 import PasswordHasher
+
+    bench.cli("user", "add", "cu", "--role", "viewer", stdin=password("cu") + "\n")
+    database = bench.data_dir / "province.db"
+    old = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(password("cu"))
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE users SET password_hash = ? WHERE name = 'cu'", (old,))
+    assert Client(bench.url).login("cu") == 303  # the old hash still lets the user in
+    with sqlite3.connect(database) as db:
+        (renewed,) = db.execute("SELECT password_hash FROM users WHERE name = 'cu'").fetchone()
+    assert renewed != old and not PasswordHasher().check_needs_rehash(renewed)
+    assert renewed.startswith("$argon2id$") and password("cu") not in renewed
+    assert Client(bench.url).login("cu") == 303

@@ -91,6 +91,7 @@ class ConsoleBench:
             **overrides,
         )
         self.server = ServerProcess(self.root / "server", config)
+        self.data_dir = Path(config["data_dir"])  # province.db is here on SQLite
         self.light_fleet: Any = None
         self.real_fleet: Any = None
         try:
