@@ -9,6 +9,7 @@ forger would send.
 from __future__ import annotations
 
 import gzip
+import re
 import subprocess
 import sys
 import threading
@@ -244,6 +245,17 @@ def test_pages_are_gzipped_and_static_files_cached(bench):
     assert status == 200 and "immutable" in headers["cache-control"] and headers["content-encoding"] == "gzip"
     status, headers, _ = client.get("/static/vendor/htmx-2.0.11.min.js")
     assert status == 200 and "max-age=31536000" in headers["cache-control"]
+    # What a first visit downloads (the page and everything it links), as sent over the wire.
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page)
+    assert len(assets) == 5  # favicon, console.css, htmx, its SSE extension, console.js
+    wire = len(raw)
+    for asset in assets:
+        with urllib.request.urlopen(
+            urllib.request.Request(bench.url + asset, headers={"Accept-Encoding": "gzip"}), timeout=10
+        ) as answer:
+            wire += len(answer.read())
+    print(f"first visit of the login page: {wire / 1024:.1f} KiB over the wire with its {len(assets)} static files")
+    assert wire < 100 * 1024  # a sanity bound; later visits fetch only the page
 
 
 def test_a_disabled_users_session_ends_and_they_cannot_log_in_again(bench):
