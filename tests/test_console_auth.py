@@ -9,6 +9,7 @@ forger would send.
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import subprocess
 import sys
@@ -459,3 +460,20 @@ def test_a_hash_made_with_older_argon2_parameters_is_renewed_at_the_next_login(b
     assert renewed != old and not PasswordHasher().check_needs_rehash(renewed)
     assert renewed.startswith("$argon2id$") and password("cu") not in renewed
     assert Client(bench.url).login("cu") == 303
+
+
+def test_htmx_and_json_requests_get_401_not_a_login_page(bench):
+    """A part of a page asking after the session ended: 401, and htmx is told to load the login page."""
+    client = Client(bench.url)
+    status, headers, body = client.post(
+        "/admin/users",
+        {"action": "add"},
+        headers={"HX-Request": "true", "HX-Current-URL": bench.url + "/admin/audit?user=lan"},
+    )
+    assert status == 401 and body == "Phiên làm việc đã kết thúc: vui lòng đăng nhập lại."
+    assert headers["hx-redirect"] == "/login?next=/admin/audit%3Fuser%3Dlan"
+    status, headers, body = client.get("/admin/users", headers={"Accept": "application/json"})
+    assert status == 401 and json.loads(body) == {"error": "Phiên làm việc đã kết thúc: vui lòng đăng nhập lại."}
+    assert client.login("viewer") == 303
+    status, _, body = client.get("/admin/users", headers={"Accept": "application/json"})
+    assert status == 403 and "Vai trò của bạn" in json.loads(body)["error"]

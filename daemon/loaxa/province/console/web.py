@@ -27,7 +27,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -252,8 +252,11 @@ class Console:
         return response
 
     def error(self, request: Request, status: int, message: str) -> Response:
+        text = self.gettext(self.language(request))(message)
+        if wants_json(request):
+            return JSONResponse({"error": text}, status_code=status)
         if wants_fragment(request):
-            return PlainTextResponse(self.gettext(self.language(request))(message), status_code=status)
+            return PlainTextResponse(text, status_code=status)
         return self.render(request, "error.html", status_code=status, status=status, message=message)
 
     def page(self, role: str) -> Callable[[Handler], Endpoint]:
@@ -269,9 +272,15 @@ class Console:
                 if found is None:
                     if changes:
                         await run_in_threadpool(self.audit, None, action, 401, "not logged in", client_of(request))
-                    if wants_fragment(request):
-                        return PlainTextResponse("login required", status_code=401)
                     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                    if wants_fragment(request):
+                        # htmx follows HX-Redirect with a full page load: back to this page after the login.
+                        page = urlsplit(request.headers.get("hx-current-url", ""))
+                        back = page.path + (f"?{page.query}" if page.query else "") if page.path else target
+                        response = self.error(request, 401, N_("Your session has ended: log in again."))
+                        if request.headers.get("hx-request") == "true":
+                            response.headers["HX-Redirect"] = f"/login?next={quote(back, safe='/')}"
+                        return response
                     return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
                 user, csrf = found
                 request.state.user, request.state.csrf = user, csrf
@@ -374,8 +383,13 @@ def client_of(request: Request) -> str | None:
 
 
 def wants_fragment(request: Request) -> bool:
-    """An htmx or JSON request gets a status and a short text, not a page or a redirect."""
-    return request.headers.get("hx-request") == "true" or "application/json" in request.headers.get("accept", "")
+    """An htmx or JSON request gets a status and a short text (JSON: `{"error": ...}`), not a page or a redirect."""
+    return request.headers.get("hx-request") == "true" or wants_json(request)
+
+
+def wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
 
 
 def _when(epoch: float | None, zone: ZoneInfo) -> str:
