@@ -477,3 +477,82 @@ def test_htmx_and_json_requests_get_401_not_a_login_page(bench):
     assert client.login("viewer") == 303
     status, _, body = client.get("/admin/users", headers={"Accept": "application/json"})
     assert status == 403 and "Vai trò của bạn" in json.loads(body)["error"]
+
+
+def test_a_page_gets_repeated_fields_as_lists_and_files_as_bytes(tmp_path):
+    """Console.page hands a handler the form as the design says: one value, a list for a repeated field,
+    a file as {name, content_type, data}; a JSON body as its object. Served in-process on a real socket."""
+    import uvicorn
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from loaxa.province.console import accounts
+    from loaxa.province.server.api import Context, build_app
+    from loaxa.province.server.database import Database
+    from loaxa.province.server.settings import parse_settings
+    from loaxa.testing.broker import free_port
+
+    settings = parse_settings(
+        {"province": {"id": "sim"}, "data_dir": str(tmp_path), "console": {"secure_cookies": False}}
+    )
+    db = Database.open(settings)
+    accounts.add_user(db, "editor", "editor", password("editor"))
+
+    def not_sent(*args, **kwargs):
+        raise AssertionError("nothing is published here")
+
+    app = build_app(Context(settings=settings, db=db, publish=not_sent, status=dict))
+    console = app.state.console
+
+    def echo(request, user, form):
+        shown = {
+            k: (v if not isinstance(v, dict) or "data" not in v else {**v, "data": v["data"].hex()})
+            for k, v in form.items()
+        }
+        return JSONResponse({"user": user.name, "form": shown})
+
+    app.router.routes.append(Route("/echo", console.page("editor")(echo), methods=["POST"]))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        client = Client(f"http://127.0.0.1:{port}")
+        assert client.login("editor") == 303
+        token = client.csrf("/no-such-page")  # any page carries the session's token
+        boundary = "b0undary"
+        parts = [("csrf", None, token), ("targets", None, "sim/c000"), ("targets", None, "sim/group/ven-bien")]
+        parts += [("file", "bản tin.wav", b"RIFF\x00\x01")]
+        body = b""
+        for name, filename, value in parts:
+            disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+            head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+            head += "Content-Type: audio/wav\r\n" if filename else ""
+            body += head.encode() + b"\r\n" + (value if isinstance(value, bytes) else value.encode()) + b"\r\n"
+        body += f"--{boundary}--\r\n".encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/echo",
+            data=body,
+            method="POST",
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        with client.opener.open(request, timeout=10) as answer:
+            echoed = json.loads(answer.read())
+        assert echoed["user"] == "editor"
+        assert echoed["form"]["targets"] == ["sim/c000", "sim/group/ven-bien"]
+        assert echoed["form"]["file"] == {"name": "bản tin.wav", "content_type": "audio/wav", "data": "524946460001"}
+        json_request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/echo",
+            data=json.dumps({"text": "Xin chào", "targets": ["sim"]}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "X-CSRF-Token": token},
+        )
+        with client.opener.open(json_request, timeout=10) as answer:
+            assert json.loads(answer.read())["form"] == {"text": "Xin chào", "targets": ["sim"]}
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        db.close()
