@@ -558,16 +558,17 @@ def test_a_page_gets_repeated_fields_as_lists_and_files_as_bytes(tmp_path):
         db.close()
 
 
-def _at_a_terminal(args: list[str], answers: list[str], timeout_s: float = 60.0) -> tuple[int, str]:
+def _at_a_terminal(args: list[str], answers: list[str], timeout_s: float = 120.0) -> tuple[int, str]:
     """Run `loaxa ARGS` with a pseudo-terminal as its controlling terminal, typing each answer at a prompt."""
     import os
     import pty
     import select
+    import signal
 
     pid, fd = pty.fork()
     if pid == 0:  # the child: its stdin, stdout and /dev/tty are the terminal
         os.execv(sys.executable, [sys.executable, "-m", "loaxa", *args])
-    seen, pending = b"", list(answers)
+    seen, pending, answered_at = b"", list(answers), 0
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
@@ -580,10 +581,19 @@ def _at_a_terminal(args: list[str], answers: list[str], timeout_s: float = 60.0)
                 if not chunk:
                     break
                 seen += chunk
-                if pending and seen.rstrip().endswith(b":"):  # a prompt waits for an answer
+                # A new prompt since the last answer waits for the next one (getpass turns the echo off and
+                # discards what was typed before it asks, so an answer must never come early).
+                if pending and seen[answered_at:].strip().endswith(b":"):
                     os.write(fd, pending.pop(0).encode("utf-8") + b"\n")
-                    seen += b"\n"
-        _, status = os.waitpid(pid, 0)
+                    answered_at = len(seen)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        while done == 0 and time.monotonic() < deadline:  # it closed the terminal and is exiting
+            time.sleep(0.05)
+            done, status = os.waitpid(pid, os.WNOHANG)
+        if done == 0:  # still waiting for an answer after the deadline: stop it and say what it showed
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"loaxa {' '.join(args)} did not finish in {timeout_s:g} s; it showed: {seen!r}")
     finally:
         os.close(fd)
     return os.waitstatus_to_exitcode(status), seen.decode("utf-8", "replace")
