@@ -164,7 +164,9 @@ def build_command(args: argparse.Namespace | BulletinOptions, now: datetime | No
         return {"type": "cancel", "id": args.cancel}
     parts = _parts(args)
     if not (parts or args.text is not None or args.file or args.audio_url):
-        raise OptionError("text", "one of --text, --file, --audio-url, --part-text/--part-audio or --cancel is required")
+        raise OptionError(
+            "text", "one of --text, --file, --audio-url, --part-text/--part-audio or --cancel is required"
+        )
     command: dict[str, Any] = _from_file(args.file) if args.file else {"type": "bulletin"}
     if parts:
         for kind in ("text", "audio", "stream"):

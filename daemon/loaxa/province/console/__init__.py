@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 PAGE_MODULES: tuple[str, ...] = (
     "loaxa.province.console.auth_pages",
     "loaxa.province.console.admin",
+    "loaxa.province.console.compose",
+    "loaxa.province.console.vetting",
 )
 
 # Scripts only from this server, and no inline script (htmx's settings are in static/console.js);
