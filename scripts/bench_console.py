@@ -48,9 +48,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from loaxa.jsonwire import compact_bytes
+from loaxa.protocol import now_iso
 from loaxa.province.lightbench import cpu_s, percentile, rss_mb, start_broker
 from loaxa.province.simfleet import station_path
-from loaxa.protocol import now_iso
 from loaxa.testing.province import ServerProcess, province_config
 from loaxa.topics import Topics
 
@@ -166,7 +166,7 @@ class Session:
         """(seconds, bytes on the wire, the body decoded)."""
         headers = {"Cookie": self.cookie_header(), "Accept-Encoding": "gzip" if gzip_ok else "identity"}
         host = urllib.parse.urlsplit(self.base)
-        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+        conn = http.client.HTTPConnection(host.hostname or "127.0.0.1", host.port, timeout=60)
         t0 = time.perf_counter()
         conn.request("GET", path, headers=headers)
         answer = conn.getresponse()
@@ -248,7 +248,7 @@ class Listener(threading.Thread):
     def __init__(self, base: str, path: str, cookie: str) -> None:
         super().__init__(name="sse", daemon=True)
         host = urllib.parse.urlsplit(base)
-        self.conn = http.client.HTTPConnection(host.hostname, host.port, timeout=300)
+        self.conn = http.client.HTTPConnection(host.hostname or "127.0.0.1", host.port, timeout=300)
         self.conn.request("GET", path, headers={"Cookie": cookie, "Accept": "text/event-stream"})
         self.answer = self.conn.getresponse()
         if self.answer.status != 200:
@@ -288,9 +288,7 @@ class Listener(threading.Thread):
 def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="loaxa-bench-console-"))
     broker = start_broker(root)
-    config = province_config(
-        root, broker.port, console={"secure_cookies": False}, stations={"silent_after_s": 3600}
-    )
+    config = province_config(root, broker.port, console={"secure_cookies": False}, stations={"silent_after_s": 3600})
     server = ServerProcess(root, config)
     stations: Stations | None = None
     try:

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 PAGE_MODULES: tuple[str, ...] = (
     "loaxa.province.console.auth_pages",
     "loaxa.province.console.admin",
+    # previews, uploads and /media, CAP import
+    "loaxa.province.console.preview",
+    "loaxa.province.console.media",
+    "loaxa.province.console.cap_import",
 )
 
 # Scripts only from this server, and no inline script (htmx's settings are in static/console.js);

@@ -41,7 +41,7 @@ _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def fold(name: str) -> str:
-    """"Xã Ba Vì" and "ba-vi" both → "ba-vi": no accents, no case, no administrative word."""
+    """ "Xã Ba Vì" and "ba-vi" both → "ba-vi": no accents, no case, no administrative word."""
     plain = unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
     plain = "".join(ch for ch in plain if not unicodedata.combining(ch)).lower().strip()
     plain = _PREFIX.sub("", " ".join(plain.replace("-", " ").split()))
@@ -64,9 +64,7 @@ def communes(db: Database) -> dict[str, str]:
     return known
 
 
-def draft_fields(
-    data: bytes, db: Database, province: str, now: datetime, _: Callable[[str], str]
-) -> dict[str, Any]:
+def draft_fields(data: bytes, db: Database, province: str, now: datetime, _: Callable[[str], str]) -> dict[str, Any]:
     """The draft's fields from one CAP document; CapError (or CapNotLive) with the reason when it has none."""
     alert = parse_cap(data)
     commands = cap_to_commands(alert, now)
@@ -74,9 +72,9 @@ def draft_fields(
     if not bulletins:
         if commands:
             raise CapError(_("this alert cancels an earlier one: withdraw that bulletin instead"))
-        raise CapError(_("this alert has nothing to air ({status} {kind})").format(
-            status=alert.status, kind=alert.msg_type
-        ))
+        raise CapError(
+            _("this alert has nothing to air ({status} {kind})").format(status=alert.status, kind=alert.msg_type)
+        )
     command = bulletins[0]
     info = pick_info(alert)
     warnings: list[str] = []
@@ -86,9 +84,9 @@ def draft_fields(
         for name in filter(None, (n.strip() for n in re.split(r"[,;]", area))):
             slug = known.get(fold(name))
             if slug is None:
-                warnings.append(_("area “{area}” matches no commune of the province: choose its targets").format(
-                    area=name
-                ))
+                warnings.append(
+                    _("area “{area}” matches no commune of the province: choose its targets").format(area=name)
+                )
             elif f"{province}/{slug}" not in targets:
                 targets.append(f"{province}/{slug}")
     if not info.areas:

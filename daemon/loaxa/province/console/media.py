@@ -212,7 +212,9 @@ def routes(console: Console) -> list[BaseRoute]:
 
     return [
         Route(
-            "/console/uploads", limited(console, console.page("editor")(upload), max_bytes + FORM_SLACK), methods=["POST"]
+            "/console/uploads",
+            limited(console, console.page("editor")(upload), max_bytes + FORM_SLACK),
+            methods=["POST"],
         ),
         Route("/media/{name}", serve, methods=["GET", "HEAD"]),
     ]

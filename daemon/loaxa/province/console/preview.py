@@ -21,12 +21,13 @@ import threading
 import time
 import wave
 from collections import OrderedDict
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from loaxa.config import INSTALL_DIR, TextSettings, TtsSettings
@@ -35,7 +36,7 @@ from loaxa.errors import VoiceError
 from loaxa.pcm import to_int16
 from loaxa.province.console.web import Console, User
 from loaxa.province.server.settings import ConsoleSettings
-from loaxa.speech.engine import Sentence
+from loaxa.speech.engine import Chunk, Sentence
 from loaxa.speech.normalize import Lexicon, normalize
 from loaxa.speech.pipeline import Speaker, build_speaker
 from loaxa.speech.split import split_sentences
@@ -102,7 +103,8 @@ class Previewer:
     def audio(self, text: str) -> Audio:
         """A WAV of the text's first sentences; Busy while another is voiced, TooSlow past the deadline."""
         sentences = self.sentences(text)
-        take, chars = [], 0
+        take: list[Sentence] = []
+        chars = 0
         for sentence in sentences:
             if take and chars + len(sentence.text) > MAX_AUDIO_CHARS:
                 break
@@ -149,7 +151,7 @@ class Previewer:
             wav.setnchannels(1)
             wav.setsampwidth(2)
             wav.setframerate(speaker.sample_rate)
-            chunks = speaker.chunks(sentences, hold=False)
+            chunks = cast(Generator[Chunk, None, None], speaker.chunks(sentences, hold=False))
             try:
                 for chunk in chunks:
                     gap = np.zeros(int(round(chunk.pause_s * speaker.sample_rate)), dtype=np.float32)
