@@ -72,8 +72,9 @@ class Audio:
 class Previewer:
     """One Speaker for the whole server, built on the first audio preview."""
 
-    def __init__(self, console: ConsoleSettings) -> None:
+    def __init__(self, console: ConsoleSettings, deadline_s: float = DEADLINE_S) -> None:
         self.voice = console.voice
+        self.deadline_s = deadline_s
         self.voices_dir = console.voices_dir or INSTALL_DIR / "tts_models"
         self.text = TextSettings()
         self.lexicon = Lexicon.load(None)
@@ -130,6 +131,10 @@ class Previewer:
         self._remember(key_text, audio)
         return audio
 
+    def voicing(self) -> bool:
+        """Whether a preview is being voiced now."""
+        return self._voicing.locked()
+
     def close(self) -> None:
         with self._voicing:
             speaker, self._speaker = self._speaker, None
@@ -139,13 +144,20 @@ class Previewer:
     # -- inside the lock ----------------------------------------------------------
     def _speaker_now(self) -> Speaker:
         if self._speaker is None:
-            tts = TtsSettings(voice=self.voice, voices_dir=self.voices_dir, fallback=FALLBACK, threads=1)
+            # A sentence the neural voice does not voice in time is spoken by espeak-ng, within the preview's deadline.
+            tts = TtsSettings(
+                voice=self.voice,
+                voices_dir=self.voices_dir,
+                fallback=FALLBACK,
+                threads=1,
+                deadline_s=min(TtsSettings().deadline_s, self.deadline_s),
+            )
             self._speaker = build_speaker(tts, self.text, SAMPLE_RATE)
             log.info("preview voice: %s", self._speaker.status()["name"])
         return self._speaker
 
     def _voice(self, speaker: Speaker, sentences: list[Sentence]) -> bytes:
-        deadline = time.monotonic() + DEADLINE_S
+        deadline = time.monotonic() + self.deadline_s
         out = io.BytesIO()
         with wave.open(out, "wb") as wav:
             wav.setnchannels(1)
