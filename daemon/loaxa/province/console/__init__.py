@@ -27,6 +27,10 @@ PAGE_MODULES: tuple[str, ...] = (
     "loaxa.province.console.admin",
     "loaxa.province.console.compose",
     "loaxa.province.console.vetting",
+    # previews, uploads and /media, CAP import
+    "loaxa.province.console.preview",
+    "loaxa.province.console.media",
+    "loaxa.province.console.cap_import",
 )
 
 # Scripts only from this server, and no inline script (htmx's settings are in static/console.js);
