@@ -395,3 +395,88 @@ def test_an_editor_composes_and_an_approver_sends_it_to_three_stations_in_a_brow
             f"/drafts/{draft}/approve",
         )
         assert refused == 403
+
+
+def cap_alert(expires: datetime) -> str:
+    """A CAP 1.2 alert for commune c000 of the bench's province, as a weather service sends it."""
+    sent = datetime.now(ICT).replace(microsecond=0)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>KTTV-2026-12-01-07</identifier><sender>kttv@tinh.example.vn</sender>
+  <sent>{sent.isoformat()}</sent><status>Actual</status><msgType>Alert</msgType><scope>Public</scope>
+  <info><language>vi-VN</language><category>Met</category><event>Mưa lớn</event>
+    <urgency>Expected</urgency><severity>Moderate</severity><certainty>Likely</certainty>
+    <expires>{expires.isoformat()}</expires>
+    <headline>Cảnh báo mưa lớn xã c000</headline>
+    <description>Mưa lớn 100 mm trong 24 giờ tới.</description>
+    <area><areaDesc>Xã c000</areaDesc></area>
+  </info>
+</alert>"""
+
+
+def test_an_imported_cap_alert_fills_the_form_and_a_recorded_part_is_uploaded(
+    bench: ConsoleBench, tmp_path: Path
+) -> None:
+    """The CAP import fills title, text, priority, expiry and communes; a part's recording goes through uploads."""
+    import hashlib
+
+    from selenium.webdriver.common.by import By
+
+    from audio_servers import tone_file
+    from loaxa.province.cap import priority_for
+
+    registry_has(bench, 4)
+    expires = (datetime.now(ICT) + timedelta(hours=6)).replace(second=0, microsecond=0)
+    recording = tone_file(tmp_path, "wav", seconds=1.5)
+    with chromium() as driver:
+        login(driver, bench.url, "editor", next="/compose")
+        driver.find_element(By.CSS_SELECTOR, "details.cap-import summary").click()
+        box = driver.find_element(By.CSS_SELECTOR, "[data-cap-xml]")
+        driver.execute_script("arguments[0].value = arguments[1]", box, cap_alert(expires))
+        driver.find_element(By.CSS_SELECTOR, "[data-cap-go]").click()
+        wait_until(driver, lambda d: d.find_element(By.NAME, "title").get_attribute("value"))
+        assert driver.find_element(By.NAME, "title").get_attribute("value") == "Cảnh báo mưa lớn xã c000"
+        assert "Mưa lớn 100 mm" in driver.find_element(By.ID, "text").get_attribute("value")
+        priority = driver.find_element(By.CSS_SELECTOR, 'input[name="priority"]:checked').get_attribute("value")
+        assert priority == priority_for("Expected", "Moderate")
+        assert driver.find_element(By.NAME, "expires").get_attribute("value") == expires.strftime("%Y-%m-%dT%H:%M")
+        checked_boxes = driver.find_elements(By.CSS_SELECTOR, 'input[name="target"]:checked')
+        chosen = [e.get_attribute("value") for e in checked_boxes]
+        assert chosen == ["sim/c000"]
+        wait_until(driver, lambda d: text_of(d, "#target-count").startswith("2"))
+        wait_until(driver, lambda d: "một trăm mi li mét" in text_of(d, "#spoken-preview"))
+
+        # The same words, then their recorded version: a bulletin in two parts.
+        driver.find_element(By.CSS_SELECTOR, 'input[name="kind"][value="parts"]').click()
+        rows = driver.find_elements(By.CSS_SELECTOR, "#parts li.part")
+        assert len(rows) == 2
+        rows[0].find_element(By.NAME, "part_text").send_keys("Cảnh báo mưa lớn 100 mm.")
+        wait_until(driver, lambda d: "một trăm mi li mét" in text_of(d, "#parts li.part .part-spoken"))
+        rows[1].find_element(By.CSS_SELECTOR, "input[data-upload]").send_keys(str(recording))
+        wait_until(driver, lambda d: rows[1].get_attribute("data-uploaded"))
+        assert rows[1].get_attribute("data-uploaded") == hashlib.sha256(recording.read_bytes()).hexdigest()
+        wait_until(
+            driver, lambda d: d.execute_script("return arguments[0].querySelector('audio').duration > 1", rows[1])
+        )
+        driver.find_element(By.CSS_SELECTOR, "[data-add-part]").click()
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#parts li.part")) == 3
+        driver.find_elements(By.CSS_SELECTOR, "#parts li.part [data-remove-part]")[2].click()
+        driver.find_element(By.ID, "submit-draft").click()
+        wait_until(driver, lambda d: "done=submitted" in d.current_url)
+        draft = int(driver.current_url.split("/drafts/")[1].split("?")[0])
+
+    db = server_db(bench)
+    try:
+        from loaxa.province.console import drafts
+
+        sent = drafts.load(db, draft)
+    finally:
+        db.close()
+    digest = hashlib.sha256(recording.read_bytes()).hexdigest()
+    assert sent.command is not None and sent.targets == ["sim/c000"]
+    assert sent.command["priority"] == priority
+    assert sent.command["expires"] == expires.isoformat()
+    assert sent.command["parts"][0] == {"text": "Cảnh báo mưa lớn 100 mm."}
+    audio = sent.command["parts"][1]["audio"]
+    assert audio["sha256"] == digest and audio["url"].endswith("/media/" + audio["url"].rsplit("/", 1)[1])
+    assert digest in audio["url"]
