@@ -480,3 +480,59 @@ def test_an_imported_cap_alert_fills_the_form_and_a_recorded_part_is_uploaded(
     audio = sent.command["parts"][1]["audio"]
     assert audio["sha256"] == digest and audio["url"].endswith("/media/" + audio["url"].rsplit("/", 1)[1])
     assert digest in audio["url"]
+
+
+def test_the_compose_page_of_a_5000_station_province_is_light_on_a_weak_link(tmp_path: Path) -> None:
+    """Figures (printed): the targets tree of 5,000 stations in 500 communes, as the browser receives it (gzip)."""
+    import gzip
+    import statistics
+    import urllib.request
+
+    from loaxa.province.simfleet import station_path
+    from loaxa.testing.console import Client
+
+    with ConsoleBench(tmp_path) as bench:
+        db = server_db(bench)
+        now = time.time()
+        try:
+            with db.engine.begin() as conn:
+                paths = [station_path(i) for i in range(5000)]
+                conn.execute(
+                    t.stations.insert(),
+                    [
+                        {
+                            "station": "/".join(p),
+                            "commune": p[1],
+                            "first_seen_at": now,
+                            "last_seen_at": now,
+                            "groups": json.dumps(["coastal"] if i % 7 == 0 else []),
+                        }
+                        for i, p in enumerate(paths)
+                    ],
+                )
+        finally:
+            db.close()
+        editor = Client(bench.url)
+        assert editor.login("editor") == 303
+
+        def fetch(path: str) -> tuple[float, bytes, str]:
+            request = urllib.request.Request(bench.url + path, headers={"Accept-Encoding": "gzip"})
+            t0 = time.perf_counter()
+            with editor.opener.open(request, timeout=30) as answer:
+                body = answer.read()
+                encoding = answer.headers.get("Content-Encoding", "")
+            return time.perf_counter() - t0, body, encoding
+
+        page = [fetch("/compose") for _ in range(5)]
+        seconds, wire, encoding = statistics.median(p[0] for p in page), page[-1][1], page[-1][2]
+        html = gzip.decompress(wire).decode() if encoding == "gzip" else wire.decode()
+        assert html.count('name="target"') == 1 + 500 + 5000 + 1  # the province, communes, stations, a group
+        count = [fetch("/targets/count?target=sim&target=sim/group/coastal") for _ in range(5)]
+        count_s = statistics.median(c[0] for c in count)
+        print(
+            f"\ncompose page, 5000 stations: median {seconds * 1000:.0f} ms, {len(wire) / 1024:.0f} KiB on the wire "
+            f"({encoding or 'identity'}), {len(html.encode()) / 1024:.0f} KiB of HTML; "
+            f"target count of the province: median {count_s * 1000:.0f} ms"
+        )
+        assert encoding == "gzip" and len(wire) < 200 * 1024  # sanity: a weak 4G link carries it in seconds
+        assert seconds < 5.0 and count_s < 5.0
