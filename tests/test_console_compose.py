@@ -165,6 +165,12 @@ def test_each_broken_rule_is_shown_beside_its_field_in_words(changes: dict[str, 
     assert any(words in line for line in said[field]), said
 
 
+def test_every_broken_rule_is_shown_at_once_not_one_per_submission() -> None:
+    """The station's model checks the schedule only once its fields pass; the form still shows both."""
+    got = checked(when="daily", daily="25:00", repeat="11", gap="-1")
+    assert set(got.problems) == {"daily", "repeat", "gap"}
+
+
 def test_the_problems_are_in_vietnamese_for_a_vietnamese_reader() -> None:
     from loaxa.province.console.web import translations
 

@@ -405,3 +405,19 @@ def test_an_approver_sends_their_own_emergency_at_once_but_not_an_ordinary_bulle
     editor, e_csrf = session(bench, "editor")
     status, headers, _ = compose(editor, e_csrf, action="send", priority="emergency", text="Lũ quét.")
     assert status == 303 and headers["location"].endswith("?done=submitted")
+
+
+def test_a_submission_with_broken_rules_is_saved_not_submitted_and_says_why_beside_each_field(
+    bench: ConsoleBench,
+) -> None:
+    editor, csrf = session(bench, "editor")
+    status, _, page = compose(editor, csrf, when="daily", daily="05:30, 25:00", repeat="11", target="")
+    assert status == 422
+    assert "Chưa gửi duyệt: hãy sửa các mục được đánh dấu bên dưới." in page
+    problems = dict(re.findall(r'<p class="problem" role="alert" data-field="(\w+)">([^<]*)</p>', page))
+    assert problems["daily"].startswith("Các giờ phát trong ngày không hợp lệ: schedule.daily")
+    assert problems["repeat"].startswith("Số lần phát không hợp lệ: repeat")
+    assert problems["targets"].startswith("Hãy chọn ít nhất một nơi nhận")
+    n = int(re.search(r'action="/drafts/(\d+)/save"', page).group(1))  # type: ignore[union-attr]
+    assert drafts_status(bench, n) == "draft"  # kept as typed, for the editor to correct
+    assert 'value="05:30, 25:00"' in page
