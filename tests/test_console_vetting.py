@@ -421,3 +421,21 @@ def test_a_submission_with_broken_rules_is_saved_not_submitted_and_says_why_besi
     n = int(re.search(r'action="/drafts/(\d+)/save"', page).group(1))  # type: ignore[union-attr]
     assert drafts_status(bench, n) == "draft"  # kept as typed, for the editor to correct
     assert 'value="05:30, 25:00"' in page
+
+
+def test_a_send_that_fails_says_so_and_the_draft_waits_for_vetting_again(bench: ConsoleBench) -> None:
+    """The issuer key cannot be read at the moment of approval: nothing is published, the draft is not lost."""
+    editor, e_csrf = session(bench, "editor")
+    n = draft_number(compose(editor, e_csrf)[1]["location"])
+    approver, a_csrf = session(bench, "approver")
+    away = bench.key_file.with_suffix(".away")
+    bench.key_file.rename(away)
+    try:
+        status, _, page = approver.post(f"/drafts/{n}/approve", {"csrf": a_csrf})
+    finally:
+        away.rename(bench.key_file)
+    assert status == 502 and "Không phát được bản tin; bản nháp quay lại chờ duyệt." in page
+    assert drafts_status(bench, n) == "submitted"
+    assert audit_rows(bench, f"/drafts/{n}/approve")[-1][:2] == ("approver", 502)
+    status, headers, _ = approver.post(f"/drafts/{n}/approve", {"csrf": a_csrf})
+    assert status == 303 and drafts_status(bench, n) == "sent"
