@@ -27,6 +27,7 @@ from sqlalchemy import select
 from loaxa.cli import build_parser
 from loaxa.cli.publish import BulletinOptions, OptionError, build_command
 from loaxa.province.console import compose
+from loaxa.province.console import targets as target_tree
 from loaxa.province.server import schema as t
 from loaxa.province.server.database import Database
 from loaxa.province.server.settings import load_settings, parse_settings
@@ -238,7 +239,7 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 
 def test_the_targets_tree_is_the_province_its_communes_and_stations_with_their_names(db: Database) -> None:
-    tree = compose.tree(db, "sim")
+    tree = target_tree.tree(db, "sim")
     assert (tree.province.path, tree.province.count) == ("sim", 4)
     assert [(c.path, c.label, c.count) for c in tree.province.children] == [
         ("sim/ba-vi", "Xã Ba Vì (ba-vi)", 2),
@@ -266,11 +267,11 @@ def test_the_targets_tree_is_the_province_its_communes_and_stations_with_their_n
 def test_the_count_is_the_stations_the_registry_says_the_targets_reach(
     db: Database, targets: list[str], reached: int
 ) -> None:
-    assert compose.count(db, "sim", targets) == (reached, [])
+    assert target_tree.count(db, "sim", targets) == (reached, [])
 
 
 def test_a_target_elsewhere_is_counted_as_not_valid_here(db: Database) -> None:
-    assert compose.count(db, "sim", ["hue", "sim/ba-vi", "not a target"]) == (2, ["hue", "not a target"])
+    assert target_tree.count(db, "sim", ["hue", "sim/ba-vi", "not a target"]) == (2, ["hue", "not a target"])
 
 
 # -- in a real browser ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from loaxa.errors import LoaxaError
-from loaxa.province.console import compose, drafts
+from loaxa.province.console import compose, drafts, targets
 from loaxa.province.console.accounts import N_
 from loaxa.province.console.web import Console, User
 from loaxa.province.server import bulletins
@@ -177,11 +177,11 @@ def view_page(console: Console, request: Request, user: User, draft: drafts.Draf
     """The draft as the approver judges it: the spoken preview, the targets and their count, the schedule."""
     ctx = console.ctx
     _ = console.gettext(user.language)
-    reached, _bad = compose.count(ctx.db, ctx.settings.province.id, draft.targets)
+    reached, _bad = targets.count(ctx.db, ctx.settings.province.id, draft.targets)
     done = DONE.get(request.query_params.get("done", ""))
     vetting = draft.status == "submitted" and user.can("approver")
     expired = _expired(draft)
-    nodes = compose.tree(ctx.db, ctx.settings.province.id)
+    nodes = targets.tree(ctx.db, ctx.settings.province.id)
     return console.render(
         request,
         "drafts_view.html",
