@@ -439,3 +439,23 @@ def test_a_send_that_fails_says_so_and_the_draft_waits_for_vetting_again(bench: 
     assert audit_rows(bench, f"/drafts/{n}/approve")[-1][:2] == ("approver", 502)
     status, headers, _ = approver.post(f"/drafts/{n}/approve", {"csrf": a_csrf})
     assert status == 303 and drafts_status(bench, n) == "sent"
+
+
+def test_a_draft_past_its_expiry_cannot_be_approved_and_a_past_time_is_pointed_out(bench: ConsoleBench) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    local = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh"))
+    an_hour_ago = (local - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    editor, e_csrf = session(bench, "editor")
+    approver, a_csrf = session(bench, "approver")
+    late = draft_number(compose(editor, e_csrf, when="at", at=an_hour_ago)[1]["location"])
+    _, _, page = approver.get(f"/drafts/{late}")
+    assert 'id="late"' in page and 'id="approve"' in page  # said, and still the approver's call
+    expired = draft_number(compose(editor, e_csrf, expires=an_hour_ago)[1]["location"])
+    _, _, page = approver.get(f"/drafts/{expired}")
+    assert "Bản tin này đã hết hạn lúc" in page and 'id="approve"' not in page
+    status, _, page = approver.post(f"/drafts/{expired}/approve", {"csrf": a_csrf})
+    assert status == 409 and "đã hết hạn" in page
+    assert drafts_status(bench, expired) == "submitted"
+    assert approver.post(f"/drafts/{expired}/return", {"csrf": a_csrf, "comment": "Hết hạn, sửa lại."})[0] == 303

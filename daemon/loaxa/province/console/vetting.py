@@ -196,6 +196,7 @@ def view_page(console: Console, request: Request, user: User, draft: drafts.Draf
         can_approve=vetting and (draft.editor != user.name or draft.emergency) and not expired,
         own=draft.editor == user.name,
         expired=expired,
+        late=_late(draft) if draft.status == "submitted" else None,
         can_return=vetting,
         can_withdraw=draft.editor == user.name and draft.status in ("draft", "submitted", "returned"),
         done=_(done) if done else None,
@@ -205,11 +206,19 @@ def view_page(console: Console, request: Request, user: User, draft: drafts.Draf
 
 def _expired(draft: drafts.Draft) -> str | None:
     """The expiry of a draft whose bulletin would be dropped by every station on arrival."""
-    expires = (draft.command or {}).get("expires")
-    if not expires:
+    return _past((draft.command or {}).get("expires"))
+
+
+def _late(draft: drafts.Draft) -> str | None:
+    """The time a once-only draft was to air, when that has passed."""
+    return _past(((draft.command or {}).get("schedule") or {}).get("at"))
+
+
+def _past(when: str | None) -> str | None:
+    if not when:
         return None
     try:
-        return expires if datetime.fromisoformat(expires) <= datetime.now(UTC) else None
+        return when if datetime.fromisoformat(when) <= datetime.now(UTC) else None
     except ValueError:
         return None
 
