@@ -49,7 +49,13 @@ def logged_in(bench: ConsoleBench, name: str) -> tuple[Client, str]:
 def upload(
     client: Client, csrf: str | None, name: str, data: bytes, *, chunked: bool = False
 ) -> tuple[int, dict[str, str], bytes]:
-    """POST /console/uploads as a browser's form does (multipart), or as a stream without a length."""
+    return upload_to(client, "/console/uploads", csrf, name, data, chunked=chunked)
+
+
+def upload_to(
+    client: Client, path: str, csrf: str | None, name: str, data: bytes, *, chunked: bool = False
+) -> tuple[int, dict[str, str], bytes]:
+    """POST a file in field `file` as a browser's form does (multipart), or as a stream without a length."""
     boundary = "----loaxa" + secrets.token_hex(8)
     parts = []
     if csrf is not None:
@@ -68,13 +74,13 @@ def upload(
         if chunked:
             conn.request(
                 "POST",
-                "/console/uploads",
+                path,
                 body=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
                 headers=headers,
                 encode_chunked=True,
             )
         else:
-            conn.request("POST", "/console/uploads", body=body, headers=headers)
+            conn.request("POST", path, body=body, headers=headers)
         answer = conn.getresponse()
         return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
     except (BrokenPipeError, ConnectionResetError):
