@@ -275,8 +275,11 @@ def login(driver: Any, base_url: str, name: str, secret: str | None = None, next
 def shoot(driver: Any, name: str) -> Path:
     """A 1280x900 screenshot for the docs: docs/console/NAME.png."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.set_window_size(1280, 900)
-    time.sleep(0.2)  # let a resize re-lay the page out before the picture
+    width, height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    if (width, height) != (1280, 900):  # the window's size includes the browser's frame: size the page itself
+        outer = driver.get_window_size()
+        driver.set_window_size(outer["width"] + 1280 - width, outer["height"] + 900 - height)
+        time.sleep(0.2)  # let the page lay itself out again before the picture
     path = SHOTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
