@@ -63,16 +63,18 @@ def minutes_by_commune(
             f"{total:.1f} {escape(unit)}</text></g>"
         )
     if not communes:
-        out.append(f'<text x="{LABEL_W}" y="50" fill="#555">{escape(translate(N_("Nothing aired in this period.")))}</text>')
+        nothing = translate(N_("Nothing aired in this period."))
+        out.append(f'<text x="{LABEL_W}" y="50" fill="#555">{escape(nothing)}</text>')
     axis_y = 30 + ROW_H * max(len(communes), 1) + 14
     every = max(1, len(days) // 10)
     for j, day in enumerate(days):
         if j % every == 0:
             x = LABEL_W + j * step + step / 2
             out.append(f'<text x="{x:.1f}" y="{axis_y}" text-anchor="middle" fill="#555" font-size="10">{day[5:]}</text>')
+    tallest = translate(N_("tallest bar"))
     out.append(
         f'<text x="{LABEL_W + BAR_AREA}" y="16" text-anchor="end" fill="#555" font-size="10">'
-        f"{escape(translate(N_('tallest bar')))}: {top:.1f} {escape(unit)}</text>"
+        f"{escape(tallest)}: {top:.1f} {escape(unit)}</text>"
     )
     out.append("</svg>")
     return "\n".join(out)

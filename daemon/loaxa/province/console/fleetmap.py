@@ -96,9 +96,9 @@ def render(
     out.append('<g class="labels">' + "".join(labels) + "</g>")
     out.append(_legend(points, translate, look))
     if not points:
+        empty = translate(N_("No station has coordinates yet (Admin → Stations)."))
         out.append(
-            f'<text x="{WIDTH / 2}" y="{height / 2 + 20}" text-anchor="middle" fill="#555">'
-            f"{escape(translate(N_("No station has coordinates yet (Admin → Stations).")))}</text>"
+            f'<text x="{WIDTH / 2}" y="{height / 2 + 20}" text-anchor="middle" fill="#555">{escape(empty)}</text>'
         )
     out.append("</svg>")
     return "\n".join(out)
