@@ -6,6 +6,8 @@ loaxa province token add NAME --scope read|send --config province.yaml
 loaxa province token revoke NAME --config province.yaml
 loaxa province stations --config province.yaml [--json]
 loaxa province report --scope hn/ba-vi --period week --date 2026-12-01 --format xlsx --output week.xlsx
+loaxa province user add NAME --role viewer|editor|approver|admin [--admin] --config province.yaml
+loaxa province user list|passwd NAME|disable NAME --config province.yaml
 
 The server's libraries (SQLAlchemy, Alembic, Starlette, uvicorn) are the
 `province` extra and are imported only when one of these commands runs: a
@@ -18,6 +20,8 @@ import argparse
 import json
 import sys
 from typing import Any
+
+from loaxa.i18n import _
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +56,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     tok.add_argument("what", choices=("add", "revoke", "list"))
     tok.add_argument("name", nargs="?", help="the client's name (it is written in the audit log)")
     tok.add_argument("--scope", choices=("read", "send"), default="read", help="send also allows read (default read)")
+    # -- the console's accounts
+    usr = action("user", _("make, list, change or disable a console user"), user)
+    usr.add_argument("what", choices=("add", "list", "passwd", "disable"))
+    usr.add_argument("name", nargs="?", help=_("the user's login name"))
+    usr.add_argument(
+        "--role", choices=("viewer", "editor", "approver", "admin"), help=_("add: the user's role (default viewer)")
+    )
+    usr.add_argument("--admin", action="store_true", help=_("add: the same as --role admin"))
+    usr.add_argument(
+        "--password-stdin", action="store_true", help=_("read the password from stdin (also when stdin is not a TTY)")
+    )
 
 
 SERVER_LIBRARIES = ("sqlalchemy", "alembic", "starlette", "uvicorn", "psycopg", "openpyxl")
@@ -173,6 +188,49 @@ def token(args: argparse.Namespace) -> int:
         else:
             tokens.revoke(db, args.name)
             print(f"token {args.name!r} revoked", file=sys.stderr)
+    finally:
+        db.close()
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str:
+    """The new password: stdin's first line when it is not a terminal (or --password-stdin), else asked twice."""
+    import getpass
+
+    from loaxa.errors import LoaxaError
+
+    if args.password_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(_("Password for {name}: ").format(name=args.name))
+    if getpass.getpass(_("The same password again: ")) != first:
+        raise LoaxaError(_("the two passwords differ; nothing was changed"))
+    return first
+
+
+def user(args: argparse.Namespace) -> int:
+    from loaxa.errors import LoaxaError
+    from loaxa.province.console import accounts
+    from loaxa.province.server.database import Database
+
+    db = Database.open(_settings(args))
+    try:
+        if args.what == "list":
+            for row in accounts.list_users(db):
+                state = _("disabled") if row["disabled_at"] else _("active")
+                print(f"{row['name']}\t{row['role']}\t{state}")
+            return 0
+        if not args.name:
+            raise LoaxaError(_("loaxa province user {action} needs a NAME").format(action=args.what))
+        if args.what == "add":
+            role = "admin" if args.admin else (args.role or "viewer")
+            accounts.add_user(db, args.name, role, _password(args))
+            print(_("user {name} added ({role})").format(name=accounts.normal_name(args.name), role=role))
+        elif args.what == "passwd":
+            accounts.set_password(db, args.name, _password(args))
+            print(_("password of {name} changed").format(name=accounts.normal_name(args.name)))
+        else:
+            accounts.disable_user(db, args.name)
+            print(_("user {name} disabled: their sessions have ended").format(name=accounts.normal_name(args.name)))
     finally:
         db.close()
     return 0

@@ -201,6 +201,10 @@ def build_app(ctx: Context) -> Starlette:
 
     app = Starlette(routes=[*routes, Route("/openapi.json", openapi, include_in_schema=False)])
     app.state.context = ctx
+    if s.console.enabled:
+        from loaxa.province.console import mount
+
+        mount(app, ctx)
     return app
 
 

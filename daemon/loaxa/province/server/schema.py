@@ -138,9 +138,89 @@ audit = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", Float, nullable=False),
     Column("token", String(120)),  # the token's name; null when none or unknown
+    Column("user", String(64)),  # the console user; null for the API
     Column("method", String(8), nullable=False),
     Column("path", Text, nullable=False),
     Column("status", Integer, nullable=False),
     Column("client", String(64)),
     Column("detail", Text),
+)
+
+# -- the web console (migration 0002) ---------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),  # lower case: logins ignore case
+    Column("role", String(16), nullable=False),  # viewer, editor, approver, admin
+    Column("password_hash", Text, nullable=False),  # argon2
+    Column("language", String(4)),  # vi or en; null: console.language
+    Column("created_at", Float, nullable=False),
+    Column("disabled_at", Float),
+    Column("last_login_at", Float),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 of the cookie's token; the token itself is never kept
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("client", String(64)),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("name", String(64)),  # lower case, as typed
+    Column("client", String(64)),
+    Index("login_failures_at", "at"),
+)
+
+drafts = Table(
+    "drafts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(200), nullable=False),
+    Column("fields", Text, nullable=False),  # JSON: the compose form as saved
+    Column("command", Text),  # JSON: the bulletin command it will send
+    Column("targets", Text, nullable=False),  # JSON list: P, P/C, P/C/S, P/group/G
+    Column("status", String(16), nullable=False),  # draft, submitted, returned, sent, withdrawn
+    Column("editor", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("submitted_at", Float),
+    Column("approver", String(64)),
+    Column("approved_at", Float),
+    Column("comment", Text),  # the approver's, when returning it
+    Column("bulletin_id", String(64)),  # once sent
+)
+
+station_meta = Table(
+    "station_meta",
+    metadata,
+    Column("station", String(130), primary_key=True),  # P/C/S as in `stations`
+    Column("name", Text),
+    Column("commune_name", Text),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("note", Text),
+    Column("updated_at", Float, nullable=False),
+)
+
+media = Table(
+    "media",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("filename", Text, nullable=False),
+    Column("mime", String(64), nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("duration_s", Float),
+    Column("uploaded_by", String(64), nullable=False),
+    Column("uploaded_at", Float, nullable=False),
 )
