@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 PAGE_MODULES: tuple[str, ...] = (
     "loaxa.province.console.auth_pages",
     "loaxa.province.console.admin",
+    "loaxa.province.console.compose",
+    "loaxa.province.console.vetting",
     # previews, uploads and /media, CAP import
     "loaxa.province.console.preview",
     "loaxa.province.console.media",
