@@ -30,6 +30,7 @@ import gzip
 import http.client
 import http.cookiejar
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -58,8 +59,8 @@ PREFIX = "loaxa/v1"
 PASSWORD = "mật khẩu bench"
 TEXT = "Ủy ban nhân dân tỉnh thông báo: mưa lớn kéo dài đến hết ngày 15/9, bà con không đi qua ngầm tràn."
 RECEIPTS = ("received", "started", "finished")
-CELL = re.compile(r"sim[/-](c\d{3})[/-](s\d{2})")
-STATUS = re.compile(r"\b(" + "|".join(RECEIPTS) + r")\b")
+# A station's row in the grid's `cells` events: <tr id="st-sim.c000.s00" class="st b-finished" data-bucket="finished">
+CELL = re.compile(r'<tr id="st-([^"]+)"[^>]*data-bucket="(\w+)"')
 ASSET = re.compile(r'(?:src|href)="(/static/[^"]+)"')
 
 
@@ -225,7 +226,7 @@ def chromium_load_s(base: str, paths: list[str], runs: int) -> dict[str, float]:
         driver.get(f"{base}/login")
         driver.find_element(By.NAME, "name").send_keys("bench")
         driver.find_element(By.NAME, "password").send_keys(PASSWORD)
-        driver.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+        driver.find_element(By.CSS_SELECTOR, "section.login button[type=submit]").click()
         wait(lambda: "/login" not in driver.current_url, 30, "the browser's login")
         loads: dict[str, float] = {}
         for path in paths:
@@ -273,19 +274,16 @@ class Listener(threading.Thread):
                 buffer += text[5:]
 
     def updates(self) -> list[tuple[float, str, str]]:
-        """(arrived, station, status) for each cell a chunk carried: its station, then the first status after it."""
-        found = []
-        for arrived, data in self.chunks:
-            cells = list(CELL.finditer(data))
-            for i, cell in enumerate(cells):
-                end = cells[i + 1].start() if i + 1 < len(cells) else len(data)
-                status = STATUS.search(data, cell.end(), end)
-                if status:
-                    found.append((arrived, f"sim/{cell.group(1)}/{cell.group(2)}", status.group(1)))
-        return found
+        """(arrived, station, its bucket) for each station row the stream carried."""
+        return [
+            (arrived, cell.group(1).replace(".", "/"), cell.group(2))
+            for arrived, data in self.chunks
+            for cell in CELL.finditer(data)
+        ]
 
 
 def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="loaxa-bench-console-"))
     broker = start_broker(root)
     config = province_config(root, broker.port, console={"secure_cookies": False}, stations={"silent_after_s": 3600})
@@ -351,6 +349,7 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
             "ingest_events_per_s": round(len(stored) / max(stored_all_s, 1e-3)),
             "stream_messages": len(listener.chunks),
             "cells_updated": len(updates),
+            "lags_measured": len(lags),
             "stations_shown_finished": len(finished_seen),
             "p50_lag_s": _r(percentile(lags, 50)),
             "p99_lag_s": _r(percentile(lags, 99)),
@@ -365,6 +364,7 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
             "live": live,
             "server_peak_rss_mb": round(rss_mb(server_pid), 1),
             "keeps_up": len(finished_seen) == n,
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # the machine is shared
         }
     finally:
         if stations is not None:
