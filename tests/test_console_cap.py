@@ -18,7 +18,7 @@ import pytest
 
 from loaxa.province.cap import MAX_DOCUMENT_BYTES
 from loaxa.province.console.cap_import import fold
-from loaxa.testing.console import Client, ConsoleBench
+from loaxa.testing.console import Client, ConsoleBench, chromium, login, shoot, wait_until
 from test_cap_cli import DATA, fresh
 from test_console_media import logged_in, upload_to
 
@@ -145,3 +145,23 @@ def test_import_is_for_editors_with_the_csrf_token(bench, tmp_path):
 )
 def test_area_names_and_commune_slugs_meet_without_accents_case_or_the_administrative_word(written, folded):
     assert fold(written) == folded
+
+
+def test_in_the_browser_an_alert_fills_the_compose_form_and_says_what_is_left_to_do(bench, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    xml = fresh("flood_alert.xml", tmp_path).read_text(encoding="utf-8")
+    with chromium() as driver:
+        login(driver, bench.url, "editor", next="/compose")
+        driver.find_element(By.CSS_SELECTOR, "[data-cap-import] summary").click()
+        box = driver.find_element(By.CSS_SELECTOR, "[data-cap-xml]")
+        driver.execute_script("arguments[0].value = arguments[1];", box, xml)  # pasted, not typed key by key
+        driver.find_element(By.CSS_SELECTOR, "[data-cap-go]").click()
+        wait_until(driver, lambda d: d.find_element(By.ID, "title").get_attribute("value").startswith("Cảnh báo lũ"))
+        assert driver.find_element(By.ID, "text").get_attribute("value").startswith("Cảnh báo lũ trên sông Thu Bồn")
+        warnings = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "[data-cap-result] li.problem")]
+        assert warnings == [
+            "khu vực “Xã Duy Phước” không khớp với xã nào của tỉnh: hãy tự chọn nơi nhận",
+            "khu vực “Xã Duy Vinh” không khớp với xã nào của tỉnh: hãy tự chọn nơi nhận",
+        ]
+        shoot(driver, "cap-import")
