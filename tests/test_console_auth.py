@@ -402,3 +402,27 @@ def test_an_event_stream_is_not_held_back_by_the_compression(tmp_path):
         release.set()
         server.should_exit = True
         thread.join(10)
+
+
+def test_an_unknown_address_gets_a_console_page_and_the_api_keeps_json(bench):
+    client = Client(bench.url)
+    status, headers, body = client.get("/no/such/page")
+    assert status == 404 and "Không có trang này." in body and headers["content-type"].startswith("text/html")
+    assert client.login("viewer") == 303
+    status, _, body = client.get("/no/such/page")
+    assert status == 404 and 'class="user-name">viewer<' in body  # with the nav of the logged-in user
+    status, headers, body = client.get("/api/v1/no/such/thing")
+    assert status == 404 and headers["content-type"] == "application/json" and "not found" in body
+
+
+def test_english_chosen_on_the_login_page_stays_after_the_login(bench):
+    client = Client(bench.url)
+    token = client.csrf()
+    status, headers, _ = client.post("/lang", {"csrf": token, "lang": "en", "next": "/login"})
+    assert (status, headers["location"]) == (303, "/login")
+    _, _, page = client.get("/login")
+    assert "<h1>Log in</h1>" in page
+    assert client.post("/lang", {"lang": "vi", "next": "/login"})[0] == 403  # no token, no change
+    assert client.login("approver") == 303
+    _, _, page = client.get("/admin")
+    assert "Your role does not allow this page." in page and 'lang="en"' in page

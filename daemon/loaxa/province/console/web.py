@@ -139,7 +139,9 @@ class Console:
             ).first()
         if row is None:
             return None
-        return User(row.id, row.name, row.role, row.language or self.settings.language), row.csrf
+        chosen = request.cookies.get(LANG_COOKIE)  # picked on the login page, before the user chose for good
+        language = row.language or (chosen if chosen in LANGUAGES else self.settings.language)
+        return User(row.id, row.name, row.role, language), row.csrf
 
     def start_session(self, request: Request, response: Response, user: User) -> None:
         """A new session for `user`, its cookie set on `response` (any session the browser had ends)."""
