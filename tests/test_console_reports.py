@@ -71,8 +71,10 @@ def test_the_day_report_shows_the_plays_the_chart_and_planned_versus_aired(playe
         driver.find_element(By.CSS_SELECTOR, "#report-form button[type=submit]").click()
         wait_until(driver, lambda d: d.find_elements(By.ID, "asrun"))
         plays = driver.find_elements(By.CSS_SELECTOR, "#asrun tr.play")
-        assert sorted(r.find_element(By.CSS_SELECTOR, "td").text for r in plays) == sorted("/".join(p) for p in STATIONS)
-        assert all("finished" in r.text for r in plays)
+        assert sorted(r.find_element(By.CSS_SELECTOR, "td").text for r in plays) == sorted(
+            "/".join(p) for p in STATIONS
+        )
+        assert all("đã phát xong" in r.text for r in plays)  # how it ended, in words
         planned = driver.find_element(By.ID, "planned").text
         assert "b-report" in planned and "3 3" in planned.replace("\n", " ")
         figures = driver.find_element(By.ID, "figures").text

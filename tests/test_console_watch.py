@@ -119,7 +119,9 @@ def test_the_no_answer_filter_shows_only_the_station_that_did_not_answer(bench) 
         login(driver, bench.url, "viewer", next=f"/bulletins/{BULLETIN}")
         driver.find_element(By.CSS_SELECTOR, "nav.filters a[href='?show=no_answer']").click()
         wait_until(driver, lambda d: "show=no_answer" in d.current_url)
-        shown = [r.get_attribute("id") for r in driver.find_elements(By.CSS_SELECTOR, "#grid tr.st") if r.is_displayed()]
+        shown = [
+            r.get_attribute("id") for r in driver.find_elements(By.CSS_SELECTOR, "#grid tr.st") if r.is_displayed()
+        ]
         assert shown == ["st-" + "/".join(MUTE).replace("/", ".")]
         assert "Không trả lời" in look(driver, shown[0])[1]
         driver.find_element(By.CSS_SELECTOR, "nav.filters a[href='?show=failed']").click()
@@ -128,7 +130,7 @@ def test_the_no_answer_filter_shows_only_the_station_that_did_not_answer(bench) 
 
 
 def test_the_live_stream_sends_a_changed_station_once_with_the_new_counts(bench) -> None:
-    """What an EventSource reads: a `cells` event with the changed row, then `counts`; nothing for what did not change."""
+    """What an EventSource reads: a `cells` event with the changed row, then `counts`; nothing unchanged is resent."""
     client = Client(bench.url)
     assert client.login("viewer") == 303
     since = time.time()
