@@ -75,8 +75,22 @@ def finish(bench: ConsoleBench, path: str) -> None:
     fleet.loop.call_soon_threadsafe(station.emit, BULLETIN, 1, "finished", "12.0 s on air, voice sim:light")
 
 
-def cell_of(driver: Any, path: str) -> Any:
-    return driver.find_element(By.ID, "st-" + path.replace("/", "."))
+def look(driver: Any, dom_id: str) -> tuple[str | None, str]:
+    """An element's data-bucket and text, read at once (the live stream replaces elements under our feet)."""
+    found = driver.execute_script(
+        "var e = document.getElementById(arguments[0]);"
+        "return e ? [e.getAttribute('data-bucket'), e.innerText] : [null, ''];",
+        dom_id,
+    )
+    return found[0], found[1]
+
+
+def bucket(driver: Any, path: str) -> str | None:
+    return look(driver, "st-" + path.replace("/", "."))[0]
+
+
+def text(driver: Any, path: str) -> str:
+    return look(driver, "st-" + path.replace("/", "."))[1]
 
 
 def test_the_grid_turns_each_station_to_finished_live_without_a_reload(bench) -> None:
@@ -84,20 +98,18 @@ def test_the_grid_turns_each_station_to_finished_live_without_a_reload(bench) ->
         login(driver, bench.url, "viewer", next=f"/bulletins/{BULLETIN}")
         wait_until(driver, lambda d: d.find_element(By.ID, "live").get_attribute("class") == "live on")
         paths = ["/".join(p) for p in PLAYING]
-        assert [cell_of(driver, p).get_attribute("data-bucket") for p in paths] == ["started"] * 3
-        assert cell_of(driver, "/".join(MUTE)).get_attribute("data-bucket") == "no_answer"
+        assert [bucket(driver, p) for p in paths] == ["started"] * 3
+        assert bucket(driver, "/".join(MUTE)) == "no_answer"
         driver.execute_script("window.sameDocument = 'yes'")
         for i, path in enumerate(paths):
             finish(bench, path)
-            wait_until(driver, lambda d, p=path: cell_of(d, p).get_attribute("data-bucket") == "finished")
-            rest = [cell_of(driver, p).get_attribute("data-bucket") for p in paths[i + 1 :]]
+            wait_until(driver, lambda d, p=path: bucket(d, p) == "finished")
+            rest = [bucket(driver, p) for p in paths[i + 1 :]]
             assert rest == ["started"] * len(rest)  # one receipt, one cell
-            assert "Đã phát xong" in cell_of(driver, path).text and "12.0 s on air" in cell_of(driver, path).text
-        counts = driver.find_element(By.ID, "counts")
-        wait_until(driver, lambda d: "Đã phát xong: 3" in d.find_element(By.ID, "counts").text)
-        assert "Không trả lời: 1" in counts.text
-        commune = driver.find_element(By.ID, "c-sim.c000").text
-        assert "Đã phát xong: 2" in commune
+            assert "Đã phát xong" in text(driver, path) and "12.0 s on air" in text(driver, path)
+        wait_until(driver, lambda d: "Đã phát xong: 3" in look(d, "counts")[1])
+        assert "Không trả lời: 1" in look(driver, "counts")[1]
+        assert "Đã phát xong: 2" in look(driver, "c-sim.c000")[1]
         assert driver.execute_script("return window.sameDocument") == "yes"  # never reloaded
         shoot(driver, "watch")
 
@@ -107,16 +119,18 @@ def test_the_no_answer_filter_shows_only_the_station_that_did_not_answer(bench) 
         login(driver, bench.url, "viewer", next=f"/bulletins/{BULLETIN}")
         driver.find_element(By.CSS_SELECTOR, "nav.filters a[href='?show=no_answer']").click()
         wait_until(driver, lambda d: "show=no_answer" in d.current_url)
-        shown = [r.get_attribute("id") for r in driver.find_elements(By.CSS_SELECTOR, "#grid tr.st") if r.is_displayed()]
+        shown = [
+            r.get_attribute("id") for r in driver.find_elements(By.CSS_SELECTOR, "#grid tr.st") if r.is_displayed()
+        ]
         assert shown == ["st-" + "/".join(MUTE).replace("/", ".")]
-        assert "Không trả lời" in driver.find_element(By.ID, shown[0]).text
+        assert "Không trả lời" in look(driver, shown[0])[1]
         driver.find_element(By.CSS_SELECTOR, "nav.filters a[href='?show=failed']").click()
         wait_until(driver, lambda d: "show=failed" in d.current_url)
         assert not [r for r in driver.find_elements(By.CSS_SELECTOR, "#grid tr.st") if r.is_displayed()]
 
 
 def test_the_live_stream_sends_a_changed_station_once_with_the_new_counts(bench) -> None:
-    """What an EventSource reads: a `cells` event with the changed row, then `counts`; nothing for what did not change."""
+    """What an EventSource reads: a `cells` event with the changed row, then `counts`; nothing unchanged is resent."""
     client = Client(bench.url)
     assert client.login("viewer") == 303
     since = time.time()
@@ -145,7 +159,7 @@ def test_the_live_stream_sends_a_changed_station_once_with_the_new_counts(bench)
     assert 'id="st-sim.c001.s00"' in cells[0] and "quiet hours until 05:00" in cells[0] and "b-held" in cells[0]
     assert 'id="st-sim.c000.s00"' not in cells[0]  # unchanged stations are not resent
     assert 'id="c-sim.c001"' in cells[0]  # its commune's header, recounted
-    assert "Tạm giữ: 1" in next(d for n, d in events if n == "counts")
+    assert "Tạm giữ: <b>1</b>" in next(d for n, d in events if n == "counts")
 
 
 def test_serve_exits_promptly_on_sigterm_with_a_watch_page_open(bench) -> None:

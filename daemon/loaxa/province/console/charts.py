@@ -19,6 +19,7 @@ ROW_H = 34
 BAR_AREA = 700
 BAR = "#2f6ea5"
 EMPTY = "#d0d7de"
+MAX_BAR = 48.0  # a day's bar in a short period
 
 
 def minutes_by_commune(
@@ -49,18 +50,20 @@ def minutes_by_commune(
             value = per_day.get(day, 0.0)
             h = max((ROW_H - 8) * value / top, 1.0 if value else 0.0)
             x = LABEL_W + j * step
-            tip = f"{name} {day}: {value:.1f} {unit}"
+            tip = f"{name} {day}: {_minutes(value)} {unit}"
+            bar = min(max(step * 0.8, 1.0), MAX_BAR)
             out.append(
-                f'<rect class="bar" x="{x + step * 0.1:.1f}" y="{y0 + ROW_H - 4 - h:.1f}" width="{max(step * 0.8, 1):.1f}" '
+                f'<rect class="bar" x="{x + (step - bar) / 2:.1f}" y="{y0 + ROW_H - 4 - h:.1f}" width="{bar:.1f}" '
                 f'height="{h:.1f}" fill="{BAR if value else EMPTY}"><title>{escape(tip)}</title></rect>'
             )
         out.append(
-            f'<line x1="{LABEL_W}" x2="{LABEL_W + BAR_AREA}" y1="{y0 + ROW_H - 4}" y2="{y0 + ROW_H - 4}" stroke="#999"/>'
+            f'<line x1="{LABEL_W}" x2="{LABEL_W + BAR_AREA}" y1="{y0 + ROW_H - 4}" y2="{y0 + ROW_H - 4}" '
+            'stroke="#999"/>'
         )
         total = sum(per_day.values())
         out.append(
             f'<text class="total" x="{LABEL_W + BAR_AREA + 8}" y="{y0 + ROW_H - 12}" fill="#1f2d3d">'
-            f"{total:.1f} {escape(unit)}</text></g>"
+            f"{_minutes(total)} {escape(unit)}</text></g>"
         )
     if not communes:
         nothing = translate(N_("Nothing aired in this period."))
@@ -70,11 +73,18 @@ def minutes_by_commune(
     for j, day in enumerate(days):
         if j % every == 0:
             x = LABEL_W + j * step + step / 2
-            out.append(f'<text x="{x:.1f}" y="{axis_y}" text-anchor="middle" fill="#555" font-size="10">{day[5:]}</text>')
+            out.append(
+                f'<text x="{x:.1f}" y="{axis_y}" text-anchor="middle" fill="#555" font-size="10">{day[5:]}</text>'
+            )
     tallest = translate(N_("tallest bar"))
     out.append(
         f'<text x="{LABEL_W + BAR_AREA}" y="16" text-anchor="end" fill="#555" font-size="10">'
-        f"{escape(tallest)}: {top:.1f} {escape(unit)}</text>"
+        f"{escape(tallest)}: {_minutes(top)} {escape(unit)}</text>"
     )
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _minutes(value: float) -> str:
+    """Minutes to read: one decimal, two below a minute (a 40-second bulletin is not "0.0")."""
+    return f"{value:.1f}" if value >= 1 or value == 0 else f"{value:.2f}"

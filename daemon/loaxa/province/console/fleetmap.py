@@ -18,7 +18,8 @@ from xml.sax.saxutils import escape, quoteattr
 from loaxa.province.console.web import N_
 
 WIDTH = 960
-PAD = 36
+MAX_HEIGHT = 540
+PAD_X, PAD_Y = 90, 30  # room for the communes' names at the edges
 MIN_SPAN_DEG = 0.02  # one station, or several at one place, still get a map around them
 COLOURS = {"online": "#1a7f37", "offline": "#9a6700", "silent": "#cf222e"}
 
@@ -64,17 +65,18 @@ def render(
     scale_x = math.cos(math.radians(mid))
     span_x = max((east - west) * scale_x, MIN_SPAN_DEG)
     span_y = max(north - south, MIN_SPAN_DEG)
-    inner = WIDTH - 2 * PAD
-    per_deg = inner / max(span_x, span_y * 0.75)  # a tall province is not drawn taller than wide
-    height = int(span_y * per_deg + 2 * PAD + 40)
+    legend_h = 40
+    per_deg = min((WIDTH - 2 * PAD_X) / span_x, (MAX_HEIGHT - legend_h - 2 * PAD_Y) / span_y)
+    height = int(span_y * per_deg + legend_h + 2 * PAD_Y)
     cx, cy = (west + east) / 2, (south + north) / 2
 
     def xy(lat: float, lon: float) -> tuple[float, float]:
-        return WIDTH / 2 + (lon - cx) * scale_x * per_deg, (height + 40) / 2 - (lat - cy) * per_deg
+        return WIDTH / 2 + (lon - cx) * scale_x * per_deg, (legend_h + height) / 2 - (lat - cy) * per_deg
 
+    title = translate(N_("Map of the stations"))
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" '
-        f'font-family="sans-serif" font-size="12" role="img" aria-label={quoteattr(translate(N_("Map of the stations")))}>',
+        f'font-family="sans-serif" font-size="12" role="img" aria-label={quoteattr(title)}>',
         f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#f7f9fb"/>',
     ]
     by_commune: dict[str, list[tuple[float, float]]] = {}
@@ -91,7 +93,8 @@ def render(
         y = min(s[1] for s in spots) - 9
         labels.append(
             f'<text class="commune" x="{x:.1f}" y="{y:.1f}" text-anchor="middle" font-weight="bold" fill="#1f2d3d" '
-            f'stroke="#f7f9fb" stroke-width="3" paint-order="stroke">{escape(commune_names.get(commune, commune))}</text>'
+            f'stroke="#f7f9fb" stroke-width="3" paint-order="stroke">{escape(commune_names.get(commune, commune))}'
+            "</text>"
         )
     out.append('<g class="labels">' + "".join(labels) + "</g>")
     out.append(_legend(points, translate, look))

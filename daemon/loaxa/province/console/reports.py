@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from loaxa.errors import LoaxaError
 from loaxa.province.console import charts
 from loaxa.province.console.fleet import commune_names, metadata
+from loaxa.province.console.watch import PRIORITIES
 from loaxa.province.console.web import N_, Console, User
 from loaxa.province.server import asrun
 from loaxa.province.server import schema as t
@@ -34,13 +35,26 @@ log = logging.getLogger(__name__)
 
 PERIODS = {"day": N_("Day"), "week": N_("Week"), "month": N_("Month"), "year": N_("Year")}
 PROBLEMS = ("failed", *asrun.NOT_AIRED)
+# How a play ended (asrun's `state`), in words.
+ENDINGS = {
+    "finished": N_("finished"),
+    "interrupted": N_("interrupted"),
+    "failed": N_("failed"),
+    "cancelled": N_("cancelled"),
+    "on air": N_("on air"),
+    "missed": N_("missed"),
+    "expired": N_("expired"),
+    "rejected": N_("rejected"),
+    "declined": N_("declined"),
+}
 ROWS_SHOWN = 300  # the as-run rows on screen; the downloads have them all
 
 
 def scopes(db: Database, province: str) -> tuple[list[str], list[str]]:
     """The communes (P/C) and the groups (P/group/G) known from the stations' states."""
     s = t.stations.c
-    communes, groups = set(), set()
+    communes: set[str] = set()
+    groups: set[str] = set()
     with db.engine.connect() as conn:
         for station, listed in conn.execute(select(s.station, s.groups)):
             communes.add("/".join(station.split("/")[:2]))
@@ -94,6 +108,8 @@ class Reports:
             "periods": PERIODS,
             "province": self.province,
             "result": None,
+            "endings": ENDINGS,
+            "priorities": PRIORITIES,
             "error": None,
         }
         try:
@@ -132,7 +148,9 @@ class Reports:
         except LoaxaError as exc:
             return self.console.error(request, 400, str(exc))
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"asrun-{scope}-{period}-{day.isoformat()}") + f".{fmt}"
-        data, kind = (asrun.to_xlsx(result), XLSX) if fmt == "xlsx" else (asrun.to_csv(result), "text/csv; charset=utf-8")
+        data, kind = (
+            (asrun.to_xlsx(result), XLSX) if fmt == "xlsx" else (asrun.to_csv(result), "text/csv; charset=utf-8")
+        )
         return Response(data, media_type=kind, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 

@@ -51,7 +51,9 @@ def _float(text: str, low: float, high: float) -> float | None:
     return value
 
 
-def check(fields: dict[str, str], province: str, line: int | None = None) -> tuple[dict[str, Any] | None, list[Problem]]:
+def check(
+    fields: dict[str, str], province: str, line: int | None = None
+) -> tuple[dict[str, Any] | None, list[Problem]]:
     """One station's metadata as a row to store, or what is wrong with it."""
     problems = []
     station = (fields.get("station") or "").strip()
@@ -68,8 +70,10 @@ def check(fields: dict[str, str], province: str, line: int | None = None) -> tup
         try:
             row[key] = _float(fields.get(key) or "", low, high)
         except ValueError:
-            message = N_("latitude must be a number from -90 to 90") if key == "lat" else N_(
-                "longitude must be a number from -180 to 180"
+            message = (
+                N_("latitude must be a number from -90 to 90")
+                if key == "lat"
+                else N_("longitude must be a number from -180 to 180")
             )
             problems.append(Problem(line, message, fields.get(key) or ""))
     if (row.get("lat") is None) != (row.get("lon") is None) and not problems:
@@ -85,7 +89,9 @@ def parse_csv(data: bytes, province: str) -> tuple[list[dict[str, Any]], list[Pr
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        return [], [Problem(1, N_("the header line must name the columns station,name,commune_name,lat,lon"), ",".join(missing))]
+        return [], [
+            Problem(1, N_("the header line must name the columns station,name,commune_name,lat,lon"), ",".join(missing))
+        ]
     rows, problems = [], []
     for number, fields in enumerate(reader, start=2):
         row, wrong = check({k: v or "" for k, v in fields.items() if k}, province, number)

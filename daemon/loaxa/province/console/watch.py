@@ -43,8 +43,8 @@ BUCKET_OF = {status: bucket for bucket, members in BUCKETS.items() for status in
 LOOK = {
     "no_answer": ("?", N_("No answer")),
     "received": ("↓", N_("Received")),
-    "awaiting_approval": ("⌛", N_("Awaiting approval")),
-    "held": ("⏸", N_("Held")),
+    "awaiting_approval": ("◷", N_("Awaiting approval")),
+    "held": ("‖", N_("Held")),
     "started": ("▶", N_("On air")),
     "finished": ("✓", N_("Finished")),
     "failed": ("✗", N_("Failed")),
@@ -62,6 +62,7 @@ WORDS = {
     "expired": N_("expired"),
     "declined": N_("declined"),
 }
+PRIORITIES = {"emergency": N_("emergency"), "high": N_("high"), "normal": N_("normal"), "low": N_("low")}
 FILTERS = {
     "all": (N_("All"), tuple(BUCKETS)),
     "failed": (N_("Failed"), ("failed",)),
@@ -169,7 +170,12 @@ class Watch:
     # -- pages ------------------------------------------------------------------------
     def index(self, request: Request, user: User, form: dict[str, Any] | None) -> Response:
         return self.console.render(
-            request, "watch_list.html", bulletins=bulletins.recent(self.db), look=LOOK, local=self.local
+            request,
+            "watch_list.html",
+            bulletins=bulletins.recent(self.db),
+            look=LOOK,
+            priorities=PRIORITIES,
+            local=self.local,
         )
 
     def grid(self, request: Request, user: User, form: dict[str, Any] | None) -> Response:
@@ -200,6 +206,7 @@ class Watch:
             filters=FILTERS,
             look=LOOK,
             words=WORDS,
+            priorities=PRIORITIES,
             clock=self.clock,
             local=self.local,
             dom_id=dom_id,
