@@ -171,6 +171,10 @@ def check(
     elif len(fields["title"]) > 200:
         add("title", Problem(N_("The title is longer than 200 characters.")))
     _check_targets(fields["targets"], province, add)
+    if fields["when"] == "at" and not fields["at"]:
+        add("at", Problem(N_("Give the time it airs.")))
+    if fields["when"] == "daily" and not fields["daily"]:
+        add("daily", Problem(N_("Give the times of day it airs (HH:MM).")))
     content = _content(fields, add)
     repeat = _number(fields["repeat"], int, "repeat", add)
     gap = _number(fields["gap"], float, "gap", add)
@@ -273,7 +277,7 @@ def _field_of_rule(rule: str) -> str:
     key = rule.split(":", 1)[0].strip() if ":" in rule else ""
     head, _dot, rest = key.partition(".")
     if head == "schedule":
-        sub = rest.split(".")[0]
+        sub = rest.split(".")[0] or ("until" if rule.split(":", 1)[1].strip().startswith("until") else "")
         return {"at": "at", "days": "days", "from": "from", "until": "until"}.get(sub, "daily")
     if head in ("text", "audio", "parts", "priority", "repeat", "expires"):
         return head
