@@ -109,6 +109,7 @@ class Stations:
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-stations-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
         )
+        self.seq = 0  # every station's last outbox number: each answers every bulletin, so they move together
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.connect(host, port, keepalive=60)
@@ -133,7 +134,9 @@ class Stations:
 
     def publish_receipts(self, bid: str) -> None:
         """Each station's received, started, finished, in that order, station after station per step."""
-        for seq, event in enumerate(RECEIPTS, 1):
+        for event in RECEIPTS:
+            self.seq += 1
+            seq = self.seq
             for path, topics in zip(self.paths, self.topics, strict=True):
                 body = {"id": bid, "rev": 1, "event": event, "at": now_iso(), "station": "/".join(path), "seq": seq}
                 self.client.publish(topics.event, compact_bytes(body), qos=1)
@@ -282,6 +285,24 @@ class Listener(threading.Thread):
         ]
 
 
+def send(base: str, token: str, bid: str) -> int:
+    """One province-wide bulletin through the API; the number of stations the server expects to answer."""
+    request = urllib.request.Request(
+        f"{base}/api/v1/bulletins",
+        data=json.dumps({"targets": ["sim"], "bulletin": {"id": bid, "priority": "high", "text": TEXT}}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        return int(json.loads(answer.read())["stations"])
+
+
+def stored_in(db: Path, bid: str, receipts: int) -> float:
+    """Seconds until `receipts` receipts of the bulletin are stored."""
+    t0 = time.time()
+    wait(lambda: count(db, "SELECT count(*) FROM events WHERE bulletin_id = ?", bid) >= receipts, 300, "stored")
+    return time.time() - t0
+
+
 def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="loaxa-bench-console-"))
@@ -299,13 +320,7 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
         wait(lambda: count(db, "SELECT count(*) FROM stations WHERE online") >= n, 120 + n / 20, f"{n} stations")
 
         bid = f"bench-{uuid.uuid4().hex[:8]}"
-        request = urllib.request.Request(
-            f"{base}/api/v1/bulletins",
-            data=json.dumps({"targets": ["sim"], "bulletin": {"id": bid, "priority": "high", "text": TEXT}}).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            expected = json.loads(answer.read())["stations"]
+        expected = send(base, token, bid)
 
         session = Session(base, "bench")
         grid = f"/bulletins/{bid}"
@@ -323,10 +338,8 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
         time.sleep(1.0)  # the stream's first answer is out: what follows is the receipts
         server_pid = server.proc.pid if server.proc else 0
         cpu0 = cpu_s(server_pid)
-        t0 = time.time()
         stations.publish_receipts(bid)
-        wait(lambda: count(db, "SELECT count(*) FROM events WHERE bulletin_id = ?", bid) >= 3 * n, 300, "stored")
-        stored_all_s = time.time() - t0
+        stored_all_s = stored_in(db, bid, 3 * n)
         last = -1
         while len(listener.chunks) != last:  # until the stream has been quiet for 3 s
             last = len(listener.chunks)
@@ -340,6 +353,14 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
             ).fetchall()
         }
         conn.close()
+        live_cpu_s = cpu_s(server_pid) - cpu0
+
+        say("the same receipts for a second bulletin, no stream open: the ingest alone")
+        alone = f"{bid}-alone"
+        send(base, token, alone)
+        stations.publish_receipts(alone)
+        alone_s = stored_in(db, alone, 3 * n)
+
         updates = listener.updates()
         lags = [arrived - stored[(s, e)] for arrived, s, e in updates if (s, e) in stored]
         finished_seen = {s for _, s, e in updates if e == "finished"}
@@ -354,7 +375,8 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
             "p50_lag_s": _r(percentile(lags, 50)),
             "p99_lag_s": _r(percentile(lags, 99)),
             "max_lag_s": _r(max(lags) if lags else None),
-            "server_cpu_s": round(cpu_s(server_pid) - cpu0, 2),
+            "server_cpu_s": round(live_cpu_s, 2),
+            "ingest_events_per_s_no_stream": round(3 * n / max(alone_s, 1e-3)),
         }
         return {
             "stations": n,
