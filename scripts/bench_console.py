@@ -3,7 +3,8 @@
 
 Starts a Mosquitto and `loaxa province serve` (console on), fills the
 registry with N stations through the server's own ingest (their retained
-`state`, published by one client in the stations' words), sends one
+`state`, published by one client in the stations' words), gives each a
+name and a position (the `station_meta` rows Admin → Stations keeps), sends one
 province-wide bulletin through the API (N rows of `bulletin_stations`), and
 measures, logged in as a viewer:
 
@@ -11,7 +12,8 @@ measures, logged in as a viewer:
   time, median of --runs), and in headless Chromium the time from the
   navigation to the load event (median of --runs);
 - weight: bytes on the wire with gzip and uncompressed, for the page and
-  for the static files it loads (cached for a year after the first visit);
+  for what it loads (the static files, cached for a year after the first
+  visit, and the fleet's SVG map);
 - live: with the watch grid's event stream open, 3 receipts per station
   (received, started, finished) published as fast as the broker takes them
   and stored at the server's ingest rate; for each cell update the stream
@@ -61,7 +63,8 @@ TEXT = "Ủy ban nhân dân tỉnh thông báo: mưa lớn kéo dài đến hế
 RECEIPTS = ("received", "started", "finished")
 # A station's row in the grid's `cells` events: <tr id="st-sim.c000.s00" class="st b-finished" data-bucket="finished">
 CELL = re.compile(r'<tr id="st-([^"]+)"[^>]*data-bucket="(\w+)"')
-ASSET = re.compile(r'(?:src|href)="(/static/[^"]+)"')
+# What a page makes the browser load from the server: scripts, stylesheets, icons, the map's SVG.
+ASSET = re.compile(r'<(?:script|link|img)\b[^>]*?\b(?:src|href)="(/[^"/][^"]*)"')
 
 
 def say(text: str) -> None:
@@ -197,9 +200,9 @@ def weigh(session: Session, path: str, runs: int) -> dict[str, Any]:
         "server_s_max": round(max(times), 3),
         "page_gzip_bytes": wire,
         "page_bytes": plain,
-        "static_files": len(assets),
-        "static_gzip_bytes": asset_wire,
-        "static_bytes": asset_plain,
+        "assets": len(assets),  # static files (cached for a year after the first visit) and the fleet's map
+        "assets_gzip_bytes": asset_wire,
+        "assets_bytes": asset_plain,
         "seconds_at_1_mbit_s": round((wire + asset_wire) * 8 / 1e6, 2),  # a weak 4G link, first visit
     }
 
@@ -285,6 +288,22 @@ class Listener(threading.Thread):
         ]
 
 
+def place(db: Path, paths: list[tuple[str, str, str]]) -> None:
+    """Names and positions for every station (what Admin → Stations keeps), so the pages and the map are full."""
+    now = time.time()
+    rows = []
+    for i, (p, c, s) in enumerate(paths):
+        lat, lon = 20.6 + (i // 80) * 0.012, 105.2 + (i % 80) * 0.012  # a 0.75° x 0.95° province
+        rows.append((f"{p}/{c}/{s}", f"Loa {s[1:]} thôn {i % 7 + 1}", f"Xã {c.upper()}", lat, lon, now))
+    conn = sqlite3.connect(db, timeout=30)
+    with conn:
+        conn.executemany(
+            "INSERT INTO station_meta (station, name, commune_name, lat, lon, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    conn.close()
+
+
 def send(base: str, token: str, bid: str) -> int:
     """One province-wide bulletin through the API; the number of stations the server expects to answer."""
     request = urllib.request.Request(
@@ -318,6 +337,7 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
         stations = Stations(broker.host, broker.port, n)
         stations.publish_states()
         wait(lambda: count(db, "SELECT count(*) FROM stations WHERE online") >= n, 120 + n / 20, f"{n} stations")
+        place(db, stations.paths)
 
         bid = f"bench-{uuid.uuid4().hex[:8]}"
         expected = send(base, token, bid)

@@ -82,7 +82,7 @@ def test_the_guides_benchmark_runs_as_written_and_prints_its_figures():
     for page in ("fleet", "watch_grid"):
         got = figures["pages"][page]
         assert 0 < got["server_s_median"] < 30 and 0 < got["chromium_load_s_median"] < 60, got
-        assert 0 < got["page_gzip_bytes"] < got["page_bytes"] and got["static_files"] >= 3, got
+        assert 0 < got["page_gzip_bytes"] < got["page_bytes"] and got["assets"] >= 3, got
     live = figures["live"]
     assert live["receipts"] == 600 and live["lags_measured"] > 0 and 0 <= live["p50_lag_s"] <= live["p99_lag_s"]
     assert figures["keeps_up"] is True and live["stations_shown_finished"] == 200
