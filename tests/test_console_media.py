@@ -159,6 +159,10 @@ def test_a_file_over_the_limit_is_refused_before_it_is_read(bench):
     assert status == 413 and b"1 MB" in body
     status, _, body = upload(client, csrf, "lon.wav", big, chunked=True)  # no Content-Length: counted as it comes
     assert status == 413
+    db = sqlite3.connect(Path(bench.server.config["data_dir"]) / "province.db")
+    refused = db.execute("SELECT count(*) FROM audit WHERE path = '/console/uploads' AND status = 413").fetchone()[0]
+    db.close()
+    assert refused == 2  # each refusal is in the audit log
 
 
 def test_uploads_are_for_editors_with_the_csrf_token(bench, tmp_path):
