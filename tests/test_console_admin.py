@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -189,3 +190,17 @@ def test_a_viewer_and_an_editor_have_no_admin_pages(bench):
         login(d, bench.url, "approver", next="/admin/audit.csv")
         assert d.find_element(By.CSS_SELECTOR, "main h1").text == "403"
         assert password("approver") not in d.page_source
+
+
+def test_what_a_user_typed_is_shown_as_text_never_as_markup(bench):
+    admin = Client(bench.url)
+    assert admin.login("admin") == 303
+    name = '<img src=x onerror="alert(1)">'.replace(" ", "")  # names have no spaces
+    status, _, body = admin.post(
+        "/admin/users",
+        {"csrf": admin.csrf("/admin/users"), "action": "add", "name": name, "role": "viewer", "password": "p" * 10},
+    )
+    assert status == 200
+    assert "<img" not in body and "&lt;imgsrc=x" in body
+    status, _, body = admin.get("/admin/audit?user=" + urllib.parse.quote("<script>"))
+    assert status == 200 and "<script>" not in body.split("</head>")[1] and "&lt;script&gt;" in body
