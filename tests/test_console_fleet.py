@@ -149,7 +149,13 @@ def test_fleet_page_and_watch_grid_of_5000_stations_render_within_bounds(big: Co
     assert client.login("viewer") == 303
     timed_get(client, "/fleet")  # templates compiled, caches warm: the figure is a page, not a first start
     figures = {}
-    for name, path in (("fleet", "/fleet"), ("watch grid", "/bulletins/b-big"), ("map", "/fleet/map.svg")):
+    pages = (
+        ("fleet", "/fleet"),
+        ("watch grid", "/bulletins/b-big"),
+        ("map", "/fleet/map.svg"),
+        ("report of the day", "/reports?scope=sim&period=day"),
+    )
+    for name, path in pages:
         runs = [timed_get(client, path) for _ in range(3)]
         best = min(r[0] for r in runs)
         assert all(r[1] == 200 for r in runs)
