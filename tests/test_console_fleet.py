@@ -334,6 +334,10 @@ def test_a_viewer_reads_the_pages_but_has_no_admin_link_and_cannot_change_statio
     assert admin.login("admin") == 303
     _, _, page = admin.get("/admin/stations")
     assert "Đổi tên" not in page
+    # English, per user: the same page in the other language.
+    assert viewer.post("/lang", {"csrf": token, "lang": "en", "next": "/fleet"})[0] == 303
+    _, _, english = viewer.get("/fleet")
+    assert "Last seen" in english and "Liên lạc lần cuối" not in english
     _, _, audit = admin.get("/admin/audit")
     assert "/admin/stations" in audit and "403" in audit  # the refused change is in the audit log, with its name
 
