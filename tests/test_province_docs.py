@@ -133,3 +133,43 @@ def test_light_benchmark_runs_as_written_and_prints_its_figures():
         assert isinstance(figures[key], float) and 0 < figures[key] < 60, key
     assert figures["ingest_events_per_s"] > 0
     assert set(figures["peak_rss_mb"]) == {"broker", "server", "simulator"}
+
+
+def test_console_accounts_commands_run_as_written(tmp_path):
+    """docs/province-server.md, "The console": the first admin, then a user added, listed, given a new password
+    and disabled, each line as written; the console answers each change at its login form."""
+    from loaxa.testing.console import Client
+
+    broker = start_mosquitto(tmp_path)
+    server = ServerProcess(tmp_path, province_config(tmp_path, broker.port))  # writes tmp_path/province.yaml
+    env = {**os.environ, "PATH": f"{ENV_BIN}:{os.environ['PATH']}"}
+    try:
+        url = server.start().wait_ready()
+        first = next(b for b in blocks("province-server.md") if "user add admin --admin" in b)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", first],
+            input="mật khẩu quản trị\n",  # stdin is not a terminal: its first line is the password
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        assert Client(url).login("admin", "mật khẩu quản trị") == 303
+        (tmp_path / "password.txt").write_text("mật khẩu của lan\n", encoding="utf-8")
+        (tmp_path / "new-password.txt").write_text("mật khẩu mới của lan\n", encoding="utf-8")
+        add, listing, passwd, disable = next(b for b in blocks("province-server.md") if "user passwd" in b).splitlines()
+        shell(add, env, tmp_path)
+        assert Client(url).login("Lan", "mật khẩu của lan") == 303
+        assert shell(listing, env, tmp_path).splitlines() == ["admin\tadmin\tactive", "lan\teditor\tactive"]
+        shell(passwd, env, tmp_path)
+        assert Client(url).login("lan", "mật khẩu của lan") == 401
+        lan = Client(url)
+        assert lan.login("lan", "mật khẩu mới của lan") == 303
+        assert lan.get("/admin")[0] == 403  # logged in, as an editor
+        shell(disable, env, tmp_path)
+        assert lan.get("/admin")[0] == 303  # the session ended: back to the login form
+        assert Client(url).login("lan", "mật khẩu mới của lan") == 401
+    finally:
+        server.stop()
+        broker.stop()

@@ -91,6 +91,7 @@ class ConsoleBench:
             **overrides,
         )
         self.server = ServerProcess(self.root / "server", config)
+        self.data_dir = Path(config["data_dir"])  # province.db is here on SQLite
         self.light_fleet: Any = None
         self.real_fleet: Any = None
         try:
@@ -249,12 +250,17 @@ def chromium(*, lang: str | None = None) -> Iterator[Any]:
 
 
 def wait_until(driver: Any, condition: Any, timeout_s: float = 20.0) -> Any:
-    """`condition(driver)` once truthy (selenium's WebDriverWait, with the page source in the failure)."""
-    from selenium.common.exceptions import TimeoutException
+    """`condition(driver)` once truthy, with the page source in the failure.
+
+    An element missing or replaced while a page loads or htmx swaps it counts as
+    "not yet", not as a failure.
+    """
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    ignored = (NoSuchElementException, StaleElementReferenceException)
     try:
-        return WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(condition)
+        return WebDriverWait(driver, timeout_s, poll_frequency=0.1, ignored_exceptions=ignored).until(condition)
     except TimeoutException:
         raise AssertionError(
             f"timed out after {timeout_s:g} s on {driver.current_url}:\n{driver.page_source[:3000]}"
@@ -275,8 +281,11 @@ def login(driver: Any, base_url: str, name: str, secret: str | None = None, next
 def shoot(driver: Any, name: str) -> Path:
     """A 1280x900 screenshot for the docs: docs/console/NAME.png."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.set_window_size(1280, 900)
-    time.sleep(0.2)  # let a resize re-lay the page out before the picture
+    width, height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    if (width, height) != (1280, 900):  # the window's size includes the browser's frame: size the page itself
+        outer = driver.get_window_size()
+        driver.set_window_size(outer["width"] + 1280 - width, outer["height"] + 900 - height)
+        time.sleep(0.2)  # let the page lay itself out again before the picture
     path = SHOTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path

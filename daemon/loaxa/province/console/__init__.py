@@ -55,10 +55,30 @@ def mount(app: Starlette, ctx: api.Context) -> None:
         module = importlib.import_module(name)
         app.router.routes.extend(module.routes(console))
     app.router.routes.append(Mount("/static", app=CachedStatic(directory=str(STATIC)), name="static"))
+    app.exception_handlers[404] = _not_found(console)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(Compressed)
     app.state.console = console
     log.debug("console mounted: %s", ", ".join(PAGE_MODULES))
+
+
+def _not_found(console: Any) -> Any:
+    """A console page for an unknown address (with the nav when logged in); the API's stays JSON."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+
+    from loaxa.province.console.web import N_
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/api/") or request.url.path.startswith("/static/"):
+            return JSONResponse({"error": "not found"}, status_code=404)
+        found = await run_in_threadpool(console.session_of, request)
+        if found is not None:
+            request.state.user, request.state.csrf = found
+        return console.error(request, 404, N_("There is no such page."))
+
+    return handler
 
 
 class CachedStatic(StaticFiles):

@@ -11,6 +11,8 @@ replaced by a new one at the next good login.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,11 +64,20 @@ class AccountError(LoaxaError):
 
 
 _hasher = PasswordHasher()
+# Each argon2 check takes 64 MiB and a core for a fraction of a second; a burst of logins (names and
+# addresses all different, so the limiter does not yet hold them back) waits here instead of taking
+# the server's memory: at most one check per core at a time.
+_checks = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+
+
+def _hash(password: str) -> str:
+    with _checks:
+        return _hasher.hash(password)
 
 
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
-    return _hasher.hash("not a password anyone has")
+    return _hash("not a password anyone has")
 
 
 def normal_name(name: str) -> str:
@@ -95,7 +106,7 @@ def check_password(password: str) -> str:
 def add_user(db: Database, name: str, role: str, password: str, language: str | None = None) -> int:
     """The new user's id; LoaxaError for a bad name, role or password, or a name in use."""
     name, role = check_name(name), check_role(role)
-    digest = _hasher.hash(check_password(password))
+    digest = _hash(check_password(password))
     try:
         with db.engine.begin() as conn:
             done = conn.execute(
@@ -118,7 +129,7 @@ def _update(db: Database, name: str, **values: Any) -> None:
 
 
 def set_password(db: Database, name: str, password: str) -> None:
-    _update(db, name, password_hash=_hasher.hash(check_password(password)))
+    _update(db, name, password_hash=_hash(check_password(password)))
 
 
 def set_role(db: Database, name: str, role: str) -> None:
@@ -163,14 +174,15 @@ def verify(db: Database, name: str, password: str, default_language: str = "vi")
         ).first()
     stored = row.password_hash if row is not None and row.disabled_at is None else _dummy_hash()
     try:
-        _hasher.verify(stored, password)
+        with _checks:
+            _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return None
     if row is None or row.disabled_at is not None:
         return None  # the dummy hash matched: cannot happen with its secret text, kept for safety
     values: dict[str, Any] = {"last_login_at": time.time()}
     if _hasher.check_needs_rehash(stored):
-        values["password_hash"] = _hasher.hash(password)  # argon2 parameters changed since it was made
+        values["password_hash"] = _hash(password)  # argon2 parameters changed since it was made
         log.info("password of %s rehashed with the current argon2 parameters", row.name)
     with db.engine.begin() as conn:
         conn.execute(t.users.update().where(c.id == row.id).values(**values))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import gettext
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 import time
@@ -27,20 +26,20 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute
 
 from loaxa import i18n
+from loaxa.province.console import forms
 from loaxa.province.console.accounts import N_, ROLES, User
 from loaxa.province.server import api
 from loaxa.province.server import schema as t
@@ -57,7 +56,6 @@ PRE_COOKIE = "loaxa_csrf"  # the CSRF token of forms shown before a login
 LANG_COOKIE = "loaxa_lang"
 LANGUAGES = ("vi", "en")
 SAFE = ("GET", "HEAD", "OPTIONS")
-FORM_SLACK = 1024 * 1024  # beyond the upload limit: the other fields of a multipart form
 
 ROLE_WORDS = (N_("viewer"), N_("editor"), N_("approver"), N_("admin"))  # as the pages name them, translated
 Handler = Callable[[Request, User, "dict[str, Any] | None"], Response]
@@ -139,7 +137,9 @@ class Console:
             ).first()
         if row is None:
             return None
-        return User(row.id, row.name, row.role, row.language or self.settings.language), row.csrf
+        chosen = request.cookies.get(LANG_COOKIE)  # picked on the login page, before the user chose for good
+        language = row.language or (chosen if chosen in LANGUAGES else self.settings.language)
+        return User(row.id, row.name, row.role, language), row.csrf
 
     def start_session(self, request: Request, response: Response, user: User) -> None:
         """A new session for `user`, its cookie set on `response` (any session the browser had ends)."""
@@ -250,8 +250,11 @@ class Console:
         return response
 
     def error(self, request: Request, status: int, message: str) -> Response:
+        text = self.gettext(self.language(request))(message)
+        if wants_json(request):
+            return JSONResponse({"error": text}, status_code=status)
         if wants_fragment(request):
-            return PlainTextResponse(self.gettext(self.language(request))(message), status_code=status)
+            return PlainTextResponse(text, status_code=status)
         return self.render(request, "error.html", status_code=status, status=status, message=message)
 
     def page(self, role: str) -> Callable[[Handler], Endpoint]:
@@ -267,9 +270,15 @@ class Console:
                 if found is None:
                     if changes:
                         await run_in_threadpool(self.audit, None, action, 401, "not logged in", client_of(request))
-                    if wants_fragment(request):
-                        return PlainTextResponse("login required", status_code=401)
                     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                    if wants_fragment(request):
+                        # htmx follows HX-Redirect with a full page load: back to this page after the login.
+                        page = urlsplit(request.headers.get("hx-current-url", ""))
+                        back = page.path + (f"?{page.query}" if page.query else "") if page.path else target
+                        response = self.error(request, 401, N_("Your session has ended: log in again."))
+                        if request.headers.get("hx-request") == "true":
+                            response.headers["HX-Redirect"] = f"/login?next={quote(back, safe='/')}"
+                        return response
                     return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
                 user, csrf = found
                 request.state.user, request.state.csrf = user, csrf
@@ -282,7 +291,9 @@ class Console:
                     try:
                         form = await self.read_form(request)
                     except HTTPException as exc:
-                        await run_in_threadpool(self.audit, user.name, action, exc.status_code, exc.detail)
+                        await run_in_threadpool(
+                            self.audit, user.name, action, exc.status_code, exc.detail, client_of(request)
+                        )
                         return self.error(request, exc.status_code, N_("The form could not be read."))
                     if not self.check_csrf(request, form, csrf):
                         await run_in_threadpool(
@@ -293,11 +304,13 @@ class Console:
                     response = await run_in_threadpool(handler, request, user, form)
                 except HTTPException as exc:
                     if changes:
-                        await run_in_threadpool(self.audit, user.name, action, exc.status_code, exc.detail)
+                        await run_in_threadpool(
+                            self.audit, user.name, action, exc.status_code, exc.detail, client_of(request)
+                        )
                     return self.error(request, exc.status_code, exc.detail)
                 except Exception:
                     if changes:
-                        await run_in_threadpool(self.audit, user.name, action, 500, "server error")
+                        await run_in_threadpool(self.audit, user.name, action, 500, "server error", client_of(request))
                     raise
                 if changes:
                     detail = getattr(request.state, "audit_detail", None)  # what the handler says it did
@@ -314,35 +327,7 @@ class Console:
 
     async def read_form(self, request: Request) -> dict[str, Any]:
         """The fields of a form (urlencoded, multipart with files read into bytes) or of a JSON object."""
-        length = request.headers.get("content-length")
-        limit = self.settings.upload_max_mb * 1024 * 1024 + FORM_SLACK
-        if length and length.isdigit() and int(length) > limit:
-            raise HTTPException(413, f"request body over {limit // (1024 * 1024)} MB")
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == "application/json":
-            try:
-                body = json.loads(await request.body())
-            except (ValueError, UnicodeDecodeError):
-                raise HTTPException(400, "the request body is not JSON") from None
-            return body if isinstance(body, dict) else {"json": body}
-        if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            return {}
-        fields: dict[str, Any] = {}
-        async with request.form(max_part_size=limit) as parsed:
-            for key, value in parsed.multi_items():
-                item: Any = value
-                if isinstance(value, UploadFile):
-                    item = {
-                        "name": value.filename or "",
-                        "content_type": value.content_type or "application/octet-stream",
-                        "data": await value.read(),
-                    }
-                if key in fields:
-                    before = fields[key]
-                    fields[key] = [*before, item] if isinstance(before, list) else [before, item]
-                else:
-                    fields[key] = item
-        return fields
+        return await forms.read(request, self.settings.upload_max_mb * 1024 * 1024 + forms.SLACK)
 
     # -- audit ------------------------------------------------------------------------
     def audit(
@@ -372,8 +357,13 @@ def client_of(request: Request) -> str | None:
 
 
 def wants_fragment(request: Request) -> bool:
-    """An htmx or JSON request gets a status and a short text, not a page or a redirect."""
-    return request.headers.get("hx-request") == "true" or "application/json" in request.headers.get("accept", "")
+    """An htmx or JSON request gets a status and a short text (JSON: `{"error": ...}`), not a page or a redirect."""
+    return request.headers.get("hx-request") == "true" or wants_json(request)
+
+
+def wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
 
 
 def _when(epoch: float | None, zone: ZoneInfo) -> str:
