@@ -50,7 +50,7 @@ def minutes_by_commune(
             value = per_day.get(day, 0.0)
             h = max((ROW_H - 8) * value / top, 1.0 if value else 0.0)
             x = LABEL_W + j * step
-            tip = f"{name} {day}: {_minutes(value)} {unit}"
+            tip = f"{name} {day}: {in_minutes(value)} {unit}"
             bar = min(max(step * 0.8, 1.0), MAX_BAR)
             out.append(
                 f'<rect class="bar" x="{x + (step - bar) / 2:.1f}" y="{y0 + ROW_H - 4 - h:.1f}" width="{bar:.1f}" '
@@ -63,7 +63,7 @@ def minutes_by_commune(
         total = sum(per_day.values())
         out.append(
             f'<text class="total" x="{LABEL_W + BAR_AREA + 8}" y="{y0 + ROW_H - 12}" fill="#1f2d3d">'
-            f"{_minutes(total)} {escape(unit)}</text></g>"
+            f"{in_minutes(total)} {escape(unit)}</text></g>"
         )
     if not communes:
         nothing = translate(N_("Nothing aired in this period."))
@@ -79,12 +79,12 @@ def minutes_by_commune(
     tallest = translate(N_("tallest bar"))
     out.append(
         f'<text x="{LABEL_W + BAR_AREA}" y="16" text-anchor="end" fill="#555" font-size="10">'
-        f"{escape(tallest)}: {_minutes(top)} {escape(unit)}</text>"
+        f"{escape(tallest)}: {in_minutes(top)} {escape(unit)}</text>"
     )
     out.append("</svg>")
     return "\n".join(out)
 
 
-def _minutes(value: float) -> str:
+def in_minutes(value: float) -> str:
     """Minutes to read: one decimal, two below a minute (a 40-second bulletin is not "0.0")."""
     return f"{value:.1f}" if value >= 1 or value == 0 else f"{value:.2f}"

@@ -8,8 +8,9 @@ many stations there are; the page is a plain table.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -66,6 +67,17 @@ class Row(NamedTuple):
     queue: str
 
 
+def stations(db: Database, silent_after_s: float, now: float | None = None) -> list[dict[str, Any]]:
+    """Every station with what the fleet shows, its status by the registry's rule; one query, times as epochs."""
+    s = t.stations.c
+    columns = [s.station, s.last_seen_at, s.online, s.online_since, s.voice, s.voice_fallback, s.clock_synced]
+    columns += [s.audio_error, s.amplifier_fault, s.storage_fault, s.on_air, s.queue]
+    now = time.time() if now is None else now
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(*columns).order_by(s.station)).all()
+    return [{**r._asdict(), "status": registry.status_of(r, now, silent_after_s)} for r in rows]
+
+
 def metadata(db: Database) -> dict[str, Meta]:
     m = t.station_meta.c
     with db.engine.connect() as conn:
@@ -109,13 +121,11 @@ class Fleet:
         self.zone = ZoneInfo(console.ctx.settings.province.timezone)
         self._offsets: dict[int, timedelta] = {}
 
-    def local(self, iso: str | None) -> str:
-        """An ISO time from the registry as the province's wall clock, `MM-DD HH:MM:SS`."""
-        if not iso:
+    def local(self, epoch: float | None) -> str:
+        """An epoch as the province's wall clock, `MM-DD HH:MM:SS`."""
+        if epoch is None:
             return ""
-        moment = datetime.fromisoformat(iso)
-        shifted = moment.replace(tzinfo=None) + self._offset(int(moment.timestamp()) // 3600)
-        return shifted.isoformat(sep=" ")[5:19]
+        return (datetime.fromtimestamp(epoch, UTC) + self._offset(int(epoch) // 3600)).isoformat(sep=" ")[5:19]
 
     def _offset(self, hour: int) -> timedelta:
         """The zone's offset from UTC during that hour since the epoch (looked up once an hour, not per station)."""
@@ -130,8 +140,8 @@ class Fleet:
         return Row(
             dom="fs-" + s["station"].replace("/", "."),
             status=s["status"],
-            since=self.local(s["last_seen"] if s["status"] == "silent" else s["since"]),
-            seen=self.local(s["last_seen"]),
+            since=self.local(s["last_seen_at"] if s["status"] == "silent" else s["online_since"]),
+            seen=self.local(s["last_seen_at"]),
             name=meta.name if meta else None,
             station=s["station"],
             voice=s["voice"] or "",
@@ -145,12 +155,12 @@ class Fleet:
     def page(self, request: Request, user: User, form: dict[str, Any] | None) -> Response:
         show = request.query_params.get("show", "all")
         show = show if show in FILTERS else "all"
-        stations = registry.list_stations(self.db, self.silent_after_s)
+        listed = stations(self.db, self.silent_after_s)
         meta = metadata(self.db)
         translate = self.console.gettext(self.console.language(request))
         groups: dict[str, list[Row]] = {}
         tally: dict[str, dict[str, int]] = {}
-        for s in stations:
+        for s in listed:
             commune = "/".join(s["station"].split("/")[:2])
             n = tally.setdefault(commune, {"stations": 0, "online": 0, "offline": 0, "silent": 0, "faults": 0})
             n["stations"] += 1
@@ -175,12 +185,12 @@ class Fleet:
         )
 
     def map_svg(self, request: Request, user: User, form: dict[str, Any] | None) -> Response:
-        stations = registry.list_stations(self.db, self.silent_after_s)
+        listed = stations(self.db, self.silent_after_s)
         meta = metadata(self.db)
         translate = self.console.gettext(self.console.language(request))
         points = [
             fleetmap.Point(s["station"], m.name, m.lat, m.lon, s["status"])
-            for s in stations
+            for s in listed
             if (m := meta.get(s["station"])) is not None and m.lat is not None and m.lon is not None
         ]
         svg = fleetmap.render(points, commune_names(meta), translate, STATUS_LOOK)

@@ -125,7 +125,7 @@ class Reports:
             result=result,
             chart=Markup(charts.minutes_by_commune(per_commune, period_days(result), names, translate)),
             totals={
-                "minutes": round(sum(d["minutes_on_air"] for d in result["days"]), 1),
+                "minutes": charts.in_minutes(sum(d["minutes_on_air"] for d in result["days"])),
                 "sessions": sum(d["sessions"] for d in result["days"]),
                 "emergencies": sum(d["emergencies"] for d in result["days"]),
                 "missed": sum(1 for r in rows if r["state"] == "missed"),

@@ -38,6 +38,7 @@ POLL_S = 0.3  # a few looks a second at the database per open grid
 # Rows are looked for from this long before the newest one sent: a receipt stored by another instance
 # in a transaction that began earlier (so with an older updated_at) may commit after a newer one was seen.
 OVERLAP_S = 3.0
+SESSION_CHECK_S = 30.0  # how long an open stream outlives its session at most
 BUCKET_OF = {status: bucket for bucket, members in BUCKETS.items() for status in members}
 # Each bucket: a symbol and a word, so the grid does not speak in colours alone.
 LOOK = {
@@ -234,10 +235,15 @@ class Watch:
         lang = self.console.language(request)
         sent: dict[str, tuple[str, str | None, float | None]] = {}  # station -> what its row showed when sent
         newest = since
+        checked = time.monotonic()
         yield "retry: 3000\n\n"
         while not (stopping is not None and stopping.is_set()):
             if await request.is_disconnected():
                 break
+            if time.monotonic() - checked > SESSION_CHECK_S:  # a logout or a disabled user ends the stream too
+                if await run_in_threadpool(self.console.session_of, request) is None:
+                    break
+                checked = time.monotonic()
             changed = await run_in_threadpool(cells, self.db, pk, newest - OVERLAP_S)
             fresh = [c for c in changed if sent.get(c.station) != (c.status, c.detail, c.updated_at)]
             if fresh:
