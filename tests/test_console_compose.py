@@ -165,6 +165,12 @@ def test_each_broken_rule_is_shown_beside_its_field_in_words(changes: dict[str, 
     assert any(words in line for line in said[field]), said
 
 
+def test_every_broken_rule_is_shown_at_once_not_one_per_submission() -> None:
+    """The station's model checks the schedule only once its fields pass; the form still shows both."""
+    got = checked(when="daily", daily="25:00", repeat="11", gap="-1")
+    assert set(got.problems) == {"daily", "repeat", "gap"}
+
+
 def test_the_problems_are_in_vietnamese_for_a_vietnamese_reader() -> None:
     from loaxa.province.console.web import translations
 
@@ -395,3 +401,144 @@ def test_an_editor_composes_and_an_approver_sends_it_to_three_stations_in_a_brow
             f"/drafts/{draft}/approve",
         )
         assert refused == 403
+
+
+def cap_alert(expires: datetime) -> str:
+    """A CAP 1.2 alert for commune c000 of the bench's province, as a weather service sends it."""
+    sent = datetime.now(ICT).replace(microsecond=0)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>KTTV-2026-12-01-07</identifier><sender>kttv@tinh.example.vn</sender>
+  <sent>{sent.isoformat()}</sent><status>Actual</status><msgType>Alert</msgType><scope>Public</scope>
+  <info><language>vi-VN</language><category>Met</category><event>Mưa lớn</event>
+    <urgency>Expected</urgency><severity>Moderate</severity><certainty>Likely</certainty>
+    <expires>{expires.isoformat()}</expires>
+    <headline>Cảnh báo mưa lớn xã c000</headline>
+    <description>Mưa lớn 100 mm trong 24 giờ tới.</description>
+    <area><areaDesc>Xã c000</areaDesc></area>
+  </info>
+</alert>"""
+
+
+def test_an_imported_cap_alert_fills_the_form_and_a_recorded_part_is_uploaded(
+    bench: ConsoleBench, tmp_path: Path
+) -> None:
+    """The CAP import fills title, text, priority, expiry and communes; a part's recording goes through uploads."""
+    import hashlib
+
+    from selenium.webdriver.common.by import By
+
+    from audio_servers import tone_file
+    from loaxa.province.cap import priority_for
+
+    registry_has(bench, 4)
+    expires = (datetime.now(ICT) + timedelta(hours=6)).replace(second=0, microsecond=0)
+    recording = tone_file(tmp_path, "wav", seconds=1.5)
+    with chromium() as driver:
+        login(driver, bench.url, "editor", next="/compose")
+        driver.find_element(By.CSS_SELECTOR, "details.cap-import summary").click()
+        box = driver.find_element(By.CSS_SELECTOR, "[data-cap-xml]")
+        driver.execute_script("arguments[0].value = arguments[1]", box, cap_alert(expires))
+        driver.find_element(By.CSS_SELECTOR, "[data-cap-go]").click()
+        wait_until(driver, lambda d: d.find_element(By.NAME, "title").get_attribute("value"))
+        assert driver.find_element(By.NAME, "title").get_attribute("value") == "Cảnh báo mưa lớn xã c000"
+        assert "Mưa lớn 100 mm" in driver.find_element(By.ID, "text").get_attribute("value")
+        priority = driver.find_element(By.CSS_SELECTOR, 'input[name="priority"]:checked').get_attribute("value")
+        assert priority == priority_for("Expected", "Moderate")
+        assert driver.find_element(By.NAME, "expires").get_attribute("value") == expires.strftime("%Y-%m-%dT%H:%M")
+        checked_boxes = driver.find_elements(By.CSS_SELECTOR, 'input[name="target"]:checked')
+        chosen = [e.get_attribute("value") for e in checked_boxes]
+        assert chosen == ["sim/c000"]
+        wait_until(driver, lambda d: text_of(d, "#target-count").startswith("2"))
+        wait_until(driver, lambda d: "một trăm mi li mét" in text_of(d, "#spoken-preview"))
+
+        # The same words, then their recorded version: a bulletin in two parts.
+        driver.find_element(By.CSS_SELECTOR, 'input[name="kind"][value="parts"]').click()
+        rows = driver.find_elements(By.CSS_SELECTOR, "#parts li.part")
+        assert len(rows) == 2
+        rows[0].find_element(By.NAME, "part_text").send_keys("Cảnh báo mưa lớn 100 mm.")
+        wait_until(driver, lambda d: "một trăm mi li mét" in text_of(d, "#parts li.part .part-spoken"))
+        rows[1].find_element(By.CSS_SELECTOR, "input[data-upload]").send_keys(str(recording))
+        wait_until(driver, lambda d: rows[1].get_attribute("data-uploaded"))
+        assert rows[1].get_attribute("data-uploaded") == hashlib.sha256(recording.read_bytes()).hexdigest()
+        wait_until(
+            driver, lambda d: d.execute_script("return arguments[0].querySelector('audio').duration > 1", rows[1])
+        )
+        driver.find_element(By.CSS_SELECTOR, "[data-add-part]").click()
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#parts li.part")) == 3
+        driver.find_elements(By.CSS_SELECTOR, "#parts li.part [data-remove-part]")[2].click()
+        driver.find_element(By.ID, "submit-draft").click()
+        wait_until(driver, lambda d: "done=submitted" in d.current_url)
+        draft = int(driver.current_url.split("/drafts/")[1].split("?")[0])
+
+    db = server_db(bench)
+    try:
+        from loaxa.province.console import drafts
+
+        sent = drafts.load(db, draft)
+    finally:
+        db.close()
+    digest = hashlib.sha256(recording.read_bytes()).hexdigest()
+    assert sent.command is not None and sent.targets == ["sim/c000"]
+    assert sent.command["priority"] == priority
+    assert sent.command["expires"] == expires.isoformat()
+    assert sent.command["parts"][0] == {"text": "Cảnh báo mưa lớn 100 mm."}
+    audio = sent.command["parts"][1]["audio"]
+    assert audio["sha256"] == digest and audio["url"].endswith("/media/" + audio["url"].rsplit("/", 1)[1])
+    assert digest in audio["url"]
+
+
+def test_the_compose_page_of_a_5000_station_province_is_light_on_a_weak_link(tmp_path: Path) -> None:
+    """Figures (printed): the targets tree of 5,000 stations in 500 communes, as the browser receives it (gzip)."""
+    import gzip
+    import statistics
+    import urllib.request
+
+    from loaxa.province.simfleet import station_path
+    from loaxa.testing.console import Client
+
+    with ConsoleBench(tmp_path) as bench:
+        db = server_db(bench)
+        now = time.time()
+        try:
+            with db.engine.begin() as conn:
+                paths = [station_path(i) for i in range(5000)]
+                conn.execute(
+                    t.stations.insert(),
+                    [
+                        {
+                            "station": "/".join(p),
+                            "commune": p[1],
+                            "first_seen_at": now,
+                            "last_seen_at": now,
+                            "groups": json.dumps(["coastal"] if i % 7 == 0 else []),
+                        }
+                        for i, p in enumerate(paths)
+                    ],
+                )
+        finally:
+            db.close()
+        editor = Client(bench.url)
+        assert editor.login("editor") == 303
+
+        def fetch(path: str) -> tuple[float, bytes, str]:
+            request = urllib.request.Request(bench.url + path, headers={"Accept-Encoding": "gzip"})
+            t0 = time.perf_counter()
+            with editor.opener.open(request, timeout=30) as answer:
+                body = answer.read()
+                encoding = answer.headers.get("Content-Encoding", "")
+            return time.perf_counter() - t0, body, encoding
+
+        page = [fetch("/compose") for _ in range(5)]
+        seconds, wire, encoding = statistics.median(p[0] for p in page), page[-1][1], page[-1][2]
+        html = gzip.decompress(wire).decode() if encoding == "gzip" else wire.decode()
+        assert html.count('name="target"') == 1 + 500 + 5000 + 1  # the province, communes, stations, a group
+        count = [fetch("/targets/count?target=sim&target=sim/group/coastal") for _ in range(5)]
+        count_s = statistics.median(c[0] for c in count)
+        print(
+            f"\ncompose page, 5000 stations: median {seconds * 1000:.0f} ms, {len(wire) / 1024:.0f} KiB on the wire "
+            f"({encoding or 'identity'}), {len(html.encode()) / 1024:.0f} KiB of HTML; "
+            f"target count of the province: median {count_s * 1000:.0f} ms"
+        )
+        assert encoding == "gzip" and len(wire) < 200 * 1024  # sanity: a weak 4G link carries it in seconds
+        assert seconds < 5.0 and count_s < 5.0

@@ -405,3 +405,37 @@ def test_an_approver_sends_their_own_emergency_at_once_but_not_an_ordinary_bulle
     editor, e_csrf = session(bench, "editor")
     status, headers, _ = compose(editor, e_csrf, action="send", priority="emergency", text="Lũ quét.")
     assert status == 303 and headers["location"].endswith("?done=submitted")
+
+
+def test_a_submission_with_broken_rules_is_saved_not_submitted_and_says_why_beside_each_field(
+    bench: ConsoleBench,
+) -> None:
+    editor, csrf = session(bench, "editor")
+    status, _, page = compose(editor, csrf, when="daily", daily="05:30, 25:00", repeat="11", target="")
+    assert status == 422
+    assert "Chưa gửi duyệt: hãy sửa các mục được đánh dấu bên dưới." in page
+    problems = dict(re.findall(r'<p class="problem" role="alert" data-field="(\w+)">([^<]*)</p>', page))
+    assert problems["daily"].startswith("Các giờ phát trong ngày không hợp lệ: schedule.daily")
+    assert problems["repeat"].startswith("Số lần phát không hợp lệ: repeat")
+    assert problems["targets"].startswith("Hãy chọn ít nhất một nơi nhận")
+    n = int(re.search(r'action="/drafts/(\d+)/save"', page).group(1))  # type: ignore[union-attr]
+    assert drafts_status(bench, n) == "draft"  # kept as typed, for the editor to correct
+    assert 'value="05:30, 25:00"' in page
+
+
+def test_a_send_that_fails_says_so_and_the_draft_waits_for_vetting_again(bench: ConsoleBench) -> None:
+    """The issuer key cannot be read at the moment of approval: nothing is published, the draft is not lost."""
+    editor, e_csrf = session(bench, "editor")
+    n = draft_number(compose(editor, e_csrf)[1]["location"])
+    approver, a_csrf = session(bench, "approver")
+    away = bench.key_file.with_suffix(".away")
+    bench.key_file.rename(away)
+    try:
+        status, _, page = approver.post(f"/drafts/{n}/approve", {"csrf": a_csrf})
+    finally:
+        away.rename(bench.key_file)
+    assert status == 502 and "Không phát được bản tin; bản nháp quay lại chờ duyệt." in page
+    assert drafts_status(bench, n) == "submitted"
+    assert audit_rows(bench, f"/drafts/{n}/approve")[-1][:2] == ("approver", 502)
+    status, headers, _ = approver.post(f"/drafts/{n}/approve", {"csrf": a_csrf})
+    assert status == 303 and drafts_status(bench, n) == "sent"

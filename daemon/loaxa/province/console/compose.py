@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from loaxa.cli.publish import BulletinOptions, OptionError, build_command
+from loaxa.content import check_content
 from loaxa.errors import CommandError, LoaxaError
 from loaxa.protocol import validate_command
 from loaxa.province.console import drafts
@@ -37,7 +38,7 @@ from loaxa.province.server import schema as t
 from loaxa.province.server.bulletins import target_of
 from loaxa.province.server.database import Database
 from loaxa.province.server.registry import addressed
-from loaxa.timing import DAY_NAMES
+from loaxa.timing import DAY_NAMES, parse_schedule
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +200,26 @@ def check(
         try:
             validate_command({**command, "issued": now.isoformat(timespec="seconds")})
         except CommandError as exc:
-            for rule in str(exc).split("; "):
+            rules = str(exc).split("; ")
+            rules += [r for r in _nested_rules(command) if r not in rules]
+            for rule in rules:
                 name = _field_of_rule(rule)
                 add(name, Problem(LEADS[name], rule))
     return Checked(None if problems else command, problems)
+
+
+def _nested_rules(command: dict[str, Any]) -> list[str]:
+    """The content's and the schedule's rules: the station's model checks them only once every field passed."""
+    found = []
+    for rule in (
+        lambda: check_content({kind: command.get(kind) for kind in ("text", "audio", "stream", "parts")}),
+        lambda: parse_schedule(command.get("schedule")),
+    ):
+        try:
+            rule()
+        except CommandError as exc:
+            found.append(str(exc))
+    return found
 
 
 def _content(fields: dict[str, Any], add: Callable[[str, Problem], None]) -> dict[str, Any]:

@@ -89,6 +89,7 @@
         }
         var player = field("player");
         if (player) {
+          player.preload = "metadata"; // the editor sees its length and can listen to what was uploaded
           player.src = got.url;
           player.hidden = false;
         }
