@@ -111,6 +111,10 @@ def test_an_upload_is_kept_under_its_sha256_and_a_station_downloads_it_from_medi
         "filename": "thông báo xã.wav",
     }
     assert (media_dir(bench) / f"{digest}.wav").read_bytes() == data
+    db = sqlite3.connect(Path(bench.server.config["data_dir"]) / "province.db")
+    audit = db.execute("SELECT user, detail FROM audit WHERE path = '/console/uploads' AND status = 200").fetchall()
+    db.close()
+    assert ("editor", f"uploaded {digest}.wav (thông báo xã.wav)") in audit  # who uploaded what, in the audit log
     assert not [p.name for p in media_dir(bench).iterdir() if p.name.startswith(".")]  # no temporary file left
 
     db = sqlite3.connect(Path(bench.server.config["data_dir"]) / "province.db")

@@ -126,6 +126,7 @@ def routes(console: Console) -> list[BaseRoute]:
             return JSONResponse({"error": _("not aired: {reason}").format(reason=exc)}, status_code=422)
         except CapError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
+        request.state.audit_detail = f"CAP {fields['cap']['identifier']} from {fields['cap']['sender']}"[:300]
         return JSONResponse(fields)
 
     endpoint = limited(console, console.page("editor")(cap_import), MAX_DOCUMENT_BYTES + FORM_SLACK)

@@ -200,6 +200,7 @@ def routes(console: Console) -> list[BaseRoute]:
             kept = store(console.ctx.db, media_dir(settings), file["data"], str(file.get("name") or "audio"), user.name)
         except SourceError as exc:
             message = _("this file cannot be used as a recording: {reason}").format(reason=why(exc, _))
+            request.state.audit_detail = f"refused {str(file.get('name') or '')[:100]}: {exc}"
             return JSONResponse({"error": message}, status_code=422)
         except OSError as exc:
             log.error("cannot keep an upload in %s: %s", media_dir(settings), exc)
@@ -208,6 +209,7 @@ def routes(console: Console) -> list[BaseRoute]:
             else:
                 message = _("the server could not keep the recording: {reason}").format(reason=exc.strerror)
             return JSONResponse({"error": message}, status_code=507)
+        request.state.audit_detail = f"uploaded {kept['name']} ({str(file.get('name') or '')[:100]})"
         return JSONResponse(
             {
                 "url": f"{base_url(settings, request)}/{kept['name']}",
