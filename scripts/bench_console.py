@@ -3,7 +3,8 @@
 
 Starts a Mosquitto and `loaxa province serve` (console on), fills the
 registry with N stations through the server's own ingest (their retained
-`state`, published by one client in the stations' words), sends one
+`state`, published by one client in the stations' words), gives each a
+name and a position (the `station_meta` rows Admin → Stations keeps), sends one
 province-wide bulletin through the API (N rows of `bulletin_stations`), and
 measures, logged in as a viewer:
 
@@ -11,7 +12,8 @@ measures, logged in as a viewer:
   time, median of --runs), and in headless Chromium the time from the
   navigation to the load event (median of --runs);
 - weight: bytes on the wire with gzip and uncompressed, for the page and
-  for the static files it loads (cached for a year after the first visit);
+  for what it loads (the static files, cached for a year after the first
+  visit, and the fleet's SVG map);
 - live: with the watch grid's event stream open, 3 receipts per station
   (received, started, finished) published as fast as the broker takes them
   and stored at the server's ingest rate; for each cell update the stream
@@ -30,6 +32,7 @@ import gzip
 import http.client
 import http.cookiejar
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -58,9 +61,10 @@ PREFIX = "loaxa/v1"
 PASSWORD = "mật khẩu bench"
 TEXT = "Ủy ban nhân dân tỉnh thông báo: mưa lớn kéo dài đến hết ngày 15/9, bà con không đi qua ngầm tràn."
 RECEIPTS = ("received", "started", "finished")
-CELL = re.compile(r"sim[/-](c\d{3})[/-](s\d{2})")
-STATUS = re.compile(r"\b(" + "|".join(RECEIPTS) + r")\b")
-ASSET = re.compile(r'(?:src|href)="(/static/[^"]+)"')
+# A station's row in the grid's `cells` events: <tr id="st-sim.c000.s00" class="st b-finished" data-bucket="finished">
+CELL = re.compile(r'<tr id="st-([^"]+)"[^>]*data-bucket="(\w+)"')
+# What a page makes the browser load from the server: scripts, stylesheets, icons, the map's SVG.
+ASSET = re.compile(r'<(?:script|link|img)\b[^>]*?\b(?:src|href)="(/[^"/][^"]*)"')
 
 
 def say(text: str) -> None:
@@ -108,6 +112,7 @@ class Stations:
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-stations-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
         )
+        self.seq = 0  # every station's last outbox number: each answers every bulletin, so they move together
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.connect(host, port, keepalive=60)
@@ -132,7 +137,9 @@ class Stations:
 
     def publish_receipts(self, bid: str) -> None:
         """Each station's received, started, finished, in that order, station after station per step."""
-        for seq, event in enumerate(RECEIPTS, 1):
+        for event in RECEIPTS:
+            self.seq += 1
+            seq = self.seq
             for path, topics in zip(self.paths, self.topics, strict=True):
                 body = {"id": bid, "rev": 1, "event": event, "at": now_iso(), "station": "/".join(path), "seq": seq}
                 self.client.publish(topics.event, compact_bytes(body), qos=1)
@@ -193,9 +200,9 @@ def weigh(session: Session, path: str, runs: int) -> dict[str, Any]:
         "server_s_max": round(max(times), 3),
         "page_gzip_bytes": wire,
         "page_bytes": plain,
-        "static_files": len(assets),
-        "static_gzip_bytes": asset_wire,
-        "static_bytes": asset_plain,
+        "assets": len(assets),  # static files (cached for a year after the first visit) and the fleet's map
+        "assets_gzip_bytes": asset_wire,
+        "assets_bytes": asset_plain,
         "seconds_at_1_mbit_s": round((wire + asset_wire) * 8 / 1e6, 2),  # a weak 4G link, first visit
     }
 
@@ -225,7 +232,7 @@ def chromium_load_s(base: str, paths: list[str], runs: int) -> dict[str, float]:
         driver.get(f"{base}/login")
         driver.find_element(By.NAME, "name").send_keys("bench")
         driver.find_element(By.NAME, "password").send_keys(PASSWORD)
-        driver.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+        driver.find_element(By.CSS_SELECTOR, "section.login button[type=submit]").click()
         wait(lambda: "/login" not in driver.current_url, 30, "the browser's login")
         loads: dict[str, float] = {}
         for path in paths:
@@ -273,19 +280,50 @@ class Listener(threading.Thread):
                 buffer += text[5:]
 
     def updates(self) -> list[tuple[float, str, str]]:
-        """(arrived, station, status) for each cell a chunk carried: its station, then the first status after it."""
-        found = []
-        for arrived, data in self.chunks:
-            cells = list(CELL.finditer(data))
-            for i, cell in enumerate(cells):
-                end = cells[i + 1].start() if i + 1 < len(cells) else len(data)
-                status = STATUS.search(data, cell.end(), end)
-                if status:
-                    found.append((arrived, f"sim/{cell.group(1)}/{cell.group(2)}", status.group(1)))
-        return found
+        """(arrived, station, its bucket) for each station row the stream carried."""
+        return [
+            (arrived, cell.group(1).replace(".", "/"), cell.group(2))
+            for arrived, data in self.chunks
+            for cell in CELL.finditer(data)
+        ]
+
+
+def place(db: Path, paths: list[tuple[str, str, str]]) -> None:
+    """Names and positions for every station (what Admin → Stations keeps), so the pages and the map are full."""
+    now = time.time()
+    rows = []
+    for i, (p, c, s) in enumerate(paths):
+        lat, lon = 20.6 + (i // 80) * 0.012, 105.2 + (i % 80) * 0.012  # a 0.75° x 0.95° province
+        rows.append((f"{p}/{c}/{s}", f"Loa {s[1:]} thôn {i % 7 + 1}", f"Xã {c.upper()}", lat, lon, now))
+    conn = sqlite3.connect(db, timeout=30)
+    with conn:
+        conn.executemany(
+            "INSERT INTO station_meta (station, name, commune_name, lat, lon, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    conn.close()
+
+
+def send(base: str, token: str, bid: str) -> int:
+    """One province-wide bulletin through the API; the number of stations the server expects to answer."""
+    request = urllib.request.Request(
+        f"{base}/api/v1/bulletins",
+        data=json.dumps({"targets": ["sim"], "bulletin": {"id": bid, "priority": "high", "text": TEXT}}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        return int(json.loads(answer.read())["stations"])
+
+
+def stored_in(db: Path, bid: str, receipts: int) -> float:
+    """Seconds until `receipts` receipts of the bulletin are stored."""
+    t0 = time.time()
+    wait(lambda: count(db, "SELECT count(*) FROM events WHERE bulletin_id = ?", bid) >= receipts, 300, "stored")
+    return time.time() - t0
 
 
 def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="loaxa-bench-console-"))
     broker = start_broker(root)
     config = province_config(root, broker.port, console={"secure_cookies": False}, stations={"silent_after_s": 3600})
@@ -299,15 +337,10 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
         stations = Stations(broker.host, broker.port, n)
         stations.publish_states()
         wait(lambda: count(db, "SELECT count(*) FROM stations WHERE online") >= n, 120 + n / 20, f"{n} stations")
+        place(db, stations.paths)
 
         bid = f"bench-{uuid.uuid4().hex[:8]}"
-        request = urllib.request.Request(
-            f"{base}/api/v1/bulletins",
-            data=json.dumps({"targets": ["sim"], "bulletin": {"id": bid, "priority": "high", "text": TEXT}}).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            expected = json.loads(answer.read())["stations"]
+        expected = send(base, token, bid)
 
         session = Session(base, "bench")
         grid = f"/bulletins/{bid}"
@@ -325,10 +358,8 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
         time.sleep(1.0)  # the stream's first answer is out: what follows is the receipts
         server_pid = server.proc.pid if server.proc else 0
         cpu0 = cpu_s(server_pid)
-        t0 = time.time()
         stations.publish_receipts(bid)
-        wait(lambda: count(db, "SELECT count(*) FROM events WHERE bulletin_id = ?", bid) >= 3 * n, 300, "stored")
-        stored_all_s = time.time() - t0
+        stored_all_s = stored_in(db, bid, 3 * n)
         last = -1
         while len(listener.chunks) != last:  # until the stream has been quiet for 3 s
             last = len(listener.chunks)
@@ -342,6 +373,14 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
             ).fetchall()
         }
         conn.close()
+        live_cpu_s = cpu_s(server_pid) - cpu0
+
+        say("the same receipts for a second bulletin, no stream open: the ingest alone")
+        alone = f"{bid}-alone"
+        send(base, token, alone)
+        stations.publish_receipts(alone)
+        alone_s = stored_in(db, alone, 3 * n)
+
         updates = listener.updates()
         lags = [arrived - stored[(s, e)] for arrived, s, e in updates if (s, e) in stored]
         finished_seen = {s for _, s, e in updates if e == "finished"}
@@ -351,11 +390,13 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
             "ingest_events_per_s": round(len(stored) / max(stored_all_s, 1e-3)),
             "stream_messages": len(listener.chunks),
             "cells_updated": len(updates),
+            "lags_measured": len(lags),
             "stations_shown_finished": len(finished_seen),
             "p50_lag_s": _r(percentile(lags, 50)),
             "p99_lag_s": _r(percentile(lags, 99)),
             "max_lag_s": _r(max(lags) if lags else None),
-            "server_cpu_s": round(cpu_s(server_pid) - cpu0, 2),
+            "server_cpu_s": round(live_cpu_s, 2),
+            "ingest_events_per_s_no_stream": round(3 * n / max(alone_s, 1e-3)),
         }
         return {
             "stations": n,
@@ -365,6 +406,7 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
             "live": live,
             "server_peak_rss_mb": round(rss_mb(server_pid), 1),
             "keeps_up": len(finished_seen) == n,
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # the machine is shared
         }
     finally:
         if stations is not None:

@@ -49,7 +49,13 @@ def logged_in(bench: ConsoleBench, name: str) -> tuple[Client, str]:
 def upload(
     client: Client, csrf: str | None, name: str, data: bytes, *, chunked: bool = False
 ) -> tuple[int, dict[str, str], bytes]:
-    """POST /console/uploads as a browser's form does (multipart), or as a stream without a length."""
+    return upload_to(client, "/console/uploads", csrf, name, data, chunked=chunked)
+
+
+def upload_to(
+    client: Client, path: str, csrf: str | None, name: str, data: bytes, *, chunked: bool = False
+) -> tuple[int, dict[str, str], bytes]:
+    """POST a file in field `file` as a browser's form does (multipart), or as a stream without a length."""
     boundary = "----loaxa" + secrets.token_hex(8)
     parts = []
     if csrf is not None:
@@ -68,13 +74,13 @@ def upload(
         if chunked:
             conn.request(
                 "POST",
-                "/console/uploads",
+                path,
                 body=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
                 headers=headers,
                 encode_chunked=True,
             )
         else:
-            conn.request("POST", "/console/uploads", body=body, headers=headers)
+            conn.request("POST", path, body=body, headers=headers)
         answer = conn.getresponse()
         return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
     except (BrokenPipeError, ConnectionResetError):
@@ -105,6 +111,10 @@ def test_an_upload_is_kept_under_its_sha256_and_a_station_downloads_it_from_medi
         "filename": "thông báo xã.wav",
     }
     assert (media_dir(bench) / f"{digest}.wav").read_bytes() == data
+    db = sqlite3.connect(Path(bench.server.config["data_dir"]) / "province.db")
+    audit = db.execute("SELECT user, detail FROM audit WHERE path = '/console/uploads' AND status = 200").fetchall()
+    db.close()
+    assert ("editor", f"uploaded {digest}.wav (thông báo xã.wav)") in audit  # who uploaded what, in the audit log
     assert not [p.name for p in media_dir(bench).iterdir() if p.name.startswith(".")]  # no temporary file left
 
     db = sqlite3.connect(Path(bench.server.config["data_dir"]) / "province.db")
@@ -153,6 +163,10 @@ def test_a_file_over_the_limit_is_refused_before_it_is_read(bench):
     assert status == 413 and b"1 MB" in body
     status, _, body = upload(client, csrf, "lon.wav", big, chunked=True)  # no Content-Length: counted as it comes
     assert status == 413
+    db = sqlite3.connect(Path(bench.server.config["data_dir"]) / "province.db")
+    refused = db.execute("SELECT count(*) FROM audit WHERE path = '/console/uploads' AND status = 413").fetchone()[0]
+    db.close()
+    assert refused == 2  # each refusal is in the audit log
 
 
 def test_uploads_are_for_editors_with_the_csrf_token(bench, tmp_path):

@@ -19,7 +19,7 @@ import pytest
 
 from loaxa.province.console.preview import MAX_SPOKEN_CHARS, Busy, Previewer, TooSlow
 from loaxa.province.server.settings import ConsoleSettings
-from loaxa.testing.console import Client, ConsoleBench
+from loaxa.testing.console import Client, ConsoleBench, chromium, login, shoot, wait_until
 from loaxa.testing.tinyvoice import make_tiny_voice
 
 VOICE = "vi_VN-tiny-x_low"
@@ -176,3 +176,29 @@ def _post_bytes(client: Client, path: str, fields: dict[str, str]) -> tuple[int,
             return answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
     except urllib.error.HTTPError as exc:
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+def test_in_the_browser_an_editor_sees_what_the_voice_will_say_and_plays_the_audio_preview(bench):
+    from selenium.webdriver.common.by import By
+
+    with chromium() as driver:
+        login(driver, bench.url, "editor", next="/compose")
+        driver.find_element(By.ID, "title").send_keys("Họp ủy ban xã")
+        driver.find_element(By.ID, "text").send_keys(TEXT)
+        spoken = wait_until(driver, lambda d: d.find_element(By.ID, "spoken-preview").text)
+        wait_until(driver, lambda d: "bảy giờ ba mươi phút" in d.find_element(By.ID, "spoken-preview").text)
+        assert (
+            "Ngày hai tháng chín, ủy ban nhân dân xã họp lúc bảy giờ ba mươi phút."
+            in driver.find_element(By.ID, "spoken-preview").text
+        ), spoken
+        driver.find_element(By.CSS_SELECTOR, "[data-audio-preview]").click()
+        wait_until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "[data-audio-status]").text == f"piper:{VOICE}")
+        duration = wait_until(
+            driver,
+            lambda d: d.execute_script(
+                "const a = document.getElementById('audio-preview');"
+                "return a.readyState >= 1 && a.duration > 0 ? a.duration : null;"
+            ),
+        )
+        assert duration > 0.5  # the browser decoded the server's WAV: two sentences and their pauses
+        shoot(driver, "compose-preview")

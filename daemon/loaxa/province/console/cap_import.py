@@ -54,13 +54,12 @@ def communes(db: Database) -> dict[str, str]:
     with db.engine.connect() as conn:
         for (commune,) in conn.execute(select(t.stations.c.commune).distinct()):
             known.setdefault(fold(commune), commune)
-        meta = getattr(t, "station_meta", None)
-        if meta is not None:
-            for station, name in conn.execute(select(meta.c.station, meta.c.commune_name)):
-                parts = str(station).split("/")
-                if name and len(parts) == 3:
-                    known.setdefault(fold(name), parts[1])
-                    known.setdefault(fold(parts[1]), parts[1])
+        meta = t.station_meta.c
+        for station, name in conn.execute(select(meta.station, meta.commune_name)):
+            parts = str(station).split("/")
+            if name and len(parts) == 3:
+                known.setdefault(fold(name), parts[1])
+                known.setdefault(fold(parts[1]), parts[1])
     return known
 
 
@@ -127,6 +126,7 @@ def routes(console: Console) -> list[BaseRoute]:
             return JSONResponse({"error": _("not aired: {reason}").format(reason=exc)}, status_code=422)
         except CapError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
+        request.state.audit_detail = f"CAP {fields['cap']['identifier']} from {fields['cap']['sender']}"[:300]
         return JSONResponse(fields)
 
     endpoint = limited(console, console.page("editor")(cap_import), MAX_DOCUMENT_BYTES + FORM_SLACK)

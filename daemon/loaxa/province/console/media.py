@@ -43,6 +43,8 @@ TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "flac": "a
 NAME = re.compile(r"^[0-9a-f]{64}\.(" + "|".join(TYPES) + r")$")
 CHECK_RATE = 8000  # decoding to check a file: the rate does not matter, a low one keeps the scratch file small
 FORM_SLACK = 64 * 1024  # the multipart envelope around the file: boundaries, headers, the CSRF field
+ANY_ADDRESS = ("0.0.0.0", "::", "")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class BodyTooLarge(Exception):
@@ -58,7 +60,14 @@ def base_url(settings: ProvinceServerSettings, request: Request) -> str:
     if settings.console.media_url:
         return settings.console.media_url.rstrip("/")
     port = settings.http.port or (request.scope.get("server") or ("", 0))[1]
-    return f"http://{settings.http.host}:{port}/media"
+    host = settings.http.host
+    if host in ANY_ADDRESS:  # listening everywhere: the name the editor's browser reached it by
+        host = request.url.hostname or host
+    return f"http://{_bracketed(host)}:{port}/media"
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def kind_of(path: Path) -> str:
@@ -173,6 +182,12 @@ def _too_large(_: Callable[[str], str], max_bytes: int) -> str:
 def routes(console: Console) -> list[BaseRoute]:
     settings = console.ctx.settings
     max_bytes = settings.console.upload_max_mb * 1024 * 1024
+    if settings.console.media_url is None and settings.http.host in LOOPBACK:
+        log.warning(
+            "console.media_url is not set and the server listens on %s: stations elsewhere cannot download "
+            "uploaded recordings from that address; set console.media_url to the URL they reach /media by",
+            settings.http.host,
+        )
 
     def upload(request: Request, user: User, form: dict[str, Any] | None) -> Response:
         _ = console.gettext(user.language)
@@ -185,6 +200,7 @@ def routes(console: Console) -> list[BaseRoute]:
             kept = store(console.ctx.db, media_dir(settings), file["data"], str(file.get("name") or "audio"), user.name)
         except SourceError as exc:
             message = _("this file cannot be used as a recording: {reason}").format(reason=why(exc, _))
+            request.state.audit_detail = f"refused {str(file.get('name') or '')[:100]}: {exc}"
             return JSONResponse({"error": message}, status_code=422)
         except OSError as exc:
             log.error("cannot keep an upload in %s: %s", media_dir(settings), exc)
@@ -193,6 +209,7 @@ def routes(console: Console) -> list[BaseRoute]:
             else:
                 message = _("the server could not keep the recording: {reason}").format(reason=exc.strerror)
             return JSONResponse({"error": message}, status_code=507)
+        request.state.audit_detail = f"uploaded {kept['name']} ({str(file.get('name') or '')[:100]})"
         return JSONResponse(
             {
                 "url": f"{base_url(settings, request)}/{kept['name']}",
