@@ -366,6 +366,7 @@ def test_an_editor_composes_and_an_approver_sends_it_to_three_stations_in_a_brow
         driver.find_element(By.ID, "approve").click()
         wait_until(driver, lambda d: "/bulletins/" in d.current_url)
         bulletin = driver.current_url.split("/bulletins/")[1]
+        wait_until(driver, lambda d: bulletin in text_of(d, "main h1"))  # the bulletin's watch page
 
         # The stations accept only what the server's key signed; each one played it.
         deadline = time.monotonic() + 60
