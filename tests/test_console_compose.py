@@ -390,7 +390,7 @@ def test_an_editor_composes_and_an_approver_sends_it_to_three_stations_in_a_brow
             time.sleep(0.2)
         assert statuses == {"/".join(p): "finished" for p in STATIONS}
         assert sender == "console:approver (editor editor)"
-        assert bench.light_fleet.last_commands() == {"sim/c002/s00": None}  # not addressed, nothing received
+        assert bench.light_fleet.last_commands()["sim/c002/s00"] != bulletin  # not addressed: not received
 
         # A viewer: no compose link, and a forged approval from their own browser session is refused.
         driver.delete_all_cookies()
@@ -544,3 +544,36 @@ def test_the_compose_page_of_a_5000_station_province_is_light_on_a_weak_link(tmp
         )
         assert encoding == "gzip" and len(wire) < 200 * 1024  # sanity: a weak 4G link carries it in seconds
         assert seconds < 5.0 and count_s < 5.0
+
+
+def test_an_approver_sends_an_emergency_of_their_own_at_once_from_the_compose_page(bench: ConsoleBench) -> None:
+    """Emergencies never wait for a second person: the button shows for an emergency, and the stations play it."""
+    from selenium.webdriver.common.by import By
+
+    registry_has(bench, 4)
+    with chromium() as driver:
+        login(driver, bench.url, "approver", next="/compose")
+        send_now = driver.find_element(By.CSS_SELECTOR, "button[data-emergency-only]")
+        assert not send_now.is_displayed()  # an ordinary bulletin is vetted by someone else
+        driver.find_element(By.NAME, "title").send_keys("Lũ quét")
+        driver.find_element(By.ID, "text").send_keys("Lũ quét tại thôn Đông, bà con sơ tán ngay.")
+        driver.find_element(By.CSS_SELECTOR, 'input[name="priority"][value="emergency"]').click()
+        assert send_now.is_displayed()
+        driver.find_element(By.CSS_SELECTOR, 'input[name="target"][value="sim"]').click()
+        wait_until(driver, lambda d: text_of(d, "#target-count").startswith("4"))
+        send_now.click()
+        wait_until(driver, lambda d: "/bulletins/" in d.current_url)
+        bulletin = driver.current_url.split("/bulletins/")[1]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and bench.light_fleet.last_commands() != {"sim/c002/s00": bulletin}:
+        time.sleep(0.2)
+    assert bench.light_fleet.last_commands() == {"sim/c002/s00": bulletin}
+    db = server_db(bench)
+    try:
+        with db.engine.connect() as conn:
+            b = t.bulletins.c
+            row = conn.execute(select(b.priority, b.sender).where(b.bulletin_id == bulletin)).one()
+    finally:
+        db.close()
+    assert row.priority == "emergency"
+    assert row.sender == "console:approver (editor approver, emergency without a second approver)"
