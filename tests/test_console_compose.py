@@ -308,10 +308,15 @@ def registry_has(bench: ConsoleBench, count: int, timeout_s: float = 30.0) -> No
 
 
 def text_of(driver: Any, css: str) -> str:
+    """The text of the first element matching `css`; "" while there is none (or the page it was on is going)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else ""
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        return str(found[0].text) if found else ""
+    except StaleElementReferenceException:
+        return ""
 
 
 def test_an_editor_composes_and_an_approver_sends_it_to_three_stations_in_a_browser(bench: ConsoleBench) -> None:
