@@ -241,13 +241,13 @@ def db(tmp_path: Path) -> Iterator[Database]:
 def test_the_targets_tree_is_the_province_its_communes_and_stations_with_their_names(db: Database) -> None:
     tree = target_tree.tree(db, "sim")
     assert (tree.province.path, tree.province.count) == ("sim", 4)
-    assert [(c.path, c.label, c.count) for c in tree.province.children] == [
-        ("sim/ba-vi", "Xã Ba Vì (ba-vi)", 2),
-        ("sim/tan-linh", "tan-linh", 2),
+    assert [(c.path, c.label, c.count, c.named) for c in tree.province.children] == [
+        ("sim/ba-vi", "Xã Ba Vì (ba-vi)", 2, True),  # shown as named, not "Xã Xã Ba Vì"
+        ("sim/tan-linh", "tan-linh", 2, False),
     ]
-    assert [(s.path, s.label) for s in tree.province.children[0].children] == [
-        ("sim/ba-vi/loa-1", "Loa chợ (loa-1)"),
-        ("sim/ba-vi/loa-2", "loa-2"),
+    assert [(s.path, s.label, s.named) for s in tree.province.children[0].children] == [
+        ("sim/ba-vi/loa-1", "Loa chợ (loa-1)", True),
+        ("sim/ba-vi/loa-2", "loa-2", False),
     ]
     assert [(g.path, g.count) for g in tree.groups] == [("sim/group/coastal", 2)]
 
