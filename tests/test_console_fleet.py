@@ -148,7 +148,6 @@ def test_fleet_page_and_watch_grid_of_5000_stations_render_within_bounds(big: Co
     client = Client(big.url)
     assert client.login("viewer") == 303
     timed_get(client, "/fleet")  # templates compiled, caches warm: the figure is a page, not a first start
-    figures = {}
     pages = (
         ("fleet", "/fleet"),
         ("watch grid", "/bulletins/b-big"),
@@ -159,11 +158,19 @@ def test_fleet_page_and_watch_grid_of_5000_stations_render_within_bounds(big: Co
         runs = [timed_get(client, path) for _ in range(3)]
         best = min(r[0] for r in runs)
         assert all(r[1] == 200 for r in runs)
-        figures[name] = (best, runs[0][2], runs[0][3])
         sent, unpacked = runs[0][2] / 1024, runs[0][3] / 1024
         print(f"{name} of 5,000 stations: {best * 1000:.0f} ms, {sent:.0f} KiB sent ({unpacked:.0f} KiB unpacked)")
         assert best < 5.0, f"{name}: {best:.2f} s (goal 1 s)"
-    _, _, _, body = timed_get(client, "/bulletins/b-big")
+    with chromium() as driver:  # and as a person waits for it: until the browser has laid the page out
+        login(driver, big.url, "viewer")
+        for name, path in (("fleet", "/fleet"), ("watch grid", "/bulletins/b-big")):
+            driver.get(big.url + path)
+            driver.get(big.url + path)
+            loaded = driver.execute_script(
+                "var t = performance.getEntriesByType('navigation')[0]; return [t.responseEnd, t.loadEventEnd];"
+            )
+            print(f"{name} of 5,000 stations in Chromium: response {loaded[0]:.0f} ms, loaded {loaded[1]:.0f} ms")
+            assert loaded[1] < 10_000
     _, _, page = client.get("/bulletins/b-big?show=held")
     assert page.count('class="st b-held"') == 100 and "quiet hours until 05:00" in page
     _, _, fleet = client.get("/fleet?show=fallback")
