@@ -175,6 +175,8 @@ def test_fleet_page_and_watch_grid_of_5000_stations_render_within_bounds(big: Co
     assert page.count('class="st b-held"') == 100 and "quiet hours until 05:00" in page
     _, _, fleet = client.get("/fleet?show=fallback")
     assert fleet.count('class="st s-') == len(range(0, 5000, 97))
+    _, _, fleet = client.get("/fleet?show=faults")
+    assert fleet.count('class="st s-') == len(range(0, 5000, 101)) and "no current on the relay" in fleet
 
 
 def test_the_live_grid_keeps_up_with_a_province_wide_bulletin(big: ConsoleBench) -> None:
@@ -283,6 +285,15 @@ def test_admin_places_stations_and_the_map_has_one_mark_per_station_with_coordin
         assert "-90" in problems.text and "190" in problems.text
         table = driver.find_element(By.ID, "stations").text
         assert "Loa bến xe" not in table and "Loa chợ" in table and "Xã Bình Minh" in table
+        # The form comes back as it was typed; without a position this time, it is saved (and stays off the map).
+        form = driver.find_element(By.ID, "station-form")
+        assert form.find_element(By.NAME, "name").get_attribute("value") == "Loa bến xe"
+        for field in ("lat", "lon"):
+            form.find_element(By.NAME, field).clear()
+        form.find_element(By.NAME, "note").send_keys("cột điện số 12")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_until(driver, lambda d: "saved=1" in d.current_url)
+        assert "Loa bến xe" in driver.find_element(By.ID, "stations").text
 
         driver.get(bench.url + "/fleet")
         image = driver.find_element(By.ID, "map")
