@@ -180,7 +180,11 @@ def test_fleet_page_and_watch_grid_of_5000_stations_render_within_bounds(big: Co
 
 
 def test_the_live_grid_keeps_up_with_a_province_wide_bulletin(big: ConsoleBench) -> None:
-    """Measure: 5,000 stations' receipts stored in bursts; each station's last row reaches an open stream."""
+    """Measure: 5,000 stations' receipts stored in bursts; each station's last row reaches an open stream.
+
+    The receipts are written by this process, not by the server that serves the stream: as another server
+    instance sharing the database would write them (the stream reads the database, not its own ingest).
+    """
     db = server_db(big)
     paths = [f"sim/c{c:03d}/s{s:02d}" for c in range(100) for s in range(50)]
     bulletins.submit(
