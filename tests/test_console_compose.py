@@ -27,6 +27,7 @@ from sqlalchemy import select
 from loaxa.cli import build_parser
 from loaxa.cli.publish import BulletinOptions, OptionError, build_command
 from loaxa.province.console import compose
+from loaxa.province.console import targets as target_tree
 from loaxa.province.server import schema as t
 from loaxa.province.server.database import Database
 from loaxa.province.server.settings import load_settings, parse_settings
@@ -238,7 +239,7 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 
 def test_the_targets_tree_is_the_province_its_communes_and_stations_with_their_names(db: Database) -> None:
-    tree = compose.tree(db, "sim")
+    tree = target_tree.tree(db, "sim")
     assert (tree.province.path, tree.province.count) == ("sim", 4)
     assert [(c.path, c.label, c.count) for c in tree.province.children] == [
         ("sim/ba-vi", "Xã Ba Vì (ba-vi)", 2),
@@ -266,11 +267,11 @@ def test_the_targets_tree_is_the_province_its_communes_and_stations_with_their_n
 def test_the_count_is_the_stations_the_registry_says_the_targets_reach(
     db: Database, targets: list[str], reached: int
 ) -> None:
-    assert compose.count(db, "sim", targets) == (reached, [])
+    assert target_tree.count(db, "sim", targets) == (reached, [])
 
 
 def test_a_target_elsewhere_is_counted_as_not_valid_here(db: Database) -> None:
-    assert compose.count(db, "sim", ["hue", "sim/ba-vi", "not a target"]) == (2, ["hue", "not a target"])
+    assert target_tree.count(db, "sim", ["hue", "sim/ba-vi", "not a target"]) == (2, ["hue", "not a target"])
 
 
 # -- in a real browser ---------------------------------------------------------------------------
@@ -307,10 +308,15 @@ def registry_has(bench: ConsoleBench, count: int, timeout_s: float = 30.0) -> No
 
 
 def text_of(driver: Any, css: str) -> str:
+    """The text of the first element matching `css`; "" while there is none (or the page it was on is going)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else ""
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        return str(found[0].text) if found else ""
+    except StaleElementReferenceException:
+        return ""
 
 
 def test_an_editor_composes_and_an_approver_sends_it_to_three_stations_in_a_browser(bench: ConsoleBench) -> None:
@@ -365,6 +371,7 @@ def test_an_editor_composes_and_an_approver_sends_it_to_three_stations_in_a_brow
         driver.find_element(By.ID, "approve").click()
         wait_until(driver, lambda d: "/bulletins/" in d.current_url)
         bulletin = driver.current_url.split("/bulletins/")[1]
+        wait_until(driver, lambda d: bulletin in text_of(d, "main h1"))  # the bulletin's watch page
 
         # The stations accept only what the server's key signed; each one played it.
         deadline = time.monotonic() + 60
@@ -388,7 +395,7 @@ def test_an_editor_composes_and_an_approver_sends_it_to_three_stations_in_a_brow
             time.sleep(0.2)
         assert statuses == {"/".join(p): "finished" for p in STATIONS}
         assert sender == "console:approver (editor editor)"
-        assert bench.light_fleet.last_commands() == {"sim/c002/s00": None}  # not addressed, nothing received
+        assert bench.light_fleet.last_commands()["sim/c002/s00"] != bulletin  # not addressed: not received
 
         # A viewer: no compose link, and a forged approval from their own browser session is refused.
         driver.delete_all_cookies()
@@ -542,3 +549,36 @@ def test_the_compose_page_of_a_5000_station_province_is_light_on_a_weak_link(tmp
         )
         assert encoding == "gzip" and len(wire) < 200 * 1024  # sanity: a weak 4G link carries it in seconds
         assert seconds < 5.0 and count_s < 5.0
+
+
+def test_an_approver_sends_an_emergency_of_their_own_at_once_from_the_compose_page(bench: ConsoleBench) -> None:
+    """Emergencies never wait for a second person: the button shows for an emergency, and the stations play it."""
+    from selenium.webdriver.common.by import By
+
+    registry_has(bench, 4)
+    with chromium() as driver:
+        login(driver, bench.url, "approver", next="/compose")
+        send_now = driver.find_element(By.CSS_SELECTOR, "button[data-emergency-only]")
+        assert not send_now.is_displayed()  # an ordinary bulletin is vetted by someone else
+        driver.find_element(By.NAME, "title").send_keys("Lũ quét")
+        driver.find_element(By.ID, "text").send_keys("Lũ quét tại thôn Đông, bà con sơ tán ngay.")
+        driver.find_element(By.CSS_SELECTOR, 'input[name="priority"][value="emergency"]').click()
+        assert send_now.is_displayed()
+        driver.find_element(By.CSS_SELECTOR, 'input[name="target"][value="sim"]').click()
+        wait_until(driver, lambda d: text_of(d, "#target-count").startswith("4"))
+        send_now.click()
+        wait_until(driver, lambda d: "/bulletins/" in d.current_url)
+        bulletin = driver.current_url.split("/bulletins/")[1]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and bench.light_fleet.last_commands() != {"sim/c002/s00": bulletin}:
+        time.sleep(0.2)
+    assert bench.light_fleet.last_commands() == {"sim/c002/s00": bulletin}
+    db = server_db(bench)
+    try:
+        with db.engine.connect() as conn:
+            b = t.bulletins.c
+            row = conn.execute(select(b.priority, b.sender).where(b.bulletin_id == bulletin)).one()
+    finally:
+        db.close()
+    assert row.priority == "emergency"
+    assert row.sender == "console:approver (editor approver, emergency without a second approver)"

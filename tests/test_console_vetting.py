@@ -439,3 +439,46 @@ def test_a_send_that_fails_says_so_and_the_draft_waits_for_vetting_again(bench: 
     assert audit_rows(bench, f"/drafts/{n}/approve")[-1][:2] == ("approver", 502)
     status, headers, _ = approver.post(f"/drafts/{n}/approve", {"csrf": a_csrf})
     assert status == 303 and drafts_status(bench, n) == "sent"
+
+
+def test_a_draft_past_its_expiry_cannot_be_approved_and_a_past_time_is_pointed_out(bench: ConsoleBench) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    local = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh"))
+    an_hour_ago = (local - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    editor, e_csrf = session(bench, "editor")
+    approver, a_csrf = session(bench, "approver")
+    late = draft_number(compose(editor, e_csrf, when="at", at=an_hour_ago)[1]["location"])
+    _, _, page = approver.get(f"/drafts/{late}")
+    assert 'id="late"' in page and 'id="approve"' in page  # said, and still the approver's call
+    expired = draft_number(compose(editor, e_csrf, expires=an_hour_ago)[1]["location"])
+    _, _, page = approver.get(f"/drafts/{expired}")
+    assert "Bản tin này đã hết hạn lúc" in page and 'id="approve"' not in page
+    status, _, page = approver.post(f"/drafts/{expired}/approve", {"csrf": a_csrf})
+    assert status == 409 and "đã hết hạn" in page
+    assert drafts_status(bench, expired) == "submitted"
+    assert approver.post(f"/drafts/{expired}/return", {"csrf": a_csrf, "comment": "Hết hạn, sửa lại."})[0] == 303
+
+
+def test_an_editor_withdraws_a_draft_and_no_one_can_send_it_then(bench: ConsoleBench) -> None:
+    editor, e_csrf = session(bench, "editor")
+    n = draft_number(compose(editor, e_csrf)[1]["location"])
+    other, o_csrf = session(bench, "admin")
+    assert other.post(f"/drafts/{n}/withdraw", {"csrf": o_csrf})[0] == 409  # not theirs to withdraw
+    assert editor.post(f"/drafts/{n}/withdraw", {"csrf": e_csrf})[0] == 303
+    assert drafts_status(bench, n) == "withdrawn"
+    status, _, page = other.post(f"/drafts/{n}/approve", {"csrf": o_csrf})
+    assert status == 409 and "Bản nháp này đã bị rút lại." in page
+    _, _, listing = editor.get("/drafts")
+    assert f'id="draft-{n}"' not in listing
+
+
+def test_the_pages_speak_english_to_a_user_who_picked_it(bench: ConsoleBench) -> None:
+    editor, csrf = session(bench, "editor")
+    assert editor.post("/lang", {"csrf": csrf, "lang": "en", "next": "/compose"})[0] == 303
+    status, _, page = editor.get("/compose")
+    assert status == 200 and "What the voice will say" in page and "Giọng đọc sẽ đọc như sau" not in page
+    status, _, page = compose(editor, csrf, text="  ")
+    assert status == 422 and "Write the text the voice will read." in page
+    assert editor.post("/lang", {"csrf": csrf, "lang": "vi", "next": "/compose"})[0] == 303

@@ -14,7 +14,6 @@ report; `/targets/count` says how many known stations a choice reaches.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,30 +21,24 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from loaxa.cli.publish import BulletinOptions, OptionError, build_command
-from loaxa.content import check_content
+from loaxa.content import MAX_PARTS, check_content
 from loaxa.errors import CommandError, LoaxaError
-from loaxa.protocol import validate_command
-from loaxa.province.console import drafts
+from loaxa.protocol import PRIORITIES, validate_command  # the protocol's words, most urgent first
+from loaxa.province.console import drafts, targets
 from loaxa.province.console.accounts import N_
 from loaxa.province.console.web import Console, User, values
-from loaxa.province.server import schema as t
 from loaxa.province.server.bulletins import target_of
-from loaxa.province.server.database import Database
-from loaxa.province.server.registry import addressed
 from loaxa.timing import DAY_NAMES, parse_schedule
 
 log = logging.getLogger(__name__)
 
 KINDS = ("text", "audio", "parts")
 WHEN = ("now", "at", "daily")
-PRIORITIES = ("emergency", "high", "normal", "low")  # the protocol's words, most urgent first
-MAX_PARTS = 20  # the protocol's limit (loaxa.content.MAX_PARTS)
 
 
 PRIORITY_LABELS = {
@@ -244,7 +237,7 @@ def _content(fields: dict[str, Any], add: Callable[[str, Problem], None]) -> dic
     if not parts:
         add("parts", Problem(N_("Add at least one part: a text or a recording.")))
     elif len(parts) > MAX_PARTS:
-        add("parts", Problem(N_("A bulletin has at most 20 parts.")))
+        add("parts", Problem(N_("A bulletin has at most 20 parts.")))  # MAX_PARTS
     return {"parts": parts}
 
 
@@ -311,85 +304,6 @@ def bulletin_id_for(draft_id: int, now: datetime | None = None) -> str:
     return f"d{draft_id}-{now.strftime('%Y%m%dT%H%M%S')}"
 
 
-# -- targets ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Node:
-    path: str  # the target: P, P/C, P/C/S or P/group/G
-    label: str
-    count: int = 1
-    children: tuple[Node, ...] = ()
-
-
-@dataclass(frozen=True)
-class Tree:
-    province: Node  # its children are the communes, theirs the stations
-    groups: tuple[Node, ...]
-
-    def nodes(self) -> list[Node]:
-        communes = self.province.children
-        return [self.province, *communes, *(st for c in communes for st in c.children), *self.groups]
-
-    def paths(self) -> set[str]:
-        return {n.path for n in self.nodes()}
-
-    def labels(self) -> dict[str, str]:
-        return {n.path: n.label for n in self.nodes()}
-
-
-def tree(db: Database, province: str) -> Tree:
-    """The province's communes and stations from the registry, with their names; the groups they report."""
-    s, m = t.stations.c, t.station_meta.c
-    query = (
-        select(s.station, s.commune, s.groups, m.name, m.commune_name)
-        .select_from(t.stations.outerjoin(t.station_meta, m.station == s.station))
-        .where(s.station.like(f"{province}/%"))
-        .order_by(s.station)
-    )
-    with db.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    communes: dict[str, list[Node]] = {}
-    commune_names: dict[str, str] = {}
-    groups: dict[str, int] = {}
-    for station, commune, station_groups, name, commune_name in rows:
-        slug = station.split("/")[2]
-        communes.setdefault(commune, []).append(Node(station, f"{name} ({slug})" if name else slug))
-        if commune_name:
-            commune_names.setdefault(commune, commune_name)
-        for group in json.loads(station_groups) if station_groups else ():
-            groups[group] = groups.get(group, 0) + 1
-    nodes = tuple(
-        Node(
-            f"{province}/{c}",
-            f"{commune_names[c]} ({c})" if c in commune_names else c,
-            len(members),
-            tuple(members),
-        )
-        for c, members in sorted(communes.items())
-    )
-    return Tree(
-        Node(province, province, len(rows), nodes),
-        tuple(Node(f"{province}/group/{g}", g, n) for g, n in sorted(groups.items())),
-    )
-
-
-def count(db: Database, province: str, targets: list[str]) -> tuple[int, list[str]]:
-    """How many known stations the targets reach, and the targets that are not valid here."""
-    parsed, bad = [], []
-    for to in targets:
-        try:
-            target = target_of(to)
-        except LoaxaError:
-            bad.append(to)
-            continue
-        if target.province == province:
-            parsed.append(target)
-        else:
-            bad.append(to)
-    return (len(addressed(db, parsed)) if parsed else 0), bad
-
-
 # -- what the pages show ------------------------------------------------------------
 
 
@@ -418,7 +332,7 @@ def zone_offset(zone: str, now: datetime | None = None) -> int:
 def form_values(console: Console, request: Request, user: User, fields: dict[str, Any], **more: Any) -> dict[str, Any]:
     """Everything compose.html needs besides the draft."""
     s = console.ctx.settings
-    found = tree(console.ctx.db, s.province.id)
+    found = targets.tree(console.ctx.db, s.province.id)
     return {
         "fields": fields,
         "tree": found,
@@ -452,7 +366,7 @@ def routes(console: Console) -> list[BaseRoute]:
 
     def target_count(request: Request, user: User, form: dict[str, Any] | None) -> Response:
         chosen = request.query_params.getlist("target")
-        reached, bad = count(ctx.db, province, chosen)
+        reached, bad = targets.count(ctx.db, province, chosen)
         return console.render(request, "compose_count.html", reached=reached, bad=bad, chosen=chosen)
 
     return [

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 STATUSES = ("draft", "submitted", "returned", "sent", "withdrawn")
 EDITABLE = ("draft", "returned")  # the editor may change these; a submitted draft is the approver's to judge
 SENT_SHOWN = 50  # the latest sent drafts listed
+CHANGED = N_("This draft was changed and submitted again since you opened it: look at it again.")
 
 
 class DraftError(LoaxaError):
@@ -204,7 +205,7 @@ def approve(db: Database, draft_id: int, approver: str, version: str | None = No
     """
     draft = load(db, draft_id)
     if version and version != draft.version and draft.status == "submitted":
-        raise Stale(N_("This draft was changed and submitted again since you opened it: look at it again."), draft)
+        raise Stale(CHANGED, draft)
     if draft.editor == approver and not draft.emergency:
         raise NotAllowed(N_("You wrote this draft: another approver must vet it (only an emergency may skip that)."))
     if draft.command is None:
@@ -212,16 +213,21 @@ def approve(db: Database, draft_id: int, approver: str, version: str | None = No
     d = t.drafts.c
     now = time.time()
     # The submission loaded above, and no other: its command (and so its priority) cannot change while submitted.
-    _change(
-        db,
-        draft_id,
-        and_(d.status == "submitted", d.submitted_at == draft.submitted_at),
-        status="sent",
-        approver=approver,
-        approved_at=now,
-        bulletin_id=str(draft.command["id"]),
-        updated_at=now,
-    )
+    try:
+        _change(
+            db,
+            draft_id,
+            and_(d.status == "submitted", d.submitted_at == draft.submitted_at),
+            status="sent",
+            approver=approver,
+            approved_at=now,
+            bulletin_id=str(draft.command["id"]),
+            updated_at=now,
+        )
+    except Stale as exc:
+        if exc.draft.status == "submitted":  # returned and resubmitted between the load and the UPDATE
+            raise Stale(CHANGED, exc.draft) from None
+        raise
     log.info("%s approved draft %s (bulletin %s)", approver, draft_id, draft.command["id"])
     return load(db, draft_id)
 

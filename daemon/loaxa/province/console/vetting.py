@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from loaxa.errors import LoaxaError
-from loaxa.province.console import compose, drafts
+from loaxa.province.console import compose, drafts, targets
 from loaxa.province.console.accounts import N_
 from loaxa.province.console.web import Console, User
 from loaxa.province.server import bulletins
@@ -177,11 +177,11 @@ def view_page(console: Console, request: Request, user: User, draft: drafts.Draf
     """The draft as the approver judges it: the spoken preview, the targets and their count, the schedule."""
     ctx = console.ctx
     _ = console.gettext(user.language)
-    reached, _bad = compose.count(ctx.db, ctx.settings.province.id, draft.targets)
+    reached, _bad = targets.count(ctx.db, ctx.settings.province.id, draft.targets)
     done = DONE.get(request.query_params.get("done", ""))
     vetting = draft.status == "submitted" and user.can("approver")
     expired = _expired(draft)
-    nodes = compose.tree(ctx.db, ctx.settings.province.id)
+    nodes = targets.tree(ctx.db, ctx.settings.province.id)
     return console.render(
         request,
         "drafts_view.html",
@@ -196,6 +196,7 @@ def view_page(console: Console, request: Request, user: User, draft: drafts.Draf
         can_approve=vetting and (draft.editor != user.name or draft.emergency) and not expired,
         own=draft.editor == user.name,
         expired=expired,
+        late=_late(draft) if draft.status == "submitted" else None,
         can_return=vetting,
         can_withdraw=draft.editor == user.name and draft.status in ("draft", "submitted", "returned"),
         done=_(done) if done else None,
@@ -205,11 +206,19 @@ def view_page(console: Console, request: Request, user: User, draft: drafts.Draf
 
 def _expired(draft: drafts.Draft) -> str | None:
     """The expiry of a draft whose bulletin would be dropped by every station on arrival."""
-    expires = (draft.command or {}).get("expires")
-    if not expires:
+    return _past((draft.command or {}).get("expires"))
+
+
+def _late(draft: drafts.Draft) -> str | None:
+    """The time a once-only draft was to air, when that has passed."""
+    return _past(((draft.command or {}).get("schedule") or {}).get("at"))
+
+
+def _past(when: str | None) -> str | None:
+    if not when:
         return None
     try:
-        return expires if datetime.fromisoformat(expires) <= datetime.now(UTC) else None
+        return when if datetime.fromisoformat(when) <= datetime.now(UTC) else None
     except ValueError:
         return None
 
