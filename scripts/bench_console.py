@@ -378,8 +378,10 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
         say("the same receipts for a second bulletin, no stream open: the ingest alone")
         alone = f"{bid}-alone"
         send(base, token, alone)
+        cpu1 = cpu_s(server_pid)
         stations.publish_receipts(alone)
         alone_s = stored_in(db, alone, 3 * n)
+        alone_cpu_s = cpu_s(server_pid) - cpu1
 
         updates = listener.updates()
         lags = [arrived - stored[(s, e)] for arrived, s, e in updates if (s, e) in stored]
@@ -397,6 +399,7 @@ def run(n: int, runs: int, browser: bool) -> dict[str, Any]:
             "max_lag_s": _r(max(lags) if lags else None),
             "server_cpu_s": round(live_cpu_s, 2),
             "ingest_events_per_s_no_stream": round(3 * n / max(alone_s, 1e-3)),
+            "server_cpu_s_no_stream": round(alone_cpu_s, 2),  # the same receipts stored, no grid open
         }
         return {
             "stations": n,

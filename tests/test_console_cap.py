@@ -139,6 +139,16 @@ def test_import_is_for_editors_with_the_csrf_token(bench, tmp_path):
     assert post_cap(editor, None, xml=alert)[0] == 403
 
 
+def test_pasted_xml_is_read_as_the_text_it_is_whatever_encoding_its_declaration_names(bench, tmp_path):
+    client, csrf = logged_in(bench, "editor")
+    alert = fresh("flood_alert.xml", tmp_path).read_text(encoding="utf-8")
+    declared = alert.replace('encoding="UTF-8"', 'encoding="ISO-8859-1"')
+    assert declared != alert
+    status, _, body = post_cap(client, csrf, xml=declared)
+    assert status == 200, body
+    assert json.loads(body)["title"] == "Cảnh báo lũ trên sông Thu Bồn, cấp độ rủi ro thiên tai cấp 2"
+
+
 @pytest.mark.parametrize(
     ("written", "folded"),
     [("Xã Ba Vì", "ba-vi"), ("ba-vi", "ba-vi"), ("Phường Đông Hải", "dong-hai"), ("THỊ TRẤN  Cô Tô", "co-to")],

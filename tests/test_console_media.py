@@ -12,6 +12,7 @@ import http.client
 import json
 import secrets
 import sqlite3
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -133,10 +134,17 @@ def test_an_upload_is_kept_under_its_sha256_and_a_station_downloads_it_from_medi
         fetch_audio(answer["url"], digest, tmp_path / "other-cache", 10_000_000, 30.0, addresses=PUBLIC_ONLY)
 
 
-@pytest.mark.parametrize(("fmt", "mime"), [("mp3", "audio/mpeg"), ("ogg", "audio/ogg")])
-def test_mp3_and_ogg_keep_their_kind(bench, tmp_path, fmt, mime):
+@pytest.mark.parametrize(("fmt", "mime"), [("mp3", "audio/mpeg"), ("ogg", "audio/ogg"), ("flac", "audio/flac")])
+def test_mp3_ogg_and_flac_keep_their_kind(bench, tmp_path, fmt, mime):
     client, csrf = logged_in(bench, "editor")
-    data = tone_file(tmp_path, fmt, seconds=1.5).read_bytes()
+    if fmt == "flac":
+        wav = tone_file(tmp_path, "wav", seconds=1.5)
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(wav), str(tmp_path / "t.flac")], check=True
+        )
+        data = (tmp_path / "t.flac").read_bytes()
+    else:
+        data = tone_file(tmp_path, fmt, seconds=1.5).read_bytes()
     status, _, body = upload(client, csrf, f"ban-tin.{fmt}", data)
     assert status == 200, body
     answer = json.loads(body)

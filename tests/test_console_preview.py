@@ -202,3 +202,40 @@ def test_in_the_browser_an_editor_sees_what_the_voice_will_say_and_plays_the_aud
         )
         assert duration > 0.5  # the browser decoded the server's WAV: two sentences and their pauses
         shoot(driver, "compose-preview")
+
+
+def test_a_preview_being_voiced_never_holds_up_the_server_and_a_second_is_answered_503(tmp_path):
+    """Synthesis runs in the thread pool, one at a time: pages and the spoken preview answer meanwhile."""
+    make_tiny_voice(tmp_path / "voices", name=VOICE, crash="hang", crash_run=1)  # the first sentence never returns
+    with ConsoleBench(tmp_path, console={"voice": VOICE, "voices_dir": str(tmp_path / "voices")}) as slow:
+        client, csrf = logged_in(slow, "editor")
+        first: list[tuple[int, dict[str, str], bytes]] = []
+        hung = threading.Thread(
+            target=lambda: first.append(_post_bytes(client, "/console/preview/audio", {"csrf": csrf, "text": TEXT}))
+        )
+        hung.start()
+        try:
+            deadline = time.monotonic() + 30
+            while "preview voice:" not in slow.server.log() and time.monotonic() < deadline:
+                time.sleep(0.05)  # the first request holds the voice: its speaker is built under the lock
+            assert "preview voice: piper:" in slow.server.log()
+            t0 = time.perf_counter()
+            status, headers, body = _post_bytes(client, "/console/preview/audio", {"csrf": csrf, "text": "Tin khác."})
+            busy_s = time.perf_counter() - t0
+            assert not first, "the hung voice answered"
+            assert status == 503 and headers["retry-after"] == "3", body
+            assert "đang tạo một bản nghe thử khác" in body.decode()
+            t0 = time.perf_counter()
+            assert client.post("/console/preview/spoken", {"csrf": csrf, "text": TEXT})[0] == 200
+            assert client.get("/login")[0] in (200, 303)
+            other_s = time.perf_counter() - t0
+            print(f"while a preview hangs: 503 in {busy_s:.3f} s, a spoken preview and a page in {other_s:.3f} s")
+            assert busy_s < 2.0 and other_s < 5.0  # sanity bounds: answered, not queued behind the hung voice
+        finally:
+            hung.join(90)
+        status, headers, body = first[0]
+        print(f"the hung preview ended {status} with {headers.get('x-loaxa-voice')}")
+        if status == 200:  # the sentence's 20 s deadline passed and espeak-ng spoke, within the preview's 30 s
+            assert headers["x-loaxa-voice"] == "espeak:vi"
+        else:  # or, on a machine too loaded for that, the preview's own deadline ended it
+            assert status == 504 and "30 giây" in body.decode()

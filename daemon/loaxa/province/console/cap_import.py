@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 FORM_SLACK = 64 * 1024
 _PREFIX = re.compile(r"^(xa|phuong|thi tran|thi xa|huyen|thanh pho|tp\.?)\s+")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
+_DECLARED = re.compile(r"""^(\s*<\?xml[^>]*?\bencoding\s*=\s*["'])[^"']*(["'])""")
 
 
 def fold(name: str) -> str:
@@ -46,6 +47,11 @@ def fold(name: str) -> str:
     plain = "".join(ch for ch in plain if not unicodedata.combining(ch)).lower().strip()
     plain = _PREFIX.sub("", " ".join(plain.replace("-", " ").split()))
     return _NOT_SLUG.sub("-", plain).strip("-")
+
+
+def pasted(xml: str) -> bytes:
+    """Pasted XML as bytes: the browser sent text, so a declared encoding (ISO-8859-1, UTF-16) no longer holds."""
+    return _DECLARED.sub(r"\1UTF-8\2", xml, count=1).encode("utf-8")
 
 
 def communes(db: Database) -> dict[str, str]:
@@ -117,7 +123,7 @@ def routes(console: Console) -> list[BaseRoute]:
         if isinstance(upload, dict) and upload.get("data"):
             data = bytes(upload["data"])
         else:
-            data = str(form.get("xml") or "").encode("utf-8")
+            data = pasted(str(form.get("xml") or ""))
         if not data.strip():
             return JSONResponse({"error": _("give a CAP 1.2 file or paste its XML")}, status_code=400)
         try:

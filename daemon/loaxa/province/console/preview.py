@@ -198,7 +198,6 @@ class Previewer:
 
 def routes(console: Console) -> list[BaseRoute]:
     previewer = Previewer(console.ctx.settings.console)
-    console.previewer = previewer  # type: ignore[attr-defined]  # the benchmark and the server's teardown find it
 
     def spoken(request: Request, user: User, form: dict[str, Any] | None) -> Response:
         text = str((form or {}).get("text") or "")

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from loaxa import config
 from loaxa.province.console.fleet import metadata
 from loaxa.province.console.web import N_, Console, User
 from loaxa.province.server import schema as t
@@ -29,7 +30,7 @@ from loaxa.province.server.database import Database
 log = logging.getLogger(__name__)
 
 COLUMNS = ("station", "name", "commune_name", "lat", "lon")
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}$")
+SLUG = re.compile(config.SLUG)  # as the stations' own configuration names them
 MAX_TEXT = 200
 
 
