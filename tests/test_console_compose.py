@@ -489,9 +489,8 @@ def test_an_imported_cap_alert_fills_the_form_and_a_recorded_part_is_uploaded(
         draft = int(driver.current_url.split("/drafts/")[1].split("?")[0])
         # As the approver will see it: the text part with what the voice will say, the recording playable.
         wait_until(driver, lambda d: "một trăm mi li mét" in text_of(d, "ol.parts-view .spoken-box"))
-        wait_until(
-            driver, lambda d: d.execute_script("return document.querySelector('ol.parts-view audio.recording').duration > 1")
-        )
+        playable = "return document.querySelector('ol.parts-view audio.recording').duration > 1"
+        wait_until(driver, lambda d: d.execute_script(playable))
 
     db = server_db(bench)
     try:
