@@ -84,6 +84,8 @@ EXPECTED = {
 RUN_BY = {
     "docs/integration.md": "tests/test_province_docs.py, against a province server, broker and stations",
     "docs/province-server.md": "tests/test_province_docs.py, against a province server, broker and stations",
+    # the console's guide
+    "docs/console.md": "tests/test_console_docs.py, against a province server and its console",
 }
 
 

@@ -5,6 +5,10 @@ loaxa publish --commune hn/ba-vi --daily 05:30,17:00 --days mon,wed,fri --file b
 loaxa publish --group hn/flood --audio-url https://… --sha256 … --expires +6h --key issuer.key
 loaxa publish --province hn --cancel b-20250914-storm
 loaxa publish --commune hn/ba-vi --part-text "..." --part-audio https://…/hmong.mp3 --sha256 …
+
+`build_command` holds the rules that turn options into a command; the
+province console's compose form fills the same fields (`BulletinOptions`)
+and gets each broken rule as an `OptionError` naming its option.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,42 @@ from loaxa.province.send import add_send_args, add_target_args, deliver, finish,
 
 DURATION = re.compile(r"^\+?(\d+(?:\.\d+)?)\s*([smhd])$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class OptionError(LoaxaError):
+    """One option breaks a rule; `option` names it without its dashes (`at`, `expires`), for a form to show."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+@dataclass(frozen=True)
+class BulletinOptions:
+    """What the options say about one command, as `build_command` reads them (the parsed arguments have these)."""
+
+    text: str | None = None
+    file: Path | None = None
+    audio_url: str | None = None
+    sha256: str | None = None
+    parts: list[dict[str, Any]] | None = None  # as --part-text/--part-audio build them
+    cancel: str | None = None
+    id: str | None = None
+    rev: int | None = None
+    priority: str | None = None
+    at: str | None = None
+    daily: str | None = None  # "05:30,17:00"
+    days: str | None = None  # "mon,wed"
+    start: str | None = None  # --from
+    until: str | None = None
+    expires: str | None = None
+    tz: str = "Asia/Ho_Chi_Minh"
+    repeat: int | None = None
+    gap: float | None = None
+    volume: float | None = None
+    rate: float | None = None
+    voice: str | None = None
+    no_chime: bool = False
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,17 +135,17 @@ class _Sha(argparse.Action):
             ns.sha256 = value
 
 
-def _parts(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+def _parts(args: argparse.Namespace | BulletinOptions) -> list[dict[str, Any]] | None:
     parts = getattr(args, "parts", None)
     if not parts:
         return None
     if args.text is not None or args.audio_url or args.cancel:
-        raise LoaxaError(
-            "--part-text/--part-audio make the whole bulletin: no --text, --audio-url or --cancel with them"
+        raise OptionError(
+            "parts", "--part-text/--part-audio make the whole bulletin: no --text, --audio-url or --cancel with them"
         )
     for part in parts:
         if "audio" in part and "sha256" not in part["audio"]:
-            raise LoaxaError(f"--part-audio {part['audio']['url']} needs a --sha256 right after it")
+            raise OptionError("parts", f"--part-audio {part['audio']['url']} needs a --sha256 right after it")
     return list(parts)
 
 
@@ -114,8 +155,8 @@ def publish(args: argparse.Namespace) -> int:
     return deliver(args, targets, command)
 
 
-def build_command(args: argparse.Namespace, now: datetime | None = None) -> dict[str, Any]:
-    """The command the options describe (unsigned, without `issued`)."""
+def build_command(args: argparse.Namespace | BulletinOptions, now: datetime | None = None) -> dict[str, Any]:
+    """The command the options describe (unsigned, without `issued`); OptionError names a broken rule's option."""
     now = now or datetime.now(UTC)
     tz = _zone(args.tz)
     if args.cancel:
@@ -123,7 +164,9 @@ def build_command(args: argparse.Namespace, now: datetime | None = None) -> dict
         return {"type": "cancel", "id": args.cancel}
     parts = _parts(args)
     if not (parts or args.text is not None or args.file or args.audio_url):
-        raise LoaxaError("one of --text, --file, --audio-url, --part-text/--part-audio or --cancel is required")
+        raise OptionError(
+            "text", "one of --text, --file, --audio-url, --part-text/--part-audio or --cancel is required"
+        )
     command: dict[str, Any] = _from_file(args.file) if args.file else {"type": "bulletin"}
     if parts:
         for kind in ("text", "audio", "stream"):
@@ -133,10 +176,10 @@ def build_command(args: argparse.Namespace, now: datetime | None = None) -> dict
         command["text"] = args.text
     if args.audio_url:
         if not args.sha256:
-            raise LoaxaError("--audio-url needs --sha256 (stations check the file they fetch)")
+            raise OptionError("sha256", "--audio-url needs --sha256 (stations check the file they fetch)")
         command["audio"] = {"url": args.audio_url, "sha256": args.sha256.lower()}
     elif args.sha256:
-        raise LoaxaError("--sha256 goes with --audio-url")
+        raise OptionError("sha256", "--sha256 goes with --audio-url")
     if args.id:
         _check_id(args.id)
         command["id"] = args.id
@@ -177,11 +220,11 @@ def _from_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _schedule(args: argparse.Namespace, tz: ZoneInfo, now: datetime) -> dict[str, Any] | None:
+def _schedule(args: argparse.Namespace | BulletinOptions, tz: ZoneInfo, now: datetime) -> dict[str, Any] | None:
     if args.at and args.daily:
-        raise LoaxaError("--at and --daily do not go together (once, or every day)")
+        raise OptionError("at", "--at and --daily do not go together (once, or every day)")
     if (args.days or args.start or args.until) and not args.daily:
-        raise LoaxaError("--days, --from and --until go with --daily")
+        raise OptionError("daily", "--days, --from and --until go with --daily")
     if args.at:
         return {"at": parse_when(args.at, tz, now, what="--at", clock=True).isoformat(timespec="seconds")}
     if not args.daily:
@@ -194,7 +237,7 @@ def _schedule(args: argparse.Namespace, tz: ZoneInfo, now: datetime) -> dict[str
             try:
                 date.fromisoformat(value)
             except ValueError:
-                raise LoaxaError(f"--{key} {value!r} is not a date YYYY-MM-DD") from None
+                raise OptionError(key, f"--{key} {value!r} is not a date YYYY-MM-DD") from None
             schedule[key] = value
     return schedule
 
@@ -208,7 +251,7 @@ def parse_when(value: str, tz: ZoneInfo, now: datetime, what: str, clock: bool =
     if clock and re.match(r"^\d{1,2}:\d{2}$", value):
         hh, mm = (int(x) for x in value.split(":"))
         if hh > 23 or mm > 59:
-            raise LoaxaError(f"{what} {value!r} is not a time of day")
+            raise OptionError(what.lstrip("-"), f"{what} {value!r} is not a time of day")
         local = now.astimezone(tz)
         at = local.replace(hour=hh, minute=mm, second=0, microsecond=0)
         return at if at > local else (at + timedelta(days=1)).replace(hour=hh, minute=mm)
@@ -216,7 +259,7 @@ def parse_when(value: str, tz: ZoneInfo, now: datetime, what: str, clock: bool =
         when = datetime.fromisoformat(value)
     except ValueError:
         hint = "2025-09-14T17:00+07:00, +6h" + (", 17:00" if clock else "")
-        raise LoaxaError(f"{what} {value!r} is not a time (e.g. {hint})") from None
+        raise OptionError(what.lstrip("-"), f"{what} {value!r} is not a time (e.g. {hint})") from None
     return when if when.tzinfo else when.replace(tzinfo=tz)
 
 
@@ -224,9 +267,9 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise LoaxaError(f"--tz {name!r} is not a time zone (e.g. Asia/Ho_Chi_Minh)") from None
+        raise OptionError("tz", f"--tz {name!r} is not a time zone (e.g. Asia/Ho_Chi_Minh)") from None
 
 
 def _check_id(value: str) -> None:
     if not re.match(ID_PATTERN, value):
-        raise LoaxaError(f"id {value!r}: must be 1-64 of A-Z a-z 0-9 . _ : -")
+        raise OptionError("id", f"id {value!r}: must be 1-64 of A-Z a-z 0-9 . _ : -")

@@ -25,6 +25,17 @@ log = logging.getLogger(__name__)
 PAGE_MODULES: tuple[str, ...] = (
     "loaxa.province.console.auth_pages",
     "loaxa.province.console.admin",
+    "loaxa.province.console.compose",
+    "loaxa.province.console.vetting",
+    # previews, uploads and /media, CAP import
+    "loaxa.province.console.preview",
+    "loaxa.province.console.media",
+    "loaxa.province.console.cap_import",
+    # watching bulletins, the fleet and its map, reports, the stations' metadata
+    "loaxa.province.console.watch",
+    "loaxa.province.console.fleet",
+    "loaxa.province.console.reports",
+    "loaxa.province.console.stations_admin",
 )
 
 # Scripts only from this server, and no inline script (htmx's settings are in static/console.js);

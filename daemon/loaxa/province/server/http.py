@@ -21,8 +21,11 @@ log = logging.getLogger(__name__)
 class HttpServer:
     def __init__(self, settings: ProvinceServerSettings, db: Database, ingest: Ingest) -> None:
         ctx = Context(settings=settings, db=db, publish=ingest.publish, status=ingest.status)
+        app = build_app(ctx)
+        # Set on stop: answers that last (the console's live streams) end, for uvicorn waits for every open one.
+        self.stopping = app.state.stopping = threading.Event()
         config = uvicorn.Config(
-            build_app(ctx), host=settings.http.host, port=settings.http.port, log_level="warning", lifespan="off"
+            app, host=settings.http.host, port=settings.http.port, log_level="warning", lifespan="off"
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, name="http", daemon=True)
@@ -41,5 +44,6 @@ class HttpServer:
         return int(servers[0].sockets[0].getsockname()[1])
 
     def stop(self) -> None:
+        self.stopping.set()
         self.server.should_exit = True
         self._thread.join(timeout=10)

@@ -1,0 +1,95 @@
+"""docs/console.md, the operators' guide, runs as written (issue 15): its user commands and its benchmark line.
+
+The user commands run one line at a time in a folder holding the
+`province.yaml` they name (a real broker, a real database), each given a
+password on stdin as a script would (the command reads one line when stdin
+is not a terminal); then the server starts on that configuration and each
+account logs in, or is refused, as the guide says. The benchmark line runs
+from the checkout, as the guide gives it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from loaxa.testing.broker import start_mosquitto
+from loaxa.testing.console import Client
+from loaxa.testing.province import ServerProcess, province_config
+from test_province_docs import blocks
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_BIN = str(Path(sys.executable).parent)
+GUIDE = ROOT / "docs" / "console.md"
+
+
+def secret(name: str, line: str) -> str:
+    return ("mật khẩu mới " if " passwd " in line else "mật khẩu ") + name
+
+
+def test_the_guides_user_commands_run_as_written_and_the_accounts_work(tmp_path):
+    (users,) = [b for b in blocks("console.md") if "user add" in b]
+    broker = start_mosquitto(tmp_path)
+    config = province_config(tmp_path, broker.port, console={"secure_cookies": False})
+    (tmp_path / "province.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    env = {**os.environ, "PATH": f"{ENV_BIN}:{os.environ['PATH']}"}
+    printed = {}
+    server = None
+    try:
+        for line in filter(None, (raw.strip() for raw in users.splitlines())):
+            name = shlex.split(line)[4] if " list " not in line else ""
+            done = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", line],
+                input=secret(name, line) + "\n",
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=tmp_path,
+                timeout=60,
+            )
+            assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
+            printed[line] = done.stdout
+        listing = next(out for line, out in printed.items() if " list " in line)
+        for name, role in (("hoa", "admin"), ("lan", "editor"), ("minh", "approver"), ("tuan", "viewer")):
+            assert re.search(rf"^{name}\s+{role}\b", listing, re.M), listing
+
+        server = ServerProcess(tmp_path, config).start()
+        url = server.wait_ready()
+        assert Client(url).login("hoa", "mật khẩu hoa") == 303
+        assert Client(url).login("minh", "mật khẩu minh") == 303
+        assert Client(url).login("lan", "mật khẩu mới lan") == 303  # the password `passwd` set
+        assert Client(url).login("lan", "mật khẩu lan") != 303
+        assert Client(url).login("tuan", "mật khẩu tuan") != 303  # disabled
+    finally:
+        if server is not None:
+            server.stop()
+        broker.stop()
+
+
+def test_the_guides_benchmark_runs_as_written_and_prints_its_figures():
+    (command,) = [b.strip() for b in blocks("console.md") if "bench_console.py" in b]
+    done = subprocess.run(shlex.split(command), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout)
+    assert figures["stations"] == figures["expected_by_server"] == 200
+    for page in ("fleet", "watch_grid"):
+        got = figures["pages"][page]
+        assert 0 < got["server_s_median"] < 30 and 0 < got["chromium_load_s_median"] < 60, got
+        assert 0 < got["page_gzip_bytes"] < got["page_bytes"] and got["assets"] >= 3, got
+    live = figures["live"]
+    assert live["receipts"] == 600 and live["lags_measured"] > 0 and 0 <= live["p50_lag_s"] <= live["p99_lag_s"]
+    assert figures["keeps_up"] is True and live["stations_shown_finished"] == 200
+
+
+def test_every_picture_the_guide_shows_is_in_the_docs():
+    pictures = re.findall(r"!\[[^\]]*\]\((console/[^)]+)\)", GUIDE.read_text(encoding="utf-8"))
+    assert len(pictures) >= 5
+    missing = [p for p in pictures if not (ROOT / "docs" / p).is_file()]
+    assert not missing, f"made by the console's browser tests (loaxa.testing.console.shoot): {missing}"
