@@ -556,3 +556,49 @@ def test_a_page_gets_repeated_fields_as_lists_and_files_as_bytes(tmp_path):
         server.should_exit = True
         thread.join(10)
         db.close()
+
+
+def _at_a_terminal(args: list[str], answers: list[str], timeout_s: float = 60.0) -> tuple[int, str]:
+    """Run `loaxa ARGS` with a pseudo-terminal as its controlling terminal, typing each answer at a prompt."""
+    import os
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its stdin, stdout and /dev/tty are the terminal
+        os.execv(sys.executable, [sys.executable, "-m", "loaxa", *args])
+    seen, pending = b"", list(answers)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # the child closed the terminal: it has exited
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+                if pending and seen.rstrip().endswith(b":"):  # a prompt waits for an answer
+                    os.write(fd, pending.pop(0).encode("utf-8") + b"\n")
+                    seen += b"\n"
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode("utf-8", "replace")
+
+
+def test_user_add_at_a_terminal_asks_twice_and_refuses_two_different_answers(bench):
+    config = ["--config", str(bench.server.config_path)]
+    code, shown = _at_a_terminal(
+        ["--lang", "vi", "province", "user", "add", "tam", "--role", "approver", *config],
+        ["mật khẩu của tâm", "mật khẩu của tâm"],
+    )
+    assert code == 0, shown
+    assert "Mật khẩu cho tam:" in shown and "Nhập lại mật khẩu:" in shown
+    assert "mật khẩu của tâm" not in shown  # not echoed
+    assert Client(bench.url).login("tam", "mật khẩu của tâm") == 303
+    code, shown = _at_a_terminal(["province", "user", "passwd", "tam", *config], ["một mật khẩu", "mật khẩu khác"])
+    assert code == 1 and "the two passwords differ; nothing was changed" in shown
+    assert Client(bench.url).login("tam", "mật khẩu của tâm") == 303
