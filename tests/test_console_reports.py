@@ -58,7 +58,10 @@ def played(tmp_path_factory: pytest.TempPathFactory):
         until(lambda: api(bench, token, "/stations"), lambda v: len(v) == 3, 30, "3 stations")
         api(bench, token, "/bulletins", {"targets": ["sim"], "bulletin": {"id": "b-report", "text": "Xin chào."}})
         until(lambda: api(bench, token, "/bulletins/b-report"), lambda v: v["summary"]["finished"] == 3, 30, "3 plays")
-        yield bench, datetime.now(TZ).date().isoformat()
+        started = {r["started_at"] for r in api(bench, token, "/bulletins/b-report/receipts")}
+        days = {datetime.fromisoformat(at).astimezone(TZ).date().isoformat() for at in started}
+        assert len(days) == 1, started  # (all three within a second: only at midnight could they straddle two days)
+        yield bench, days.pop()
 
 
 def test_the_day_report_shows_the_plays_the_chart_and_planned_versus_aired(played) -> None:

@@ -65,7 +65,6 @@ def bench(tmp_path_factory: pytest.TempPathFactory):
             30,
             "three stations on air",
         )
-        b.token = token  # type: ignore[attr-defined]
         yield b
 
 
