@@ -241,13 +241,13 @@ def db(tmp_path: Path) -> Iterator[Database]:
 def test_the_targets_tree_is_the_province_its_communes_and_stations_with_their_names(db: Database) -> None:
     tree = target_tree.tree(db, "sim")
     assert (tree.province.path, tree.province.count) == ("sim", 4)
-    assert [(c.path, c.label, c.count) for c in tree.province.children] == [
-        ("sim/ba-vi", "Xã Ba Vì (ba-vi)", 2),
-        ("sim/tan-linh", "tan-linh", 2),
+    assert [(c.path, c.label, c.count, c.named) for c in tree.province.children] == [
+        ("sim/ba-vi", "Xã Ba Vì (ba-vi)", 2, True),  # shown as named, not "Xã Xã Ba Vì"
+        ("sim/tan-linh", "tan-linh", 2, False),
     ]
-    assert [(s.path, s.label) for s in tree.province.children[0].children] == [
-        ("sim/ba-vi/loa-1", "Loa chợ (loa-1)"),
-        ("sim/ba-vi/loa-2", "loa-2"),
+    assert [(s.path, s.label, s.named) for s in tree.province.children[0].children] == [
+        ("sim/ba-vi/loa-1", "Loa chợ (loa-1)", True),
+        ("sim/ba-vi/loa-2", "loa-2", False),
     ]
     assert [(g.path, g.count) for g in tree.groups] == [("sim/group/coastal", 2)]
 
@@ -368,7 +368,9 @@ def test_an_editor_composes_and_an_approver_sends_it_to_three_stations_in_a_brow
             lambda d: d.execute_script("const a = document.getElementById('audio-preview'); return a.duration > 0"),
         )
         shoot(driver, "vetting")
-        driver.find_element(By.ID, "approve").click()
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        ActionChains(driver).double_click(driver.find_element(By.ID, "approve")).perform()  # an impatient approver
         wait_until(driver, lambda d: "/bulletins/" in d.current_url)
         bulletin = driver.current_url.split("/bulletins/")[1]
         wait_until(driver, lambda d: bulletin in text_of(d, "main h1"))  # the bulletin's watch page
@@ -395,6 +397,14 @@ def test_an_editor_composes_and_an_approver_sends_it_to_three_stations_in_a_brow
             time.sleep(0.2)
         assert statuses == {"/".join(p): "finished" for p in STATIONS}
         assert sender == "console:approver (editor editor)"
+        db = server_db(bench)
+        try:
+            with db.engine.connect() as conn:
+                a = t.audit.c
+                clicks = conn.execute(select(a.status).where(a.path == f"/drafts/{draft}/approve")).scalars().all()
+        finally:
+            db.close()
+        assert clicks == [303]  # the double click made one request
         assert bench.light_fleet.last_commands()["sim/c002/s00"] != bulletin  # not addressed: not received
 
         # A viewer: no compose link, and a forged approval from their own browser session is refused.

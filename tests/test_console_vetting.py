@@ -12,6 +12,9 @@ import json
 import re
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -482,3 +485,35 @@ def test_the_pages_speak_english_to_a_user_who_picked_it(bench: ConsoleBench) ->
     status, _, page = compose(editor, csrf, text="  ")
     assert status == 422 and "Write the text the voice will read." in page
     assert editor.post("/lang", {"csrf": csrf, "lang": "vi", "next": "/compose"})[0] == 303
+
+
+def test_the_approver_reads_the_targets_by_the_names_an_admin_gave_them(bench: ConsoleBench) -> None:
+    db = server_db(bench)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(
+                t.station_meta.insert().values(
+                    station="sim/c001/s00", name="Loa chợ", commune_name="Xã Hòa Bình", updated_at=time.time()
+                )
+            )
+    finally:
+        db.close()
+    editor, e_csrf = session(bench, "editor")
+    form = {"csrf": e_csrf, "title": "Họp", "kind": "text", "text": "Họp dân.", "when": "now", "action": "submit"}
+    pairs = [*form.items(), *(("target", to) for to in ("sim/c000", "sim/c001", "sim/c001/s00", "sim/group/x"))]
+    request = urllib.request.Request(bench.url + "/compose", data=urllib.parse.urlencode(pairs).encode())
+    try:
+        editor.opener.open(request, timeout=30)
+        raise AssertionError("expected a redirect to the draft")
+    except urllib.error.HTTPError as exc:  # the bench's client follows no redirect: the 303 comes as an error
+        assert exc.code == 303, exc.read()[:2000]
+        n = draft_number(exc.headers["location"])
+    approver, _ = session(bench, "approver")
+    _, _, page = approver.get(f"/drafts/{n}")
+    items = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", li)).strip() for li in re.findall(r"<li>(.*?)</li>", page)]
+    assert "Xã c000 sim/c000" in items
+    assert "Xã Hòa Bình (c001) sim/c001" in items  # the admin's name, not "Xã Xã Hòa Bình"
+    assert "Trạm Loa chợ (s00), Xã Hòa Bình (c001) sim/c001/s00" in items
+    assert "Nhóm x sim/group/x" in items
+    _, _, form = editor.get("/compose")
+    assert "Xã Hòa Bình (c001)</label>" in form and "Xã c000</label>" in form

@@ -26,6 +26,7 @@ class Node:
     label: str
     count: int = 1
     children: tuple[Node, ...] = ()
+    named: bool = False  # the label is a name an admin gave ("Xã Ba Vì (ba-vi)"), not the bare slug
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,8 @@ class Tree:
     def paths(self) -> set[str]:
         return {n.path for n in self.nodes()}
 
-    def labels(self) -> dict[str, str]:
-        return {n.path: n.label for n in self.nodes()}
+    def by_path(self) -> dict[str, Node]:
+        return {n.path: n for n in self.nodes()}
 
 
 def tree(db: Database, province: str) -> Tree:
@@ -60,7 +61,7 @@ def tree(db: Database, province: str) -> Tree:
     groups: dict[str, int] = {}
     for station, commune, station_groups, name, commune_name in rows:
         slug = station.split("/")[2]
-        communes.setdefault(commune, []).append(Node(station, f"{name} ({slug})" if name else slug))
+        communes.setdefault(commune, []).append(Node(station, f"{name} ({slug})" if name else slug, named=bool(name)))
         if commune_name:
             commune_names.setdefault(commune, commune_name)
         for group in json.loads(station_groups) if station_groups else ():
@@ -71,6 +72,7 @@ def tree(db: Database, province: str) -> Tree:
             f"{commune_names[c]} ({c})" if c in commune_names else c,
             len(members),
             tuple(members),
+            named=c in commune_names,
         )
         for c, members in sorted(communes.items())
     )

@@ -185,7 +185,7 @@ def view_page(console: Console, request: Request, user: User, draft: drafts.Draf
     return console.render(
         request,
         "drafts_view.html",
-        target_labels=nodes.labels(),
+        target_nodes=nodes.by_path(),
         draft=draft,
         fields=draft.fields,
         reached=reached,

@@ -233,6 +233,20 @@
     else if (el.matches("[data-cap-go]")) importCap(el.closest("[data-cap-import]"));
   });
 
+  // A double click on approve sends one request (the server would send the draft once anyway, and answer
+  // the second click with "sent already").
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches || !form.matches("form.approve, form.give-back")) return;
+    if (form.getAttribute("data-sending")) {
+      event.preventDefault();
+      return;
+    }
+    form.setAttribute("data-sending", "1");
+    var button = event.submitter || form.querySelector('button[type="submit"]');
+    if (button) setTimeout(function () { button.disabled = true; }, 0);
+  });
+
   // A part's text goes to the spoken preview as `text` (its own field is part_text, one per part).
   document.addEventListener("htmx:configRequest", function (event) {
     var el = event.detail.elt;
