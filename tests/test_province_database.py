@@ -150,3 +150,14 @@ def test_an_unreachable_database_is_one_readable_line_and_exit_code_1(tmp_path):
     assert done.returncode == 1
     assert "cannot open or migrate the database postgresql+psycopg://loaxa:***@127.0.0.1" in done.stderr
     assert "Traceback" not in done.stderr and "secret" not in done.stderr
+
+
+def test_the_migrations_make_exactly_the_tables_and_indexes_the_code_declares(db):
+    """schema.py is what the code relies on, migrations/ what a database gets: a change to one alone is caught."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from loaxa.province.server import schema
+
+    with db.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []

@@ -119,6 +119,7 @@ bulletin_stations = Table(
     Column("finished_at", Float),
     Column("updated_at", Float),  # when the server stored the last receipt
     Index("bulletin_stations_status", "bulletin", "status"),
+    Index("bulletin_stations_updated", "bulletin", "updated_at"),  # the watch page's live stream
 )
 
 tokens = Table(

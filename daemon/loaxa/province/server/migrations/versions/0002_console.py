@@ -1,4 +1,5 @@
-"""The web console: users, sessions, login failures, drafts, station metadata, media; audit names the user.
+"""The web console: users, sessions, login failures, drafts, station metadata, media; audit names the user;
+an index for the watch page's live stream.
 
 Revision ID: 0002
 Revises: 0001
@@ -81,9 +82,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit") as batch:
         batch.add_column(sa.Column("user", sa.String(64)))
+    # The watch page's live stream asks for one bulletin's rows changed since it last looked.
+    op.create_index("bulletin_stations_updated", "bulletin_stations", ["bulletin", "updated_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("bulletin_stations_updated", "bulletin_stations")
     with op.batch_alter_table("audit") as batch:
         batch.drop_column("user")
     for table in ("media", "station_meta", "drafts", "login_failures", "sessions", "users"):
