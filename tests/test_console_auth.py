@@ -8,6 +8,7 @@ forger would send.
 
 from __future__ import annotations
 
+import getpass
 import gzip
 import json
 import re
@@ -329,6 +330,9 @@ def test_user_add_from_the_cli_reads_the_password_from_stdin(bench):
         timeout=60,
     )
     assert again.returncode != 0 and "exists already" in again.stderr
+    # Changes made at the server's terminal are in the audit log, named by the system account.
+    lines = audit_lines(bench, user=f"cli:{getpass.getuser()}")
+    assert ",CLI,province user add hoa,200,local,admin" in lines and ",CLI,province user passwd hoa,200," in lines
 
 
 def test_secure_cookies_behind_a_tls_proxy_and_sessions_expire(tmp_path):
