@@ -188,13 +188,15 @@ class Ingest:
                 self.client.ack(d.msg.mid, d.msg.qos)
 
     def _decode(self, d: _Delivery) -> Incoming | None:
+        """Topic and JSON, once: the text decoded here is also what is stored as the event's payload."""
         where = station_of(d.msg.topic, self.prefix)
         try:
-            body = json.loads(d.msg.payload)
+            text = d.msg.payload.decode("utf-8")
+            body = json.loads(text)
         except (ValueError, UnicodeDecodeError):
             body = None
         if where is None or not isinstance(body, dict):
             self._count(unreadable=1)
             log.warning("unreadable message on %s (%d bytes): skipped", d.msg.topic, len(d.msg.payload))
             return None
-        return Incoming(where[0], where[1], body, bool(d.msg.retain), d.arrived)
+        return Incoming(where[0], where[1], body, bool(d.msg.retain), d.arrived, text)
