@@ -11,6 +11,7 @@ there, once each, and no gap is recorded.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -192,6 +193,39 @@ def test_broker_restart_mid_burst_loses_and_doubles_nothing(tmp_path, broker, da
         wait_until(lambda: stored_count(url) >= total, 90, f"{total} receipts stored")
         assert_exactly_once(url, sent)
         assert "connected to" in server.log() and "session resumed" in server.log()
+    finally:
+        pinger.close()
+        fleet.close()
+        server.stop()
+
+
+def test_two_sessions_on_a_shared_subscription_lose_and_double_nothing(tmp_path, broker):
+    """Issue 14 item 6: `broker.sessions: 2` shares the stations' messages over two persistent sessions feeding one
+    writer; SIGKILL of the server and a broker restart mid-burst still leave every receipt stored once."""
+    url = f"sqlite:///{tmp_path / 'province-data' / 'province.db'}"
+    config = province_config(tmp_path, broker.port, broker={"sessions": 2})
+    server = ServerProcess(tmp_path, config).start()
+    server.wait_ready()
+    fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
+    pinger = Pinger(broker, count=80, every_s=0.03)
+    try:
+        wait_until(lambda: stored_count(url) >= 100, 30, "the first receipts in the database")
+        server.kill()
+        sent_at_kill = sum(fleet.seqs().values())
+        wait_until(lambda: sum(fleet.seqs().values()) >= sent_at_kill + 100, 30, "receipts sent while it is down")
+        server.start().wait_ready()
+        wait_until(lambda: stored_count(url) >= sent_at_kill + 100, 60, "the backlog of both sessions stored")
+        broker.restart()
+        sent = all_answered(fleet, pinger)
+        total = sum(sent.values())
+        wait_until(lambda: stored_count(url) >= total, 90, f"{total} receipts stored")
+        assert_exactly_once(url, sent)
+        server.stop()
+        log = "".join(p.read_text() for p in sorted(tmp_path.glob("province-*.log")))
+        assert "as loaxa-province-server (session resumed)" in log
+        assert "as loaxa-province-server-2 (session resumed)" in log
+        shares = [int(n) for n in re.findall(r"loaxa-province-server(?:-2)?: (\d+) messages received", log)]
+        assert len(shares) == 2 and min(shares) > 0, f"both sessions carry a share: {shares}"
     finally:
         pinger.close()
         fleet.close()

@@ -182,11 +182,8 @@ class Batch:
             else:
                 unnumbered.append(msg)
         # Only a seq at or below what the station's row says was stored can be there already.
-        doubtful = [
-            key
-            for key in first
-            if key[0] in self.rows and self.rows[key[0]]["max_seq"] is not None and key[1] <= self.rows[key[0]]["max_seq"]
-        ]
+        stored_max = {station: row["max_seq"] for station, row in self.rows.items() if row["max_seq"] is not None}
+        doubtful = [key for key in first if key[0] in stored_max and key[1] <= stored_max[key[0]]]
         for i in range(0, len(doubtful), 500):
             chunk = doubtful[i : i + 500]
             values = ", ".join([f"({self.mark}, {self.mark})"] * len(chunk))
@@ -257,8 +254,8 @@ class Batch:
         )
 
     def _write_events(self, rows: list[tuple[Any, ...]]) -> None:
-        names = ", ".join(EVENT_COLUMNS)
-        self._many(f"INSERT INTO events ({names}) VALUES ({self._marks(len(EVENT_COLUMNS))}) ON CONFLICT DO NOTHING", rows)
+        names, marks = ", ".join(EVENT_COLUMNS), self._marks(len(EVENT_COLUMNS))
+        self._many(f"INSERT INTO events ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
         self.result.stored += len(rows)
         self._many(
             f"INSERT INTO gaps (station, first_seq, last_seq, noticed_at) VALUES ({self._marks(4)})",
