@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from loaxa.province.lightfleet import BackgroundFleet
 from loaxa.province.simfleet import station_path
 from loaxa.testing.broker import Broker, start_mosquitto
 from loaxa.testing.province import PostgresMissing, ServerProcess, province_config, start_postgres
+from test_province_docs import blocks
 
 STATIONS = 12
 # Mosquitto keeps at most 1,000 messages for an offline session by default and drops the rest:
@@ -230,3 +233,25 @@ def test_two_sessions_on_a_shared_subscription_lose_and_double_nothing(tmp_path,
         pinger.close()
         fleet.close()
         server.stop()
+
+
+def test_the_ingest_stage_benchmark_runs_as_written_and_prints_its_figures():
+    """docs/province-server.md's bench_ingest command: the cost of each stage of the ingest, per message."""
+    command = next(b for b in blocks("province-server.md") if "bench_ingest.py" in b).strip()
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(shlex.split(command), cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout)
+    stages = (
+        "mqtt",
+        "mqtt_threaded",
+        "mqtt_netloop",
+        "decode",
+        "store_events",
+        "store_redelivered",
+        "store_states",
+        "store_changed",
+    )
+    assert set(figures) == set(stages)
+    for stage in stages:
+        assert 0 < figures[stage]["us"] < 100_000, stage

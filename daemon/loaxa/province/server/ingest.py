@@ -2,8 +2,8 @@
 
 Each session is persistent (clean start off, a fixed client id, a long
 session expiry, QoS 1) on `{prefix}/{province}/+/+/state` and `…/event`.
-paho runs with manual acknowledgement: its network thread only hands each
-message to a bounded queue; the one writer thread takes a batch, commits
+paho runs with manual acknowledgement: its network thread (`netloop`) only
+hands each message to a bounded queue; the one writer thread takes a batch, commits
 it, and only then sends the PUBACKs. A kill -9 between the two loses
 nothing: the broker redelivers what was not acknowledged, and the database
 skips what it has already (the same station and `seq`). A PUBACK is sent
@@ -32,6 +32,7 @@ from paho.mqtt.properties import Properties
 from loaxa.errors import LinkError
 from loaxa.mqttclient import make_client
 from loaxa.province.server.database import Database, DatabaseError, Incoming
+from loaxa.province.server.netloop import NetworkLoop
 from loaxa.province.server.settings import ProvinceServerSettings
 from loaxa.topics import province_reports, station_of
 
@@ -62,7 +63,7 @@ class Session:
         self.connection = 0  # counted by paho's thread, compared by the writer: a PUBACK only on the same connection
         self.received = 0  # messages delivered on this session since start (paho's thread counts)
         client = make_client(b, client_id, manual_ack=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=int(b.reconnect_max_s))
+        self.loop = NetworkLoop(client, f"mqtt-{client_id}", max_delay_s=b.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -74,12 +75,10 @@ class Session:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = b.session_expiry_s
         props.ReceiveMaximum = b.receive_maximum
-        self.client.connect_async(b.host, b.port, keepalive=b.keepalive_s, clean_start=False, properties=props)
-        self.client.loop_start()
+        self.loop.connect(b.host, b.port, keepalive=b.keepalive_s, clean_start=False, properties=props)
 
     def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.loop.stop()
         log.info("%s: %d messages received", self.client_id, self.received)
 
     def ack(self, delivery: _Delivery) -> None:
