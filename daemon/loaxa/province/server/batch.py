@@ -304,7 +304,7 @@ class Batch:
         seen = ("last_seen_at", "max_seq")
         latest = ", ".join(f"{c} = {LATEST.format(c=c)}" for c in seen)
         # Stations a state of the batch describes: every column the state gives.
-        cols = ("station", "commune", "first_seen_at", *seen, *STATE_COLUMNS)
+        cols: tuple[str, ...] = ("station", "commune", "first_seen_at", *seen, *STATE_COLUMNS)
         update = ", ".join(f"{c} = excluded.{c}" for c in STATE_COLUMNS)
         self._many(
             f"INSERT INTO stations ({', '.join(cols)}) VALUES ({self._marks(len(cols))}) "
