@@ -257,3 +257,33 @@ def test_the_ingest_stage_benchmark_runs_as_written_and_prints_its_figures():
     assert set(figures) == set(stages)
     for stage in stages:
         assert 0 < figures[stage]["us"] < 100_000, stage
+
+
+def test_two_instances_on_one_database_keep_the_changes_and_numbering_right(tmp_path):
+    """Issue 14 item 7: what one instance remembers of a station is checked against the row another one wrote."""
+    from loaxa.province.server.database import Database, Incoming
+    from loaxa.province.server.settings import parse_settings
+
+    settings = parse_settings({"province": {"id": "sim"}, "data_dir": str(tmp_path)})
+    first, second = Database.open(settings), Database.open(settings)
+    station = "sim/c000/s00"
+
+    def state(at: str, version: str) -> Incoming:
+        return Incoming(station, "state", {"online": True, "version": version, "at": at}, False, time.time())
+
+    def event(seq: int) -> Incoming:
+        body = {"id": f"p{seq}", "event": "pong", "at": "2026-12-01T08:00:00+07:00", "seq": seq}
+        return Incoming(station, "event", body, False, time.time())
+
+    try:
+        first.ingest([state("2026-12-01T08:00:00+07:00", "1.0"), event(1), event(2)])
+        second.ingest([state("2026-12-01T08:01:00+07:00", "1.1"), event(3)])
+        back = first.ingest([state("2026-12-01T08:02:00+07:00", "1.0"), event(4)])
+        assert back.changes == 1 and back.gaps == [], "1.1 -> 1.0 is a change; 3 was stored by the other instance"
+        with first.engine.connect() as conn:
+            changes = [json.loads(c)["version"] for (c,) in conn.exec_driver_sql("SELECT change FROM station_changes")]
+            max_seq = conn.exec_driver_sql("SELECT max_seq FROM stations").scalar()
+        assert changes == ["1.0", "1.1", "1.0"] and max_seq == 4
+    finally:
+        first.close()
+        second.close()

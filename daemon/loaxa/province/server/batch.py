@@ -95,7 +95,6 @@ class Batch:
         self.mark = "%s" if conn.dialect.name == "postgresql" else "?"
         self.result = IngestResult()
         self.rows: dict[str, dict[str, Any]] = {}  # the stations of the batch: what is stored, then what will be
-        self.fresh: set[str] = set()  # not in the database yet
         self.stated: set[str] = set()  # a state of the batch was taken
         self.significant: dict[str, dict[str, Any]] = {}  # station -> significant fields of its kept state
         self.changes: list[tuple[str, float, str]] = []  # station_changes rows to insert
@@ -143,7 +142,6 @@ class Batch:
             row = dict.fromkeys(READ_COLUMNS)
             row.update(station=station, first_seen_at=seen, last_seen_at=seen)
             self.rows[station] = row
-            self.fresh.add(station)
         row["last_seen_at"] = max(row["last_seen_at"], seen)
         return row
 
