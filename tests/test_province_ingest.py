@@ -6,8 +6,9 @@ and the server's database read back: on SQLite (the default) and on a real
 PostgreSQL. The server is killed with SIGKILL mid-burst, the broker is
 restarted mid-burst; afterwards each station's receipts 1..seq are all
 there, once each, and no gap is recorded. The same with two ingest
-sessions on a shared subscription (issue 14 item 6), and the ingest's
-stage benchmark as docs/province-server.md gives it.
+sessions on a shared subscription (issue 14 item 6); two instances on one
+database; and the ingest's stage benchmark as docs/province-server.md gives
+it.
 """
 
 from __future__ import annotations
