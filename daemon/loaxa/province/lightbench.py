@@ -192,7 +192,7 @@ async def _wait(predicate: Any, timeout_s: float, what: str) -> float:
     return time.monotonic() - start
 
 
-async def _run(n: int, root: Path, timeout_s: float, synchronous: str, sessions: int) -> dict[str, Any]:
+async def _run(n: int, root: Path, timeout_s: float, synchronous: str, sessions: int, pin: bool) -> dict[str, Any]:
     raise_fd_limit(n * 2 + 1024)
     load_at_start = round(os.getloadavg()[0], 2)
     broker = start_broker(root)
@@ -235,6 +235,10 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str, sessions:
         await _wait(lambda: _count(db, "SELECT count(*) FROM stations WHERE online") >= n, 120 + n / 20, "registry")
         startup_s = time.monotonic() - t_start
         pids = {"broker": broker.proc.pid if broker.proc else 0, "server": server.proc.pid if server.proc else 0}
+        if pin:
+            _pin(pids["server"], {1})
+            for pid in (os.getpid(), pids["broker"], operator.proc.pid):
+                _pin(pid, {0})
         pids["operator"] = operator.proc.pid
         before = {k: cpu_s(p) for k, p in pids.items()} | {"simulator": cpu_s(os.getpid())}
 
@@ -296,6 +300,8 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str, sessions:
         ping_states = sum(s.states for s in fleet.stations) - states_before
         server.start().wait_ready(60)
         server_pid = server.proc.pid if server.proc else 0
+        if pin:
+            _pin(server_pid, {1})
         drain_cpu0 = cpu_s(server_pid)
         await _wait(lambda: _count(db, "SELECT count(*) FROM events WHERE event = 'pong'") >= 2 * n, 300, "backlog")
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
@@ -328,6 +334,7 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str, sessions:
             "messages_per_batch": {"bulletin": round(bulletin_batch, 1), "drain": round(drain_batch, 1)},
             "database": f"sqlite synchronous={synchronous}",
             "sessions": sessions,
+            "pinned": pin,
             "startup_s": round(startup_s, 1),
             "bulletin_cpu_s": {k: round(after_bulletin[k] - before[k], 2) for k in before},
             "peak_rss_mb": {
@@ -345,16 +352,30 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str, sessions:
         broker.stop()
 
 
+def _pin(pid: int, cpus: set[int]) -> None:
+    """The process and all its threads on these CPUs (the server on a core of its own: `--pin`)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except OSError:
+            pass  # a thread that ended meanwhile
+
+
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
 def run_light(
-    stations: int, timeout_s: float = 120.0, storage: str | None = None, synchronous: str = "full", sessions: int = 1
+    stations: int,
+    timeout_s: float = 120.0,
+    storage: str | None = None,
+    synchronous: str = "full",
+    sessions: int = 1,
+    pin: bool = False,
 ) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="loaxa-light-", dir=storage))
     try:
-        return asyncio.run(_run(stations, root, timeout_s, synchronous, sessions))
+        return asyncio.run(_run(stations, root, timeout_s, synchronous, sessions, pin))
     finally:
         import shutil
 
