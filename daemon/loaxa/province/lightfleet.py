@@ -18,10 +18,12 @@ a ping is answered with a state too), and the state carries the same fields. Wit
 timing, `started` comes after the amplifier's warm-up (1.5 s, the default
 `amplifier.warmup_s`, waited for the first play even with no relay) and
 `finished` after the lead silence, both chimes and the text spoken at the
-Vietnamese medium voice's pace (50 s for 771 characters, FIELD-NOTES); the
-synthesis of the first sentence, which comes before `started` on a board,
-is left out, so receipts come no later than a real station's. `QUICK`
-(the default, for tests) answers at once and plays 0.5 s.
+Vietnamese medium voice's pace (50 s for 771 characters, FIELD-NOTES), and
+the state every 60 s; the synthesis of the first sentence, which comes
+before `started` on a board, is left out, so receipts come no later than a
+real station's. `QUICK` (the default, for tests) answers at once, plays
+0.5 s (or `play_s`) and republishes its state only when it changes, so a
+test decides when a station falls silent.
 
 All clients run on one event loop through paho's socket callbacks: no
 thread per station. `sent` keeps when each receipt was published, for
@@ -65,6 +67,7 @@ class Timing:
     s_per_char: float = 0.0  # speech: seconds per character of the text
     sentence_silence_s: float = 0.0  # after each sentence
     fixed_s: float = 0.5  # added to the rest (QUICK's whole play)
+    state_every_s: float | None = None  # the state republished this often; None: only when it changes
 
     def play_s(self, text: str) -> float:
         sentences = max(1, sum(text.count(c) for c in ".!?"))
@@ -75,7 +78,15 @@ class Timing:
 QUICK = Timing()
 # The station's defaults: warmup_s 1.5, lead_silence_s 0.3, two chimes of 2 x 0.45 s + 0.25 s, sentence
 # silence 0.25 s; speech at 50 s per 771 characters (the medium Vietnamese voice, measured).
-REAL = Timing(warmup_s=1.5, lead_s=0.3, chimes_s=2 * 1.15, s_per_char=50 / 771, sentence_silence_s=0.25, fixed_s=0.0)
+REAL = Timing(
+    warmup_s=1.5,
+    lead_s=0.3,
+    chimes_s=2 * 1.15,
+    s_per_char=50 / 771,
+    sentence_silence_s=0.25,
+    fixed_s=0.0,
+    state_every_s=STATE_EVERY_S,
+)
 
 
 class LightStation:
@@ -87,13 +98,15 @@ class LightStation:
         prefix: str = "loaxa/v1",
         groups: tuple[str, ...] = (),
         timing: Timing = QUICK,
+        play_s: float | None = None,
         on_sent: Callable[[str, int, float], None] | None = None,
     ) -> None:
         self.loop = loop
         self.path = "/".join(path)
         self.topics = Topics(prefix, *path, groups=groups)
         self.groups = groups
-        self.timing = timing
+        # `play_s`: the whole play, whatever the text (tests that need a station to stay on air).
+        self.timing = timing if play_s is None else Timing(warmup_s=timing.warmup_s, fixed_s=play_s)
         self.on_sent = on_sent
         self.seq = 0
         self.last_command: str | None = None  # the id of the last command answered
@@ -166,7 +179,8 @@ class LightStation:
         """Keep-alive and the state every 60 s; reconnect a dropped connection (the broker restarted)."""
         if self.client.is_connected():
             self.client.loop_misc()
-            if time.monotonic() - self.state_at >= STATE_EVERY_S:
+            every = self.timing.state_every_s
+            if every is not None and time.monotonic() - self.state_at >= every:
                 self.publish_state()
             return
         try:
