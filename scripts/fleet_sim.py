@@ -69,6 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--sync", choices=("full", "normal"), default="full", help="--light: the server's SQLite synchronous setting"
     )
+    p.add_argument("--sessions", type=int, default=1, help="--light: the server's broker.sessions (default 1)")
+    p.add_argument(
+        "--pin", action="store_true", help="--light: the server on CPU 1, broker, stations and operator on CPU 0"
+    )
     # Hundreds of station threads per process thrash the GIL at the default 5 ms
     # switch interval (measured: 10x the CPU); threads here mostly block on I/O.
     p.add_argument(
@@ -311,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return worker(args)
     if args.light:
-        light = run_light(args.stations, args.timeout, args.storage, args.sync)
+        light = run_light(args.stations, args.timeout, args.storage, args.sync, args.sessions, args.pin)
         print(json.dumps(light) if args.json else json.dumps(light, indent=1))
         return 0 if light["complete"] else 1
     result = run(args)

@@ -27,6 +27,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -35,8 +36,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from loaxa.mqttclient import allow_high_descriptors
-from loaxa.province.lightfleet import LightFleet
+from loaxa.province.lightfleet import REAL, LightFleet
 from loaxa.province.simfleet import raise_fd_limit, station_path
 from loaxa.testing.broker import Broker, free_port
 from loaxa.testing.province import ServerProcess, province_config
@@ -88,26 +88,77 @@ def start_broker(root: Path) -> Broker:
 
 
 class Operator:
-    """An operator's MQTT client timing each receipt's arrival."""
+    """An operator's MQTT client timing each receipt's arrival, in a process of its own.
+
+    An operator is another machine: in the simulator's process its paho thread would take the
+    simulator's GIL for each of the 15,000 receipts of a bulletin and slow the stations' answers.
+    The child prints `arrived station event id` per receipt (monotonic clock, the same in both
+    processes); a thread here reads them.
+    """
 
     def __init__(self, host: str, port: int, province: str) -> None:
         self.q: queue.Queue[tuple[str, dict[str, Any], float]] = queue.Queue()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"light-op-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+        code = "from loaxa.province.lightbench import operator_main; operator_main()"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, host, str(port), province],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        self.client.on_message = self._on_message
-        self.client.on_disconnect = lambda *a: _say(f"operator disconnected: {a[3]}")
-        self.client.connect(host, port, keepalive=60)
-        self.client.subscribe([(f"loaxa/v1/{province}/+/+/event", 1)])
-        self.client.loop_start()
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "subscribed":
+            raise SystemExit("the operator's client could not subscribe")
+        self._reader = threading.Thread(target=self._read, name="operator-reader", daemon=True)
+        self._reader.start()
 
-    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        arrived = time.monotonic()
-        self.q.put(("/".join(msg.topic.split("/")[-4:-1]), json.loads(msg.payload), arrived))
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            arrived, station, event, bid = line.split()
+            self.q.put((station, {"event": event, "id": bid}, float(arrived)))
+
+    def publish(self, topic: str, payload: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{topic} {payload}\n")
+        self.proc.stdin.flush()
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # EOF: the child disconnects and exits
+        self.proc.wait(10)
+
+
+def operator_main() -> None:
+    """The operator's process: `HOST PORT PROVINCE`; publishes `TOPIC PAYLOAD` lines from stdin."""
+    host, port, province = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    out = sys.stdout
+    lock = threading.Lock()
+
+    def on_message(client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        arrived = time.monotonic()
+        body = json.loads(msg.payload)
+        station = "/".join(msg.topic.split("/")[-4:-1])
+        with lock:
+            out.write(f"{arrived:.6f} {station} {body.get('event')} {body.get('id')}\n")
+            out.flush()
+
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"light-op-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+    )
+    client.on_message = on_message
+    client.on_disconnect = lambda *a: _say(f"operator disconnected: {a[3]}")
+    client.connect(host, port, keepalive=60)
+    client.subscribe([(f"loaxa/v1/{province}/+/+/event", 1)])
+    client.loop_start()
+    time.sleep(0.5)  # the SUBACK
+    with lock:
+        out.write("subscribed\n")
+        out.flush()
+    for line in sys.stdin:
+        topic, payload = line.rstrip("\n").split(" ", 1)
+        client.publish(topic, payload, qos=1).wait_for_publish(30)
+    client.disconnect()
+    client.loop_stop()
 
 
 def _api(url: str, token: str, body: Any = None) -> Any:
@@ -141,12 +192,19 @@ async def _wait(predicate: Any, timeout_s: float, what: str) -> float:
     return time.monotonic() - start
 
 
-async def _run(n: int, root: Path, timeout_s: float, synchronous: str) -> dict[str, Any]:
+async def _run(n: int, root: Path, timeout_s: float, synchronous: str, sessions: int, pin: bool) -> dict[str, Any]:
     raise_fd_limit(n * 2 + 1024)
+    load_at_start = round(os.getloadavg()[0], 2)
     broker = start_broker(root)
     server = ServerProcess(
         root,
-        province_config(root, broker.port, database={"synchronous": synchronous}, stations={"silent_after_s": 600}),
+        province_config(
+            root,
+            broker.port,
+            broker={"sessions": sessions},
+            database={"synchronous": synchronous},
+            stations={"silent_after_s": 600},
+        ),
     )
     fleet: LightFleet | None = None
     try:
@@ -170,20 +228,25 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str) -> dict[s
             text=True,
             check=True,
         ).stdout.strip()
-        allow_high_descriptors()  # the operator's paho loop uses select(); the fleet holds thousands of sockets
         operator = Operator(broker.host, broker.port, "sim")
         t_start = time.monotonic()
-        fleet = LightFleet([station_path(i) for i in range(n)], play_s=1.0)
+        fleet = LightFleet([station_path(i) for i in range(n)], timing=REAL)
         await fleet.connect(broker.host, broker.port)
         await _wait(lambda: _count(db, "SELECT count(*) FROM stations WHERE online") >= n, 120 + n / 20, "registry")
         startup_s = time.monotonic() - t_start
         pids = {"broker": broker.proc.pid if broker.proc else 0, "server": server.proc.pid if server.proc else 0}
+        if pin:
+            _pin(pids["server"], {1})
+            for pid in (os.getpid(), pids["broker"], operator.proc.pid):
+                _pin(pid, {0})
+        pids["operator"] = operator.proc.pid
         before = {k: cpu_s(p) for k, p in pids.items()} | {"simulator": cpu_s(os.getpid())}
 
         # 1. a province-wide bulletin through the API
+        loop = asyncio.get_running_loop()
+        health0 = await loop.run_in_executor(None, _api, f"{server.http_url}/api/v1/health", token)
         bid = f"light-{uuid.uuid4().hex[:8]}"
         t0 = time.monotonic()
-        loop = asyncio.get_running_loop()
         sent = await loop.run_in_executor(
             None,
             _api,
@@ -214,6 +277,10 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str) -> dict[s
         conn.close()
         stored = [at - fleet.sent[(s, q)] for s, q, at in rows if (s, q) in fleet.sent]
         after_bulletin = {k: cpu_s(p) for k, p in pids.items()} | {"simulator": cpu_s(os.getpid())}
+        health = await loop.run_in_executor(None, _api, f"{server.http_url}/api/v1/health", token)
+        bulletin_batch = sum(health[k] - health0[k] for k in ("stored", "states")) / max(
+            1, health["batches"] - health0["batches"]
+        )
 
         # 2. the summary, as the API answers it
         times = []
@@ -225,12 +292,16 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str) -> dict[s
         # 3. ingest: a backlog queued by the broker while the server is stopped, drained at start
         server.stop()
         marks = sum(s.seq for s in fleet.stations)
+        states_before = sum(s.states for s in fleet.stations)
         for i in range(2):
-            operator.client.publish("loaxa/v1/sim/cmd", json.dumps({"type": "ping", "id": f"bench-{i}"}), qos=1)
+            operator.publish("loaxa/v1/sim/cmd", json.dumps({"type": "ping", "id": f"bench-{i}"}))
         await _wait(lambda: sum(s.seq for s in fleet.stations) >= marks + 2 * n, 120, "pongs sent")
         await asyncio.sleep(2)  # the broker queues the last of them for the stopped server
+        ping_states = sum(s.states for s in fleet.stations) - states_before
         server.start().wait_ready(60)
         server_pid = server.proc.pid if server.proc else 0
+        if pin:
+            _pin(server_pid, {1})
         drain_cpu0 = cpu_s(server_pid)
         await _wait(lambda: _count(db, "SELECT count(*) FROM events WHERE event = 'pong'") >= 2 * n, 300, "backlog")
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
@@ -239,6 +310,8 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str) -> dict[s
         ).fetchone()
         gaps = conn.execute("SELECT count(*) FROM gaps").fetchone()[0]
         conn.close()
+        health = await loop.run_in_executor(None, _api, f"{server.http_url}/api/v1/health", token)
+        drain_batch = (health["stored"] + health["states"]) / max(1, health["batches"])
         operator.close()
         return {
             "stations": n,
@@ -254,9 +327,14 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str) -> dict[s
             "summary_finished": summary["summary"]["finished"],
             "ingest_events": count,
             "ingest_events_per_s": round(count / max(last - first, 1e-3)),
+            "ingest_states": ping_states,  # the stations' states that came with the pongs, drained with them
+            "ingest_messages_per_s": round((count + ping_states) / max(last - first, 1e-3)),
             "ingest_server_cpu_s": round(cpu_s(server_pid) - drain_cpu0, 2),
             "gaps": gaps,
+            "messages_per_batch": {"bulletin": round(bulletin_batch, 1), "drain": round(drain_batch, 1)},
             "database": f"sqlite synchronous={synchronous}",
+            "sessions": sessions,
+            "pinned": pin,
             "startup_s": round(startup_s, 1),
             "bulletin_cpu_s": {k: round(after_bulletin[k] - before[k], 2) for k in before},
             "peak_rss_mb": {
@@ -265,6 +343,7 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str) -> dict[s
                 "simulator": round(rss_mb(os.getpid()), 1),
             },
             "complete": len(received) == len(finished) == n == summary["summary"]["finished"],
+            "load_1m": [load_at_start, round(os.getloadavg()[0], 2)],  # the machine's load at start and end
         }
     finally:
         if fleet is not None:
@@ -273,16 +352,30 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str) -> dict[s
         broker.stop()
 
 
+def _pin(pid: int, cpus: set[int]) -> None:
+    """The process and all its threads on these CPUs (the server on a core of its own: `--pin`)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except OSError:
+            pass  # a thread that ended meanwhile
+
+
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
 def run_light(
-    stations: int, timeout_s: float = 120.0, storage: str | None = None, synchronous: str = "full"
+    stations: int,
+    timeout_s: float = 120.0,
+    storage: str | None = None,
+    synchronous: str = "full",
+    sessions: int = 1,
+    pin: bool = False,
 ) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="loaxa-light-", dir=storage))
     try:
-        return asyncio.run(_run(stations, root, timeout_s, synchronous))
+        return asyncio.run(_run(stations, root, timeout_s, synchronous, sessions, pin))
     finally:
         import shutil
 

@@ -4,10 +4,26 @@ Each `LightStation` holds one MQTT connection as a station does (MQTT 5,
 client id `loaxa-P-C-S`, clean start off, a session expiry, QoS 1, its
 retained `state` and the offline Last Will) and answers commands with
 receipts numbered by `seq`: a bulletin gets `received`, then `started` and
-`finished` after `play_s`; a ping gets a `pong`. No audio, no synthesis, no
-store: the broker and the province server are what a run measures. The
-outbox is paho's in-memory queue (resent after a reconnect), not the real
-station's SQLite outbox; for kill -9 of a station, use the real station.
+`finished`; a ping gets a `pong`. No audio, no synthesis, no store: the
+broker and the province server are what a run measures. The outbox is
+paho's in-memory queue (resent after a reconnect), not the real station's
+SQLite outbox; for kill -9 of a station, use the real station.
+
+It sends what the real station sends, no less: its reporter republishes the
+retained state whenever the state changed (the queue and
+`last_command_at` at `received`, `on_air` at `started` and at `finished`),
+each time just before the receipts of that round, and every 60 s in any case
+(`loaxa.reports`; any command changes `last_command_at`, to the second, so
+a ping is answered with a state too), and the state carries the same fields. With `REAL`
+timing, `started` comes after the amplifier's warm-up (1.5 s, the default
+`amplifier.warmup_s`, waited for the first play even with no relay) and
+`finished` after the lead silence, both chimes and the text spoken at the
+Vietnamese medium voice's pace (50 s for 771 characters, FIELD-NOTES), and
+the state every 60 s; the synthesis of the first sentence, which comes
+before `started` on a board, is left out, so receipts come no later than a
+real station's. `QUICK` (the default, for tests) answers at once, plays
+0.5 s (or `play_s`) and republishes its state only when it changes, so a
+test decides when a station falls silent.
 
 All clients run on one event loop through paho's socket callbacks: no
 thread per station. `sent` keeps when each receipt was published, for
@@ -22,6 +38,8 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -36,6 +54,39 @@ from loaxa.topics import Topics
 log = logging.getLogger(__name__)
 
 MISC_EVERY_S = 1.0  # paho's keep-alive and retry bookkeeping for every client
+STATE_EVERY_S = 60.0  # as loaxa.reports: a live station's state at least this often
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long a light station takes from `received` to `started` and from `started` to `finished`."""
+
+    warmup_s: float = 0.0  # the amplifier's warm-up before `started`
+    lead_s: float = 0.0  # audio.lead_silence_s
+    chimes_s: float = 0.0  # the opening and the closing chime together
+    s_per_char: float = 0.0  # speech: seconds per character of the text
+    sentence_silence_s: float = 0.0  # after each sentence
+    fixed_s: float = 0.5  # added to the rest (QUICK's whole play)
+    state_every_s: float | None = None  # the state republished this often; None: only when it changes
+
+    def play_s(self, text: str) -> float:
+        sentences = max(1, sum(text.count(c) for c in ".!?"))
+        speech = len(text) * self.s_per_char + sentences * self.sentence_silence_s
+        return self.fixed_s + self.lead_s + self.chimes_s + speech
+
+
+QUICK = Timing()
+# The station's defaults: warmup_s 1.5, lead_silence_s 0.3, two chimes of 2 x 0.45 s + 0.25 s, sentence
+# silence 0.25 s; speech at 50 s per 771 characters (the medium Vietnamese voice, measured).
+REAL = Timing(
+    warmup_s=1.5,
+    lead_s=0.3,
+    chimes_s=2 * 1.15,
+    s_per_char=50 / 771,
+    sentence_silence_s=0.25,
+    fixed_s=0.0,
+    state_every_s=STATE_EVERY_S,
+)
 
 
 class LightStation:
@@ -46,18 +97,24 @@ class LightStation:
         *,
         prefix: str = "loaxa/v1",
         groups: tuple[str, ...] = (),
-        play_s: float = 0.5,
+        timing: Timing = QUICK,
+        play_s: float | None = None,
         on_sent: Callable[[str, int, float], None] | None = None,
     ) -> None:
         self.loop = loop
         self.path = "/".join(path)
         self.topics = Topics(prefix, *path, groups=groups)
         self.groups = groups
-        self.play_s = play_s
+        # `play_s`: the whole play, whatever the text (tests that need a station to stay on air).
+        self.timing = timing if play_s is None else Timing(warmup_s=timing.warmup_s, fixed_s=play_s)
         self.on_sent = on_sent
         self.seq = 0
         self.last_command: str | None = None  # the id of the last command answered
+        self.last_command_at: str | None = None
         self.on_air: str | None = None
+        self.queue = 0  # bulletins received and not yet ended
+        self.state_at = 0.0  # when the state was last published (monotonic)
+        self.states = 0  # states published
         self.connected = asyncio.Event()
         self.started = time.monotonic()
         client = mqtt.Client(
@@ -82,13 +139,32 @@ class LightStation:
             "groups": list(self.groups),
             "voice": {"engine": "sim", "name": "light", "fallback": False, "reason": None},
             "on_air": self.on_air,
-            "queue": 0,
+            "queue": self.queue if online else 0,
             "clock_synced": True,
-            "last_command_at": None,
+            "last_command_at": self.last_command_at,
             "uptime_s": int(time.monotonic() - self.started),
             "at": now_iso(),
             "audio": {"output": "null", "error": None},
             "amplifier": {"backend": "none", "fault": None},
+            "link": {
+                "state": "connected",
+                "since": None,
+                "error": None,
+                "broker": None,
+                "failed_attempts": 0,
+                "stalls": 0,
+                "last_stall_at": None,
+                "last_stall": None,
+            },
+            "archive": {"enabled": False},
+            "storage": {
+                "fault": None,
+                "since": None,
+                "failed_writes": 0,
+                "refused_commands": 0,
+                "store": "light",
+                "incident": None,
+            },
         }
 
     def connect(self, host: str, port: int) -> None:
@@ -100,9 +176,12 @@ class LightStation:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def misc(self) -> None:
-        """Keep-alive; reconnect a dropped connection (the broker restarted)."""
+        """Keep-alive and the state every 60 s; reconnect a dropped connection (the broker restarted)."""
         if self.client.is_connected():
             self.client.loop_misc()
+            every = self.timing.state_every_s
+            if every is not None and time.monotonic() - self.state_at >= every:
+                self.publish_state()
             return
         try:
             self.client.reconnect()
@@ -118,6 +197,8 @@ class LightStation:
         self.connected.set()
 
     def publish_state(self) -> None:
+        self.state_at = time.monotonic()
+        self.states += 1
         self.client.publish(self.topics.state, compact_bytes(self.state()), qos=1, retain=True)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -132,22 +213,32 @@ class LightStation:
             return
         kind, bid, rev = command.get("type"), str(command.get("id")), command.get("rev", 1)
         self.last_command = bid
+        changed = self.last_command_at != (at := datetime.now(UTC).isoformat(timespec="seconds"))
+        self.last_command_at = at  # as the inbox keeps it: to the second
         if kind == "ping":
+            if changed:
+                self.publish_state()
             self.emit(bid, None, "pong")
         elif kind == "bulletin":
+            self.queue += 1
+            self.publish_state()  # the reporter's round: the changed state, then the receipt
             self.emit(bid, rev, "received", f"{command.get('priority', 'normal')}, text")
-            self.loop.call_soon(self._start, bid, rev)
+            play_s = self.timing.play_s(str(command.get("text", "")))
+            self.loop.call_later(self.timing.warmup_s, self._start, bid, rev, play_s)
         elif kind == "cancel":
             self.emit(bid, None, "cancelled")
 
-    def _start(self, bid: str, rev: int) -> None:
+    def _start(self, bid: str, rev: int, play_s: float) -> None:
         self.on_air = bid
+        self.publish_state()
         self.emit(bid, rev, "started")
-        self.loop.call_later(self.play_s, self._finish, bid, rev)
+        self.loop.call_later(play_s, self._finish, bid, rev, play_s)
 
-    def _finish(self, bid: str, rev: int) -> None:
+    def _finish(self, bid: str, rev: int, play_s: float) -> None:
         self.on_air = None
-        self.emit(bid, rev, "finished", f"{self.play_s:.1f} s on air, voice sim:light")
+        self.queue = max(0, self.queue - 1)
+        self.publish_state()
+        self.emit(bid, rev, "finished", f"{play_s:.1f} s on air, voice sim:light")
 
     def emit(self, bid: str | None, rev: int | None, event: str, detail: str | None = None) -> None:
         self.seq += 1
