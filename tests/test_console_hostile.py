@@ -13,7 +13,7 @@ import io
 import json
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -44,7 +44,7 @@ def _publish(broker, topic: str, payloads: list[dict], retain: bool = False) -> 
 
 
 def _now(offset_s: float = 0.0) -> str:
-    return datetime.fromtimestamp(time.time() + offset_s, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(time.time() + offset_s, UTC).isoformat(timespec="seconds")
 
 
 def _hostile_state(evil: str) -> dict:
@@ -392,3 +392,60 @@ def test_slow_clients_and_unread_streams_do_not_stop_the_ingest_or_the_pages(ben
     finally:
         for s in slow + streams:
             s.close()
+
+
+def test_a_megabyte_of_detail_from_a_station_is_cut_on_the_pages(bench):
+    """The watch grid and the report show a station's detail cut short, not a megabyte per row."""
+    _publish(bench.broker, "loaxa/v1/sim/c666/s01/event", [_receipt(2002, "failed", "y" * 1_000_000)])
+    client = Client(bench.url)
+    assert client.login("viewer") == 303
+    wait_until_true = time.monotonic() + 30
+    while "yyyy" not in client.get(f"/bulletins/{BULLETIN}")[2]:
+        assert time.monotonic() < wait_until_true, "the megabyte receipt never arrived"
+        time.sleep(0.2)
+    for page, sent in ((f"/bulletins/{BULLETIN}", "yyyy"), ("/reports?scope=sim/c666/s01", "xxxx")):
+        status, _, body = client.get(page)
+        assert status == 200 and sent in body and len(body) < 100_000, (page, status, len(body))
+
+
+def _open_stream(bench, cookie: str) -> tuple[socket.socket, str]:
+    host, port = bench.url.split("//")[1].split(":")
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(f"GET /bulletins/{BULLETIN}/live HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, "the server closed the stream"
+        head += chunk
+    return s, head.decode("latin-1")
+
+
+def test_one_user_cannot_open_hundreds_of_live_streams_but_others_still_can(bench):
+    """Ten live streams per user; the eleventh is refused with 429 and a reason; another user is unaffected."""
+    from loaxa.province.console.watch import STREAMS_PER_USER
+
+    viewer = Client(bench.url)
+    assert viewer.login("viewer") == 303
+    cookie = f"loaxa_session={viewer.cookie('loaxa_session')}"
+    opened = [_open_stream(bench, cookie) for _ in range(STREAMS_PER_USER)]
+    try:
+        assert all(" 200 " in head.split("\r\n")[0] for _, head in opened)
+        status, headers, body = viewer.get(f"/bulletins/{BULLETIN}/live")
+        assert status == 429 and headers.get("retry-after") == "30", (status, body[:300])
+        assert "trang theo dõi trực tiếp" in body
+        editor = Client(bench.url)
+        assert editor.login("editor") == 303
+        other, head = _open_stream(bench, f"loaxa_session={editor.cookie('loaxa_session')}")
+        assert " 200 " in head.split("\r\n")[0]
+        other.close()
+    finally:
+        for s, _ in opened:
+            s.close()
+    deadline = time.monotonic() + 10  # a closed stream is counted out when the server notices the client went
+    while True:
+        s, head = _open_stream(bench, cookie)
+        s.close()
+        if " 200 " in head.split("\r\n")[0]:
+            break
+        assert time.monotonic() < deadline, head
+        time.sleep(0.3)
