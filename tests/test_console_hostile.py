@@ -449,3 +449,53 @@ def test_one_user_cannot_open_hundreds_of_live_streams_but_others_still_can(benc
             break
         assert time.monotonic() < deadline, head
         time.sleep(0.3)
+
+
+LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;">'
+    '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+    '<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&lol3;</identifier></alert>'
+)
+XXE = (
+    '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    '<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&x;</identifier></alert>'
+)
+
+
+@pytest.mark.parametrize(
+    "xml", [LAUGHS, XXE, "<alert><unclosed>", "\x00\xff<" * 1000, '<alert xmlns="urn:x">' + "<a>" * 5000]
+)
+def test_a_hostile_cap_file_is_refused_with_a_reason_and_reads_no_file(bench, xml):
+    """Entity bombs, external entities, broken and deep XML: a 4xx with a reason, never /etc/passwd, never a 500."""
+    editor = Client(bench.url)
+    assert editor.login("editor") == 303
+    token = editor.csrf("/fleet")
+    status, _, body = editor.post(
+        "/console/cap-import", {"csrf": token, "xml": xml}, headers={"Accept": "application/json"}
+    )
+    assert 400 <= status < 500, (status, body[:300])
+    assert json.loads(body)["error"] and "root:" not in body
+    assert editor.get("/compose")[0] == 200
+
+
+def test_session_cookie_flags_and_unicode_user_names(bench):
+    """The session cookie is HttpOnly and SameSite=Lax; a user name of any script is shown as text."""
+    name = "Nguyễn<b>x</b>"
+    bench.cli("user", "add", name, "--role", "viewer", stdin="mật khẩu dài dài\n")
+    client = Client(bench.url)
+    token = client.csrf()
+    status, headers, _ = client.post("/login", {"csrf": token, "name": name, "password": "mật khẩu dài dài"})
+    assert status == 303
+    cookie = next(line for line in headers["set-cookie"].split("\n") if line.startswith("loaxa_session="))
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax") and "Path=/" in cookie
+    body = client.get("/fleet")[2]
+    assert "<b>x</b>" not in body
+
+
+def test_a_station_reporting_objects_as_groups_does_not_break_the_compose_page(bench):
+    """groups [text, 7, null, {…}] from one station: /compose still lists the real groups for every editor."""
+    editor = Client(bench.url)
+    assert editor.login("editor") == 303
+    status, _, body = editor.get("/compose")
+    assert status == 200, body[:300]
+    assert "sim/group/" in body and "&lt;script&gt;" in body  # the station's text group, escaped
