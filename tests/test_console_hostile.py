@@ -499,3 +499,15 @@ def test_a_station_reporting_objects_as_groups_does_not_break_the_compose_page(b
     status, _, body = editor.get("/compose")
     assert status == 200, body[:300]
     assert "sim/group/" in body and "&lt;script&gt;" in body  # the station's text group, escaped
+
+
+def test_every_page_answers_an_admin_without_a_server_error_after_the_hostile_station(bench):
+    """Walks the route table's GET pages as admin, the hostile station's state and events in the database."""
+    admin = Client(bench.url)
+    assert admin.login("admin") == 303
+    pages = [p for m, p in _routes(bench) if m == "GET" and not p.endswith("/live")]
+    pages += [f"/bulletins/{BULLETIN}", "/reports?scope=sim/group/7", "/reports/download?scope=sim&format=xlsx"]
+    assert len(pages) >= 20
+    for path in pages:
+        status, _, body = admin.get(path)
+        assert status < 500, (path, status, body[:300])
