@@ -65,7 +65,8 @@ def tree(db: Database, province: str) -> Tree:
         if commune_name:
             commune_names.setdefault(commune, commune_name)
         for group in json.loads(station_groups) if station_groups else ():
-            groups[group] = groups.get(group, 0) + 1
+            if isinstance(group, str) and group:  # a station may report anything: a number, an object, null
+                groups[group] = groups.get(group, 0) + 1
     nodes = tuple(
         Node(
             f"{province}/{c}",

@@ -109,6 +109,7 @@ class Console:
         )
         zone = ZoneInfo(ctx.settings.province.timezone)
         self.env.filters["when"] = lambda epoch: _when(epoch, zone)
+        self.env.filters["clip"] = clip
         self._static_versions: dict[str, str] = {}
 
     # -- languages ------------------------------------------------------------------
@@ -364,6 +365,12 @@ def wants_fragment(request: Request) -> bool:
 def wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
+
+
+def clip(text: Any, limit: int = 300) -> str:
+    """A text a station sent, cut for a page (a station may send a megabyte of detail)."""
+    text = "" if text is None else str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _when(epoch: float | None, zone: ZoneInfo) -> str:

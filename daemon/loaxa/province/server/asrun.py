@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +28,9 @@ from loaxa.province.server.bulletins import target_of
 from loaxa.province.server.database import Database
 
 PERIODS = ("day", "week", "month", "year")
+CELL_MAX = 2000  # a station's detail can be any length; a cell of a report need not
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = (
     "station",
     "kind",
@@ -226,11 +230,23 @@ def _local(epoch: float, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(epoch, tz).isoformat(timespec="seconds")
 
 
+def cell(value: Any) -> Any:
+    """A value as an exported cell: stations write these texts, an operator opens them in a spreadsheet.
+
+    Control characters go (XLSX cannot hold them), a text is cut to CELL_MAX, and one
+    that a spreadsheet would take for a formula (`=cmd|...`) gets a leading apostrophe.
+    """
+    if not isinstance(value, str):
+        return value
+    text = CONTROL.sub("", value)[:CELL_MAX]
+    return "'" + text if text.startswith(FORMULA) else text
+
+
 def to_csv(result: dict[str, Any]) -> bytes:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS)
     writer.writeheader()
-    writer.writerows(result["rows"])
+    writer.writerows({k: cell(v) for k, v in row.items()} for row in result["rows"])
     return buf.getvalue().encode("utf-8-sig")  # the BOM lets spreadsheet programs read Vietnamese text right
 
 
@@ -243,17 +259,26 @@ def to_xlsx(result: dict[str, Any]) -> bytes:
     sheet.title = "as-run"
     sheet.append(list(COLUMNS))
     for row in result["rows"]:
-        sheet.append([row[c] for c in COLUMNS])
+        sheet.append([cell(row[c]) for c in COLUMNS])
     days = book.create_sheet("days")
     days.append(["station", "day", "minutes_on_air", "sessions", "emergencies", "problems"])
     for d in result["days"]:
         days.append(
-            [d["station"], d["day"], d["minutes_on_air"], d["sessions"], d["emergencies"], "; ".join(d["problems"])]
+            [
+                cell(v)
+                for v in (d["station"], d["day"], d["minutes_on_air"], d["sessions"], d["emergencies"])
+                + ("; ".join(d["problems"]),)
+            ]
         )
     planned = book.create_sheet("planned vs aired")
     planned.append(["id", "rev", "planned", "aired", "late", "not_aired"])
     for p in result["planned_vs_aired"]:
-        planned.append([p["id"], p["rev"], p["planned"], p["aired"], ", ".join(p["late"]), "; ".join(p["not_aired"])])
+        planned.append(
+            [
+                cell(v)
+                for v in (p["id"], p["rev"], p["planned"], p["aired"], ", ".join(p["late"]), "; ".join(p["not_aired"]))
+            ]
+        )
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
