@@ -161,3 +161,16 @@ def test_the_migrations_make_exactly_the_tables_and_indexes_the_code_declares(db
 
     with db.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []
+
+
+def test_what_a_station_sends_in_the_wrong_shape_is_kept_out_of_the_registry_columns(db):
+    """Groups that are not names, a boolean queue and a 100 kB detail: the columns the pages show stay sane."""
+    db.ingest([state(True, "2026-12-01T08:00:00.000+07:00", groups=["ba-vi", 7, None, {"x": 1}, ""], queue=True)])
+    huge = event(1, "failed")
+    huge.body["detail"] = "x" * 100_000
+    db.ingest([huge])
+    station = list_stations(db, 180.0)[0]
+    assert station["groups"] == ["ba-vi"] and station["queue"] is None
+    with db.engine.connect() as conn:
+        detail, payload = conn.exec_driver_sql("SELECT detail, payload FROM events").one()
+    assert len(detail) == 2000 and len(payload) > 100_000  # the payload is the record, kept whole

@@ -246,7 +246,7 @@ class Batch:
             _text(b.get("at"), 40),
             epoch_of(b.get("at")),
             _text(b.get("occurrence"), 40),
-            detail if isinstance(detail, str) else None,
+            _text(detail, 2000),  # the whole payload is kept beside it
             msg.text,
             self.now,
         )
@@ -281,6 +281,7 @@ class Batch:
             row["online_since"] = made or msg.arrived
         voice, audio, amp, storage = (_dict(b.get(k)) for k in ("voice", "audio", "amplifier", "storage"))
         groups = b.get("groups")
+        queue = b.get("queue")
         row.update(
             state_at=made or msg.arrived,
             online=online,
@@ -291,9 +292,10 @@ class Batch:
             audio_error=_text(audio.get("error"), 2000),
             amplifier_fault=_text(amp.get("fault"), 2000),
             storage_fault=_text(storage.get("fault"), 2000),
-            groups=compact(groups) if isinstance(groups, list) else None,
+            # Only slugs name groups; anything else a station sends there is not one of its groups.
+            groups=compact([g for g in groups if isinstance(g, str) and g][:50]) if isinstance(groups, list) else None,
             on_air=_text(b.get("on_air"), 64),
-            queue=b.get("queue") if isinstance(b.get("queue"), int) else None,
+            queue=queue if isinstance(queue, int) and not isinstance(queue, bool) else None,
             state=msg.text,
         )
 
