@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from loaxa.security import save_private_key
