@@ -8,6 +8,7 @@ forger would send.
 
 from __future__ import annotations
 
+import getpass
 import gzip
 import json
 import re
@@ -230,6 +231,20 @@ def test_cookies_are_httponly_and_samesite_and_pages_carry_the_security_headers(
     assert "<script>" not in body and " on" + "click=" not in body  # no inline script for the CSP to refuse
 
 
+def test_recordings_on_a_separate_media_host_may_play_in_the_page_and_nothing_else_may():
+    from loaxa.province.console import headers
+
+    def media_src(media_url: str | None) -> str:
+        csp = dict(headers(media_url))[b"content-security-policy"].decode()
+        return next(part.strip() for part in csp.split(";") if part.strip().startswith("media-src"))
+
+    assert media_src(None) == "media-src 'self' blob:"
+    assert (
+        media_src("https://media.so-tttt.example.vn/media") == "media-src 'self' blob: https://media.so-tttt.example.vn"
+    )
+    assert media_src("javascript:alert(1)") == "media-src 'self' blob:"  # not an origin: nothing added
+
+
 def test_pages_are_gzipped_and_static_files_cached(bench):
     client = Client(bench.url)
     status, headers, _ = client.get("/login", headers={"Accept-Encoding": "gzip"})
@@ -315,6 +330,9 @@ def test_user_add_from_the_cli_reads_the_password_from_stdin(bench):
         timeout=60,
     )
     assert again.returncode != 0 and "exists already" in again.stderr
+    # Changes made at the server's terminal are in the audit log, named by the system account.
+    lines = audit_lines(bench, user=f"cli:{getpass.getuser()}")
+    assert ",CLI,province user add hoa,200,local,admin" in lines and ",CLI,province user passwd hoa,200," in lines
 
 
 def test_secure_cookies_behind_a_tls_proxy_and_sessions_expire(tmp_path):

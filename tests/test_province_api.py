@@ -223,10 +223,12 @@ def test_a_read_token_cannot_send_and_a_revoked_token_is_refused_each_request_au
     db = sqlite3.connect(Path(server.config["data_dir"]) / "province.db")
     audit = db.execute("SELECT token, method, path, status FROM audit ORDER BY id").fetchall()
     assert audit == [
+        (None, "CLI", "province token add dashboard", 200),  # tokens made and revoked at the terminal too
         (None, "GET", "/api/v1/stations", 401),
         (None, "GET", "/api/v1/stations", 401),
         ("dashboard", "GET", "/api/v1/stations", 200),
         ("dashboard", "POST", "/api/v1/bulletins", 403),
+        (None, "CLI", "province token revoke dashboard", 200),
         (None, "GET", "/api/v1/stations", 401),
     ]
     digests = db.execute("SELECT digest FROM tokens").fetchall()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -188,9 +189,32 @@ def token(args: argparse.Namespace) -> int:
         else:
             tokens.revoke(db, args.name)
             print(f"token {args.name!r} revoked", file=sys.stderr)
+        _audit(db, f"token {args.what} {args.name}", args.scope if args.what == "add" else None)
     finally:
         db.close()
     return 0
+
+
+def _audit(db: Any, action: str, detail: str | None) -> None:
+    """A change made at the server's own terminal goes to the audit log too, named by the system account."""
+    import getpass
+
+    from loaxa.province.server import tokens
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = str(os.getuid())
+    tokens.audit(
+        db,
+        token=None,
+        user=f"cli:{who}",
+        method="CLI",
+        path=f"province {action}",
+        status=200,
+        client="local",
+        detail=detail,
+    )
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -231,6 +255,7 @@ def user(args: argparse.Namespace) -> int:
         else:
             accounts.disable_user(db, args.name)
             print(_("user {name} disabled: their sessions have ended").format(name=accounts.normal_name(args.name)))
+        _audit(db, f"user {args.what} {accounts.normal_name(args.name)}", role if args.what == "add" else None)
     finally:
         db.close()
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware.gzip import GZipMiddleware
@@ -42,15 +43,21 @@ PAGE_MODULES: tuple[str, ...] = (
 # style attributes are allowed (bars and widths computed by the server), <style> elements are not.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; style-src-elem 'self'; "
-    "style-src-attr 'unsafe-inline'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; "
+    "style-src-attr 'unsafe-inline'; img-src 'self' data:; media-src 'self' blob:{media}; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
 )
-HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"same-origin"),
-    (b"x-content-type-options", b"nosniff"),
-]
+
+
+def headers(media_url: str | None) -> list[tuple[bytes, bytes]]:
+    """The security headers; recordings may also play from `console.media_url`'s origin (a separate media host)."""
+    parts = urlsplit(media_url or "")
+    origin = f" {parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
+    return [
+        (b"content-security-policy", CSP.format(media=origin).encode()),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+        (b"x-content-type-options", b"nosniff"),
+    ]
 
 
 def mount(app: Starlette, ctx: api.Context) -> None:
@@ -62,7 +69,7 @@ def mount(app: Starlette, ctx: api.Context) -> None:
         app.router.routes.extend(module.routes(console))
     app.router.routes.append(Mount("/static", app=CachedStatic(directory=str(STATIC)), name="static"))
     app.exception_handlers[404] = _not_found(console)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, headers=headers(ctx.settings.console.media_url))
     app.add_middleware(Compressed)
     app.state.console = console
     log.debug("console mounted: %s", ", ".join(PAGE_MODULES))
@@ -100,8 +107,9 @@ class CachedStatic(StaticFiles):
 class SecurityHeaders:
     """CSP, no framing, no referrer to other sites, no type sniffing: on every answer."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> None:
         self.app = app
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,7 +119,7 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []), *(h for h in HEADERS if h[0] not in names)]
+                message["headers"] = [*message.get("headers", []), *(h for h in self.headers if h[0] not in names)]
             await send(message)
 
         await self.app(scope, receive, with_headers)

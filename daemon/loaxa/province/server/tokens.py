@@ -94,12 +94,14 @@ def audit(
     status: int,
     client: str | None,
     detail: str | None = None,
+    user: str | None = None,
 ) -> None:
     with db.engine.begin() as conn:
         conn.execute(
             t.audit.insert().values(
                 at=time.time(),
                 token=token,
+                user=user,
                 method=method,
                 path=path[:2000],
                 status=status,
