@@ -41,7 +41,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("normalize", "normalize", "print how a text will be read aloud"),
     ("publish", "publish", "send a bulletin to stations and follow their receipts"),
     ("stations", "stations", "list a province's stations: online, voice, clock, on air"),
-    ("province", "province", "the province server: serve, tokens, reports"),
+    ("province", "province", "the province server and console: serve, users, tokens, reports"),
     ("cap", "cap", "turn CAP 1.2 alerts into bulletins (show, publish, bridge)"),
     ("keys", "keys", "make and show Ed25519 keys for signing commands"),
     ("bench", "bench", "benchmark the neural voice (prints figures)"),
