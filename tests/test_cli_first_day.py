@@ -86,13 +86,17 @@ def test_voices_install_takes_dir_and_config_after_the_name(tmp_path: Path) -> N
     assert args.config == "c.yaml"
 
 
-def test_loaxa_alone_lists_every_command_one_line_each_at_80_columns() -> None:
-    done = loaxa()
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_loaxa_alone_lists_every_command_one_line_each_at_80_columns(lang: str) -> None:
+    from loaxa import i18n
+
+    done = loaxa("--lang", lang)
     assert done.returncode == 2
     lines = done.stdout.splitlines()
+    translated = i18n.translations(lang).gettext
     for name, _, help in COMMANDS:
         [line] = [line for line in lines if line.split()[:1] == [name]]
-        assert help in line and len(line) <= 80, line
+        assert translated(help) in line and len(line) <= 80, line
     assert "the following arguments are required" not in done.stderr
 
 
