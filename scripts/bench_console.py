@@ -210,26 +210,11 @@ def weigh(session: Session, path: str, runs: int) -> dict[str, Any]:
 def chromium_load_s(base: str, paths: list[str], runs: int) -> dict[str, dict[str, float]]:
     """Per page, medians in seconds from the navigation's start: the last byte of the HTML arrived
     (`response_end_s`), the document parsed (`dom_interactive_s`), and the load event (`load_s`)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    try:
+    from loaxa.testing.console import chromium
+
+    with chromium() as driver:
         driver.set_page_load_timeout(120)
         driver.get(f"{base}/login")
         driver.find_element(By.NAME, "name").send_keys("bench")
@@ -252,8 +237,6 @@ def chromium_load_s(base: str, paths: list[str], runs: int) -> dict[str, dict[st
                 for i, name in enumerate(("response_end_s", "dom_interactive_s", "load_s"))
             }
         return loads
-    finally:
-        driver.quit()
 
 
 class Listener(threading.Thread):

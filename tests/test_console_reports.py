@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,32 +18,10 @@ from openpyxl import load_workbook
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from loaxa.testing.console import Client, ConsoleBench, chromium, login, shoot, wait_until
+from loaxa.testing.console import Client, ConsoleBench, chromium, eventually, login, shoot, wait_until
 
 STATIONS = [("sim", "c000", "s00"), ("sim", "c000", "s01"), ("sim", "c001", "s00")]
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the bench's province.timezone (the default)
-
-
-def api(bench: ConsoleBench, token: str, path: str, body: Any = None) -> Any:
-    request = urllib.request.Request(
-        f"{bench.url}/api/v1{path}",
-        data=json.dumps(body).encode() if body is not None else None,
-        method="POST" if body is not None else "GET",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
-
-
-def until(fetch: Any, ok: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    value = None
-    while time.monotonic() < deadline:
-        value = fetch()
-        if ok(value):
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {value}")
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +29,12 @@ def played(tmp_path_factory: pytest.TempPathFactory):
     """The bench, and the local day on which the three stations played bulletin b-report."""
     with ConsoleBench(tmp_path_factory.mktemp("reports"), light=STATIONS, light_options={"play_s": 1.0}) as bench:
         token = bench.cli("token", "add", "sttt", "--scope", "send").strip()
-        until(lambda: api(bench, token, "/stations"), lambda v: len(v) == 3, 30, "3 stations")
-        api(bench, token, "/bulletins", {"targets": ["sim"], "bulletin": {"id": "b-report", "text": "Xin chào."}})
-        until(lambda: api(bench, token, "/bulletins/b-report"), lambda v: v["summary"]["finished"] == 3, 30, "3 plays")
-        started = {r["started_at"] for r in api(bench, token, "/bulletins/b-report/receipts")}
+        eventually(lambda: bench.api(token, "/stations"), lambda v: len(v) == 3, 30, "3 stations")
+        bench.api(token, "/bulletins", {"targets": ["sim"], "bulletin": {"id": "b-report", "text": "Xin chào."}})
+        eventually(
+            lambda: bench.api(token, "/bulletins/b-report"), lambda v: v["summary"]["finished"] == 3, 30, "3 plays"
+        )
+        started = {r["started_at"] for r in bench.api(token, "/bulletins/b-report/receipts")}
         days = {datetime.fromisoformat(at).astimezone(TZ).date().isoformat() for at in started}
         assert len(days) == 1, started  # (all three within a second: only at midnight could they straddle two days)
         yield bench, days.pop()
@@ -111,7 +87,7 @@ def test_a_report_downloaded_as_xlsx_opens_with_openpyxl_and_shows_the_three_pla
         login(driver, bench.url, "viewer", next=f"/reports?scope=sim&period=day&date={day}")
         driver.find_element(By.ID, "download-xlsx").click()
         name = f"asrun-sim-day-{day}.xlsx"
-        until(lambda: (tmp_path / name).exists(), bool, 30, f"{name} downloaded")
+        eventually(lambda: (tmp_path / name).exists(), bool, 30, f"{name} downloaded")
     book = load_workbook(tmp_path / name)
     sheet = book["as-run"]
     header = [c.value for c in sheet[1]]

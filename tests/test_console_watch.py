@@ -8,7 +8,6 @@ other), so the grid is seen changing cell by cell without a reload.
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 import urllib.request
@@ -19,33 +18,11 @@ from selenium.webdriver.common.by import By
 
 from loaxa.province.console.watch import OVERLAP_S
 from loaxa.province.lightfleet import BackgroundFleet
-from loaxa.testing.console import Client, ConsoleBench, chromium, login, shoot, wait_until
+from loaxa.testing.console import Client, ConsoleBench, chromium, eventually, login, shoot, wait_until
 
 PLAYING = [("sim", "c000", "s00"), ("sim", "c000", "s01"), ("sim", "c001", "s00")]
 MUTE = ("sim", "c001", "s01")  # known to the registry, gone before the bulletin: no answer
 BULLETIN = "b-watch-1"
-
-
-def api(bench: ConsoleBench, token: str, path: str, body: Any = None) -> Any:
-    request = urllib.request.Request(
-        f"{bench.url}/api/v1{path}",
-        data=json.dumps(body).encode() if body is not None else None,
-        method="POST" if body is not None else "GET",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
-
-
-def wait_for(fetch: Any, ok: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    value = None
-    while time.monotonic() < deadline:
-        value = fetch()
-        if ok(value):
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {value}")
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +32,12 @@ def bench(tmp_path_factory: pytest.TempPathFactory):
     with ConsoleBench(tmp_path_factory.mktemp("watch"), light=PLAYING, light_options={"play_s": 3600}) as b:
         token = b.cli("token", "add", "sttt", "--scope", "send").strip()
         mute = BackgroundFleet([MUTE], b.broker.host, b.broker.port)
-        wait_for(lambda: api(b, token, "/stations"), lambda v: len(v) == 4, 30, "4 stations in the registry")
+        eventually(lambda: b.api(token, "/stations"), lambda v: len(v) == 4, 30, "4 stations in the registry")
         mute.close()
-        sent = api(b, token, "/bulletins", {"targets": ["sim"], "bulletin": {"id": BULLETIN, "text": "Xin chào."}})
+        sent = b.api(token, "/bulletins", {"targets": ["sim"], "bulletin": {"id": BULLETIN, "text": "Xin chào."}})
         assert sent["stations"] == 4
-        wait_for(
-            lambda: api(b, token, f"/bulletins/{BULLETIN}"),
+        eventually(
+            lambda: b.api(token, f"/bulletins/{BULLETIN}"),
             lambda v: v["summary"]["started"] == 3,
             30,
             "three stations on air",

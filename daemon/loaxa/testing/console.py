@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import http.cookiejar
+import json
 import subprocess
 import sys
 import time
@@ -132,6 +133,17 @@ class ConsoleBench:
         )
         fleet.start()
         return fleet
+
+    def api(self, token: str, path: str, body: Any = None) -> Any:
+        """The server's JSON API as an integration calls it: GET, or POST with `body`."""
+        request = urllib.request.Request(
+            f"{self.url}/api/v1{path}",
+            data=json.dumps(body).encode() if body is not None else None,
+            method="POST" if body is not None else "GET",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())
 
     def cli(self, *args: str, stdin: str | None = None) -> str:
         """`loaxa province ARGS --config` of this server; its stdout (AssertionError when it fails)."""
@@ -247,6 +259,18 @@ def chromium(*, lang: str | None = None) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+def eventually(fetch: Any, ok: Any, timeout_s: float, what: str) -> Any:
+    """`fetch()` again every 0.1 s until `ok` of it holds; its value then (an AssertionError naming `what` if never)."""
+    deadline = time.monotonic() + timeout_s
+    value = None
+    while time.monotonic() < deadline:
+        value = fetch()
+        if ok(value):
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last: {value}")
 
 
 def wait_until(driver: Any, condition: Any, timeout_s: float = 20.0) -> Any:

@@ -148,18 +148,6 @@ def commune_names(db: Database) -> dict[str, str]:
     return out
 
 
-def bulletin_pk(db: Database, bulletin_id: str) -> Any:
-    """The latest rev's row, or NotFound."""
-    b = t.bulletins.c
-    with db.engine.connect() as conn:
-        row = conn.execute(
-            select(t.bulletins).where(b.bulletin_id == bulletin_id).order_by(b.rev.desc()).limit(1)
-        ).first()
-    if row is None:
-        raise NotFound(bulletin_id)
-    return row
-
-
 class Watch:
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -188,7 +176,7 @@ class Watch:
     def grid(self, request: Request, user: User, form: dict[str, Any] | None) -> Response:
         bulletin_id = request.path_params["bulletin_id"]
         try:
-            row = bulletin_pk(self.db, bulletin_id)
+            row = bulletins.latest(self.db, bulletin_id)
         except NotFound:
             return self.console.error(request, 404, N_("No such bulletin was sent through this server."))
         show = request.query_params.get("show", "all")
@@ -225,7 +213,7 @@ class Watch:
 
     def live(self, request: Request, user: User, form: dict[str, Any] | None) -> Response:
         try:
-            row = bulletin_pk(self.db, request.path_params["bulletin_id"])
+            row = bulletins.latest(self.db, request.path_params["bulletin_id"])
         except NotFound:
             return Response(status_code=404)
         if self.too_many(user):

@@ -41,7 +41,7 @@ from starlette.routing import BaseRoute
 from loaxa import i18n
 from loaxa.province.console import forms
 from loaxa.province.console.accounts import N_, ROLES, User
-from loaxa.province.server import api
+from loaxa.province.server import api, tokens
 from loaxa.province.server import schema as t
 
 log = logging.getLogger(__name__)
@@ -338,19 +338,9 @@ class Console:
         method, _, path = action.partition(" ")
         if not path or not method.isupper() or len(method) > 8:
             method, path = "CONSOLE", action
-        with self.ctx.db.engine.begin() as conn:
-            conn.execute(
-                t.audit.insert().values(
-                    at=time.time(),
-                    token=None,
-                    user=user,
-                    method=method,
-                    path=path[:2000],
-                    status=status,
-                    client=client,
-                    detail=detail[:2000] if detail else None,
-                )
-            )
+        tokens.audit(
+            self.ctx.db, token=None, user=user, method=method, path=path, status=status, client=client, detail=detail
+        )
 
 
 def client_of(request: Request) -> str | None:

@@ -140,7 +140,7 @@ def submit(
 def cancel(
     db: Database, publish: Publish, *, prefix: str, bulletin_id: str, sender: str, key_file: str | None
 ) -> dict[str, Any]:
-    row = _latest(db, bulletin_id)
+    row = latest(db, bulletin_id)
     key = load_private_key(key_file) if key_file else None
     for to in json.loads(row.targets):
         tg = target_of(to)
@@ -155,7 +155,7 @@ def cancel(
 
 def summary(db: Database, bulletin_id: str) -> dict[str, Any]:
     """Who sent it, when, and how many expected stations are in each state."""
-    row = _latest(db, bulletin_id)
+    row = latest(db, bulletin_id)
     s = t.bulletin_stations.c
     with db.engine.connect() as conn:
         query = select(s.status, func.count()).where(s.bulletin == row.id).group_by(s.status)
@@ -179,7 +179,7 @@ def summary(db: Database, bulletin_id: str) -> dict[str, Any]:
 
 def receipts(db: Database, bulletin_id: str) -> list[dict[str, Any]]:
     """One row per station: expected or not, its last status, and when it received, started, finished."""
-    row = _latest(db, bulletin_id)
+    row = latest(db, bulletin_id)
     s = t.bulletin_stations.c
     with db.engine.connect() as conn:
         rows = conn.execute(select(t.bulletin_stations).where(s.bulletin == row.id).order_by(s.station)).all()
@@ -233,7 +233,8 @@ def _targets(targets: list[str], province: str) -> list[Target]:
     return parsed
 
 
-def _latest(db: Database, bulletin_id: str) -> Any:
+def latest(db: Database, bulletin_id: str) -> Any:
+    """The bulletin's row of its latest rev, or NotFound."""
     b = t.bulletins.c
     with db.engine.connect() as conn:
         row = conn.execute(

@@ -106,6 +106,6 @@ def audit(
                 path=path[:2000],
                 status=status,
                 client=client,
-                detail=detail,
+                detail=detail[:2000] if detail else None,
             )
         )
