@@ -91,6 +91,17 @@ class FifoSpeaker:
         finally:
             os.close(fd)
 
+    def heard(self, voiced_s: float, timeout_s: float = 10.0) -> float:
+        """Seconds of voice heard once more than `voiced_s` (or at the timeout).
+
+        `finished` is sent when the station has written its last block; up to the
+        pipe's and ALSA's buffers (about 1.5 s) may still be on their way here.
+        """
+        deadline = time.monotonic() + timeout_s
+        while (voiced := voiced_seconds(self.samples(), RATE)) <= voiced_s and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return voiced
+
     def samples(self) -> np.ndarray:
         with self._lock:
             data = bytes(self.received[: len(self.received) // 2 * 2])
