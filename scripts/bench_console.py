@@ -52,7 +52,7 @@ import paho.mqtt.client as mqtt
 
 from loaxa.jsonwire import compact_bytes
 from loaxa.protocol import now_iso
-from loaxa.province.lightbench import cpu_s, percentile, rss_mb, start_broker
+from loaxa.province.lightbench import count, cpu_s, percentile, rss_mb, start_broker
 from loaxa.province.simfleet import station_path
 from loaxa.testing.province import ServerProcess, province_config
 from loaxa.topics import Topics
@@ -78,16 +78,6 @@ def wait(predicate: Any, timeout_s: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out after {timeout_s:g} s waiting for {what}")
         time.sleep(0.2)
-
-
-def count(db: Path, sql: str, *params: Any) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        return int(conn.execute(sql, params).fetchone()[0] or 0)
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
 
 
 def cli(config: Path, *args: str, stdin: str | None = None) -> str:

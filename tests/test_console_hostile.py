@@ -95,7 +95,9 @@ def bench(tmp_path_factory):
                 break
             time.sleep(0.2)
         b.token = b.cli("token", "add", "hostile", "--scope", "send").strip()
-        sent = api(b, "/bulletins", {"targets": ["sim/c666"], "bulletin": {"id": BULLETIN, "text": "Xin chào."}})
+        sent = b.api(
+            b.token, "/bulletins", {"targets": ["sim/c666"], "bulletin": {"id": BULLETIN, "text": "Xin chào."}}
+        )
         assert sent["stations"] == 1
         _publish(b.broker, "loaxa/v1/sim/c666/s01/event", [_receipt(2000, "started", evil)])
         yield b
@@ -106,19 +108,6 @@ BULLETIN = "b-hostile-1"
 
 def _receipt(seq: int, event: str, detail) -> dict:
     return {"seq": seq, "event": event, "id": BULLETIN, "rev": 1, "at": _now(), "occurrence": detail, "detail": detail}
-
-
-def api(bench, path: str, body=None):
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"{bench.url}/api/v1{path}",
-        data=json.dumps(body).encode() if body is not None else None,
-        method="POST" if body is not None else "GET",
-        headers={"Authorization": f"Bearer {bench.token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
 
 
 def test_hostile_station_strings_are_escaped_in_every_page_and_no_script_runs(bench):
@@ -184,7 +173,7 @@ def test_the_report_downloads_neutralise_formulas_and_survive_control_characters
 
 def test_the_registry_api_returns_what_a_station_sent_as_json_strings_not_markup(bench):
     """/api/v1/stations answers with the hostile station in it, each text field a string or null."""
-    stations = {s["station"]: s for s in api(bench, "/stations")}
+    stations = {s["station"]: s for s in bench.api(bench.token, "/stations")}
     hostile = stations["sim/c666/s01"]
     text = json.dumps(hostile)
     assert "version" in hostile and isinstance(hostile["version"], (str, type(None)))

@@ -168,7 +168,8 @@ def _api(url: str, token: str, body: Any = None) -> Any:
         return json.loads(answer.read())
 
 
-def _count(db: Path, sql: str, *params: Any) -> int:
+def count(db: Path, sql: str, *params: Any) -> int:
+    """A number read from the server's SQLite file beside it (0 while the table does not exist yet)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
         return int(conn.execute(sql, params).fetchone()[0] or 0)
@@ -232,7 +233,7 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str, sessions:
         t_start = time.monotonic()
         fleet = LightFleet([station_path(i) for i in range(n)], timing=REAL)
         await fleet.connect(broker.host, broker.port)
-        await _wait(lambda: _count(db, "SELECT count(*) FROM stations WHERE online") >= n, 120 + n / 20, "registry")
+        await _wait(lambda: count(db, "SELECT count(*) FROM stations WHERE online") >= n, 120 + n / 20, "registry")
         startup_s = time.monotonic() - t_start
         pids = {"broker": broker.proc.pid if broker.proc else 0, "server": server.proc.pid if server.proc else 0}
         if pin:
@@ -269,9 +270,7 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str, sessions:
                 await asyncio.sleep(0.05)
         connected = sum(s.client.is_connected() for s in fleet.stations)
         _say(f"operator: {len(received)} received, {len(finished)} finished; {connected} stations connected")
-        await _wait(
-            lambda: _count(db, "SELECT count(*) FROM events WHERE bulletin_id = ?", bid) >= 3 * n, 120, "stored"
-        )
+        await _wait(lambda: count(db, "SELECT count(*) FROM events WHERE bulletin_id = ?", bid) >= 3 * n, 120, "stored")
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
         rows = conn.execute("SELECT station, seq, stored_at FROM events WHERE bulletin_id = ?", (bid,)).fetchall()
         conn.close()
@@ -303,7 +302,7 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str, sessions:
         if pin:
             _pin(server_pid, {1})
         drain_cpu0 = cpu_s(server_pid)
-        await _wait(lambda: _count(db, "SELECT count(*) FROM events WHERE event = 'pong'") >= 2 * n, 300, "backlog")
+        await _wait(lambda: count(db, "SELECT count(*) FROM events WHERE event = 'pong'") >= 2 * n, 300, "backlog")
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
         first, last, count = conn.execute(
             "SELECT min(stored_at), max(stored_at), count(*) FROM events WHERE event = 'pong'"
