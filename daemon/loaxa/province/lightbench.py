@@ -304,7 +304,7 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str, sessions:
         drain_cpu0 = cpu_s(server_pid)
         await _wait(lambda: count(db, "SELECT count(*) FROM events WHERE event = 'pong'") >= 2 * n, 300, "backlog")
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-        first, last, count = conn.execute(
+        first, last, drained = conn.execute(
             "SELECT min(stored_at), max(stored_at), count(*) FROM events WHERE event = 'pong'"
         ).fetchone()
         gaps = conn.execute("SELECT count(*) FROM gaps").fetchone()[0]
@@ -324,10 +324,10 @@ async def _run(n: int, root: Path, timeout_s: float, synchronous: str, sessions:
             "p99_stored_s": _r(percentile(stored, 99)),
             "summary_query_s": _r(sorted(times)[len(times) // 2]),
             "summary_finished": summary["summary"]["finished"],
-            "ingest_events": count,
-            "ingest_events_per_s": round(count / max(last - first, 1e-3)),
+            "ingest_events": drained,
+            "ingest_events_per_s": round(drained / max(last - first, 1e-3)),
             "ingest_states": ping_states,  # the stations' states that came with the pongs, drained with them
-            "ingest_messages_per_s": round((count + ping_states) / max(last - first, 1e-3)),
+            "ingest_messages_per_s": round((drained + ping_states) / max(last - first, 1e-3)),
             "ingest_server_cpu_s": round(cpu_s(server_pid) - drain_cpu0, 2),
             "gaps": gaps,
             "messages_per_batch": {"bulletin": round(bulletin_batch, 1), "drain": round(drain_batch, 1)},
