@@ -101,14 +101,21 @@ def make_client(
         client.username_pw_set(settings.username, settings.password)
     tls = settings.tls
     if tls is not None:
-        client.tls_set(
-            ca_certs=_path(tls.ca_file),
-            certfile=_path(tls.cert_file),
-            keyfile=_path(tls.key_file),
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
+        client.tls_set_context(tls_context(tls))
         client.tls_insecure_set(tls.insecure)
     return client
+
+
+def tls_context(tls: TlsLike) -> ssl.SSLContext:
+    """The broker checked against `ca_file` (else the system's CAs), a client certificate when given.
+
+    `insecure` skips only the host-name check. Files that cannot be read raise OSError or ValueError.
+    """
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=_path(tls.ca_file))
+    if tls.cert_file:
+        context.load_cert_chain(_path(tls.cert_file), _path(tls.key_file))  # type: ignore[arg-type]
+    context.check_hostname = not tls.insecure
+    return context
 
 
 def _path(value: Path | str | None) -> str | None:
