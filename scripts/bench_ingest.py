@@ -3,17 +3,14 @@
 
 Each stage alone, on this machine, in microseconds of CPU per message:
 
-- `mqtt`: a real Mosquitto delivers a backlog queued for the server's kind of
-  session (MQTT 5, persistent, QoS 1, manual acknowledgement) and the client
-  acknowledges each message as it comes (paho's receive, decode and PUBACK;
-  nothing stored);
-- `mqtt_threaded`: as the server did it: paho's own thread (`loop_start`)
-  queues each message, another thread takes batches of up to 500 and
-  acknowledges them (the whole process's CPU);
-- `mqtt_netloop`: the same through the server's network loop
-  (`loaxa.province.server.netloop`: a batch of acknowledgements is one
-  wake-up of the network thread, not one each);
-- `decode`: the topic and the JSON body, as the writer does it;
+- `mqtt_paho`: a real Mosquitto delivers a backlog queued for the server's
+  kind of session (MQTT 5, persistent, QoS 1, manual acknowledgement) and a
+  paho client acknowledges each message as it comes, on one thread (paho's
+  receive, decode and PUBACK; nothing stored): the baseline;
+- `mqtt_link`: the same backlog through the server's own link
+  (`loaxa.province.server.link`) as its sessions use it: read what has
+  arrived, then one write of that batch's PUBACKs;
+- `decode`: the topic and the JSON body, as the session's thread does it;
 - `store_*`: `Database.ingest` in batches of `--batch` on a SQLite database
   (synchronous=full, on disk) already holding `--stations` stations:
   `store_events` new receipts of a bulletin sent through the server,
@@ -28,10 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,8 +38,8 @@ from paho.mqtt.properties import Properties
 from loaxa.jsonwire import compact, compact_bytes
 from loaxa.province.server import bulletins
 from loaxa.province.server.database import Database, Incoming
-from loaxa.province.server.netloop import NetworkLoop
-from loaxa.province.server.settings import parse_settings
+from loaxa.province.server.link import Link
+from loaxa.province.server.settings import BrokerSettings, parse_settings
 from loaxa.province.simfleet import station_path
 from loaxa.testing.broker import start_mosquitto
 from loaxa.topics import station_of
@@ -73,81 +68,53 @@ def state(path: str, on_air: str | None, at: str) -> dict[str, Any]:
     }
 
 
-def bench_mqtt(root: Path, n: int, threaded: str | None = None) -> dict[str, float]:
-    """CPU per message of receiving and acknowledging a queued backlog through paho."""
+def bench_mqtt(root: Path, n: int, client: str) -> dict[str, float]:
+    """CPU per message of receiving and acknowledging a queued backlog: `paho` or the server's `link`."""
     broker = start_mosquitto(root, "max_queued_messages 0\nmax_inflight_messages 0")
+    filters = (f"{PREFIX}/sim/+/+/event",)
+    settings = BrokerSettings(host=broker.host, port=broker.port, client_id="bench-server", session_expiry_s=3600)
     try:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-        props.ReceiveMaximum = 1000
-        topic = f"{PREFIX}/sim/c000/s00/event"
-
-        def session(loop: bool = False) -> mqtt.Client:
-            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, "bench-server", protocol=mqtt.MQTTv5, manual_ack=True)
-            if loop:  # the server's own network loop connects in its thread
-                c.on_connect = lambda *a: connected.set()
-                loops.append(NetworkLoop(c, "bench-loop"))
-                loops[-1].connect(broker.host, broker.port, clean_start=False, properties=props)
-            else:
-                c.connect(broker.host, broker.port, clean_start=False, properties=props)
-            return c
-
-        connected = threading.Event()
-        loops: list[NetworkLoop] = []
-
-        server = session()
-        server.subscribe(f"{PREFIX}/sim/+/+/event", qos=1)
-        server.loop(1)
-        server.disconnect()
+        link = Link(settings, "bench-server", filters)
+        link.open()  # the session and its subscription, then away while the stations send
+        link.disconnect()
         sender = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, "bench-sender", protocol=mqtt.MQTTv5)
         sender.connect(broker.host, broker.port)
         sender.loop_start()
         body = {"id": "b", "rev": 1, "event": "received", "at": "2026-12-01T08:00:00+07:00", "station": "sim/c/s"}
+        topic = f"{PREFIX}/sim/c000/s00/event"
         infos = [sender.publish(topic, compact_bytes({**body, "seq": i}), qos=1) for i in range(n)]
         infos[-1].wait_for_publish(60)
         sender.disconnect()
         sender.loop_stop()
         got = 0
-        done = threading.Event()
-
-        def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
-            nonlocal got
-            c.ack(msg.mid, msg.qos)
-            got += 1
-            if got >= n:
-                done.set()
-
-        server = session(loop=threaded == "netloop")
-        if not threaded:
-            server.on_message = on_message
-            cpu0, wall0 = time.thread_time(), time.monotonic()
-            while not done.is_set() and time.monotonic() - wall0 < 120:
-                server.loop(0.1)
+        cpu0, wall0 = time.thread_time(), time.monotonic()
+        if client == "link":
+            link.open()
+            while got < n and time.monotonic() - wall0 < 120:
+                batch = link.read(0.1)
+                link.ack([m.pid for m in batch])
+                got += len(batch)
             cpu, wall = time.thread_time() - cpu0, time.monotonic() - wall0
-            server.disconnect()
-            return {"us": 1e6 * cpu / got, "per_s_wall": got / wall}
-        # As the server does it: paho's own thread queues, this thread takes batches and acknowledges them.
-        waiting: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-        server.on_message = lambda c, u, msg: waiting.put(msg)
-        cpu0, wall0 = time.process_time(), time.monotonic()
-        if threaded == "paho":
-            server.loop_start()
-        while got < n and time.monotonic() - wall0 < 120:
-            try:
-                batch = [waiting.get(timeout=1)]
-            except queue.Empty:
-                continue
-            while len(batch) < 500 and not waiting.empty():
-                batch.append(waiting.get_nowait())
-            for msg in batch:
-                server.ack(msg.mid, msg.qos)
-            got += len(batch)
-        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-        if loops:
-            loops[0].stop()
+            link.disconnect()
+            link.shut()
         else:
-            server.disconnect()
-            server.loop_stop()
+            link.shut()
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+            props.ReceiveMaximum = settings.receive_maximum
+            paho = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, "bench-server", protocol=mqtt.MQTTv5, manual_ack=True)
+
+            def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+                nonlocal got
+                c.ack(msg.mid, msg.qos)
+                got += 1
+
+            paho.on_message = on_message
+            paho.connect(broker.host, broker.port, clean_start=False, properties=props)
+            while got < n and time.monotonic() - wall0 < 120:
+                paho.loop(0.1)
+            cpu, wall = time.thread_time() - cpu0, time.monotonic() - wall0
+            paho.disconnect()
         return {"us": 1e6 * cpu / got, "per_s_wall": got / wall}
     finally:
         broker.stop()
@@ -236,9 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="loaxa-bench-ingest-"))
     figures: dict[str, Any] = {
-        "mqtt": bench_mqtt(root / "mqtt", args.messages),
-        "mqtt_threaded": bench_mqtt(root / "mqtt-threaded", args.messages, threaded="paho"),
-        "mqtt_netloop": bench_mqtt(root / "mqtt-netloop", args.messages, threaded="netloop"),
+        "mqtt_paho": bench_mqtt(root / "mqtt-paho", args.messages, "paho"),
+        "mqtt_link": bench_mqtt(root / "mqtt-link", args.messages, "link"),
         "decode": bench_decode(args.messages),
     }
     figures.update(bench_store(root, args.stations, args.batch, args.rounds))

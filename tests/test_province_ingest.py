@@ -248,9 +248,8 @@ def test_the_ingest_stage_benchmark_runs_as_written_and_prints_its_figures():
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout)
     stages = (
-        "mqtt",
-        "mqtt_threaded",
-        "mqtt_netloop",
+        "mqtt_paho",
+        "mqtt_link",
         "decode",
         "store_events",
         "store_redelivered",

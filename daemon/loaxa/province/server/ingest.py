@@ -36,6 +36,7 @@ from loaxa.topics import province_reports, station_of
 log = logging.getLogger(__name__)
 
 RETRY_DB_S = 2.0  # a failed commit is retried (nothing was acknowledged) after this long
+STABLE_S = 10.0  # a connection that lasted this long resets the reconnect delay
 IDLE_S = 1.0  # the longest a session's thread waits for the socket before it looks at the keep-alive
 SHARED_GROUP = "loaxa-province"  # the shared subscription of several sessions when broker.shared_group is not set
 
@@ -66,22 +67,23 @@ class Session:
 
     def _run(self) -> None:
         b = self.ingest.settings.broker
+        stopping = self.ingest.stopping
         delay = 1.0
         try:
-            while not self.ingest.stopping.is_set():
-                if not self.link.is_open:
-                    if not self._open():
-                        self.ingest.stopping.wait(delay)
-                        delay = min(delay * 2, b.reconnect_max_s)
-                        continue
-                    delay = 1.0
-                try:
-                    self._serve()
-                except (OSError, LinkError, ProtocolError) as exc:
-                    self.link.close()
-                    if not self.ingest.stopping.is_set():
-                        self.error = f"{self.client_id} disconnected from {self.link.where}: {_reason(exc)}"
-                        log.warning("%s; reconnecting", self.error)
+            while not stopping.is_set():
+                if self._open():
+                    opened = time.monotonic()
+                    try:
+                        self._serve()
+                    except (OSError, LinkError, ProtocolError) as exc:
+                        self.link.close()
+                        if not stopping.is_set():
+                            self.error = f"disconnected from {self.link.where} ({self.client_id}): {_reason(exc)}"
+                            log.warning("%s; reconnecting", self.error)
+                    if time.monotonic() - opened > STABLE_S:
+                        delay = 1.0  # a connection that held: the next try comes soon
+                stopping.wait(delay)  # a broker that drops every connection at once is not hammered
+                delay = min(delay * 2, b.reconnect_max_s)
         finally:
             self.link.disconnect()
             self.link.shut()

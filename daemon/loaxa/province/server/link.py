@@ -163,7 +163,7 @@ class Link:
                 while sock.pending():
                     chunk += sock.recv(READ_BYTES)
             if not chunk:
-                raise LinkError(f"the broker {self.where} closed the connection of {self.client_id}")
+                raise LinkError("the broker closed the connection")
             got, others = self._splitter.feed(chunk)
             messages += got
             for first, body in others:
@@ -181,7 +181,7 @@ class Link:
         now = time.monotonic()
         if self._ping_sent is not None:
             if now - self._ping_sent > self._keepalive:
-                raise LinkError(f"the broker {self.where} did not answer a ping for {self._keepalive:.0f} s")
+                raise LinkError(f"the broker did not answer a ping for {self._keepalive:.0f} s")
         elif now - self._last_sent >= self._keepalive:
             self._send(wire.PINGREQ)
             self._ping_sent = now
@@ -273,7 +273,7 @@ class Link:
             reason, props = wire.disconnected(body)
             why = props.get(wire.REASON_STRING)
             raise LinkError(
-                f"the broker {self.where} ended the connection of {self.client_id}: "
+                "the broker ended the connection: "
                 + wire.reason_name("DISCONNECT", reason)
                 + (f" ({why})" if why else "")
             )

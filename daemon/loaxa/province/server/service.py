@@ -1,8 +1,8 @@
 """`loaxa province serve`: the database, the MQTT session and the HTTP API in one process.
 
 Start-up: open the database and migrate it, connect the session, then serve
-HTTP. SIGTERM or SIGINT stops in reverse order: HTTP first, then the writer
-stores what has arrived and the session disconnects (what was not stored
+HTTP. SIGTERM or SIGINT stops in reverse order: HTTP first, then each
+session stores what has arrived and disconnects (what was not stored
 was not acknowledged: the broker keeps it for the next start).
 """
 

@@ -50,7 +50,7 @@ class BrokerSettings(_Section):
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=60)  # the broker queues for a stopped server this long
     receive_maximum: int = Field(default=1000, ge=1, le=65535)  # unacknowledged deliveries in flight to the server
     reconnect_max_s: float = Field(default=30.0, ge=1.0)
-    # Ingest sessions on one shared subscription (client ids client_id, client_id-2, ...), all feeding one writer.
+    # Ingest sessions on one shared subscription (client ids client_id, client_id-2, ...), each storing its own batches.
     sessions: int = Field(default=1, ge=1, le=16)
 
 
