@@ -17,8 +17,10 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,14 +57,18 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[d
     if request.param == "sqlite":
         yield {}, f"sqlite:///{tmp_path / 'province-data' / 'province.db'}"
         return
-    pg = request.getfixturevalue("postgres")
+    url = new_database(request.getfixturevalue("postgres"))
+    yield {"url": url}, url
+
+
+def new_database(pg: Any) -> str:
+    """An empty database of its own on the test's PostgreSQL, as a URL."""
     name = f"t{time.monotonic_ns()}"
     admin = create_engine(pg.url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))
-    url = pg.url.rsplit("/", 1)[0] + f"/{name}"
-    yield {"url": url}, url
     admin.dispose()
+    return pg.url.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture
@@ -238,6 +244,58 @@ def test_two_sessions_on_a_shared_subscription_survive_a_kill9_losing_and_doubli
         pinger.close()
         fleet.close()
         server.stop()
+
+
+def test_two_instances_on_one_postgresql_share_the_stations_and_survive_a_kill9_of_one(tmp_path, broker, postgres):
+    """Issue 14 item 7: two server processes, each with its own client id, on one shared subscription
+    (`broker.shared_group`) and one PostgreSQL. Both carry a share; one is killed with SIGKILL mid-burst and
+    started again; every receipt is stored once and no gap is left. A token made through one is good on the
+    other, and both list the same registry: nothing an instance needs is kept in its memory."""
+    url = new_database(postgres)
+
+    def instance(name: str) -> ServerProcess:
+        root = tmp_path / name
+        broker_settings = {"shared_group": "loaxa-province", "client_id": f"province-{name}"}
+        return ServerProcess(root, province_config(root, broker.port, database={"url": url}, broker=broker_settings))
+
+    a, b = instance("a"), instance("b")
+    a.start().wait_ready()
+    b.start().wait_ready()
+    fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
+    pinger = Pinger(broker, count=80, every_s=0.03)
+    try:
+        wait_until(lambda: stored_count(url) >= 100, 30, "the first receipts in the database")
+        a.kill()
+        sent_at_kill = sum(fleet.seqs().values())
+        wait_until(lambda: sum(fleet.seqs().values()) >= sent_at_kill + 100, 30, "receipts sent while a is down")
+        a.start().wait_ready()
+        sent = all_answered(fleet, pinger)
+        total = sum(sent.values())
+        wait_until(lambda: stored_count(url) >= total, 90, f"{total} receipts stored")
+        assert_exactly_once(url, sent)
+        token = subprocess.run(
+            [sys.executable, "-m", "loaxa", "province", "token", "add", "monitor", "--scope", "read", "--config"]
+            + [str(a.config_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        listed = []
+        for server in (a, b):
+            request = urllib.request.Request(
+                f"{server.http_url}/api/v1/stations", headers={"Authorization": f"Bearer {token}"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                listed.append(sorted(s["station"] for s in json.loads(answer.read())))
+        assert listed[0] == listed[1] == sorted(sent)
+    finally:
+        pinger.close()
+        fleet.close()
+        a.stop()
+        b.stop()
+    log = a.log() + b.log()
+    shares = {name: int(n) for name, n in re.findall(r"(province-[ab]): (\d+) messages received", log)}
+    assert set(shares) == {"province-a", "province-b"} and min(shares.values()) > 0, f"both carry a share: {shares}"
 
 
 def test_the_ingest_stage_benchmark_runs_as_written_and_prints_its_figures():
