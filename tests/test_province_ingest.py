@@ -347,3 +347,49 @@ def test_two_instances_on_one_database_keep_the_changes_and_numbering_right(tmp_
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_instances_storing_one_stations_events_at_once_leave_no_false_gap(tmp_path, kind, request):
+    """Issue 14 item 7: two instances store alternate events of the same stations at the same time (as a shared
+    subscription spreads them); each batch must see what the other committed, or a stored event stays a gap."""
+    from loaxa.province.server.database import Database, DatabaseError, Incoming
+    from loaxa.province.server.settings import parse_settings
+
+    config: dict[str, Any] = {"province": {"id": "sim"}, "data_dir": str(tmp_path)}
+    if kind == "postgresql":
+        config["database"] = {"url": new_database(request.getfixturevalue("postgres"))}
+    settings = parse_settings(config)
+    instances = [Database.open(settings), Database.open(settings)]
+    stations = [f"sim/c000/s{i:02d}" for i in range(5)]
+    rounds = 60
+    retried = [0, 0]
+
+    def event(station: str, seq: int) -> Incoming:
+        body = {"id": f"p{seq}", "event": "pong", "at": "2026-12-01T08:00:00+07:00", "seq": seq}
+        return Incoming(station, "event", body, False, time.time())
+
+    def run(k: int) -> None:
+        for r in range(rounds):
+            batch = [event(s, 2 * r + k + 1) for s in stations]  # instance 0 the odd numbers, 1 the even
+            while True:
+                try:
+                    instances[k].ingest(batch)
+                    break
+                except DatabaseError:  # as the session does: nothing stored, try again
+                    retried[k] += 1
+                    time.sleep(0.01)
+
+    try:
+        threads = [threading.Thread(target=run, args=(k,)) for k in (0, 1)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+        with instances[0].engine.connect() as conn:
+            seqs = conn.exec_driver_sql("SELECT station, count(DISTINCT seq), max(seq) FROM events GROUP BY station")
+            assert sorted(seqs.all()) == [(s, 2 * rounds, 2 * rounds) for s in stations]
+            assert conn.exec_driver_sql("SELECT station, first_seq, last_seq FROM gaps").all() == []
+    finally:
+        for db in instances:
+            db.close()

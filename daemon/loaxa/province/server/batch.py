@@ -129,10 +129,18 @@ class Batch:
 
     # -- stations -------------------------------------------------------------------
     def _load_stations(self, names: Iterable[str]) -> None:
+        """The batch's station rows; on PostgreSQL locked until the commit, always in the stations' order.
+
+        Another instance's batch with the same stations waits, then reads the `max_seq` this one wrote: without
+        the lock, each saw the other's event missing (the first stores seq 5, the second seq 6 and records 5 as a
+        gap) and the gap stayed though nothing was missing. In one order for all, two batches cannot deadlock. On
+        SQLite the batch holds the database's write lock from its start (`Database.ingest`).
+        """
         names = sorted(names)
+        lock = " ORDER BY station FOR UPDATE" if self.conn.dialect.name == "postgresql" else ""
         for i in range(0, len(names), 500):
             chunk = tuple(names[i : i + 500])
-            sql = f"SELECT {', '.join(READ_COLUMNS)} FROM stations WHERE station IN ({self._marks(len(chunk))})"
+            sql = f"SELECT {', '.join(READ_COLUMNS)} FROM stations WHERE station IN ({self._marks(len(chunk))}){lock}"
             for r in self._select(sql, chunk):
                 self.rows[r[0]] = dict(zip(READ_COLUMNS, r, strict=True))
 

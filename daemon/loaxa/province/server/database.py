@@ -85,6 +85,10 @@ class Database:
         with self._ingest_lock:
             try:
                 with self.engine.begin() as conn:
+                    if conn.dialect.name == "sqlite":
+                        # The write lock before the batch reads: the driver would begin only at the first write,
+                        # and reads before it could miss what another instance committed meanwhile (batch.py).
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
                     work = Batch(conn, time.time(), self._states)
                     result = work.run(batch)
             except SQLAlchemyError as exc:
