@@ -153,6 +153,23 @@ def assert_exactly_once(url: str, sent: dict[str, int]) -> None:
     assert rows(url, "SELECT station, first_seq, last_seq FROM gaps") == []
 
 
+def through_a_kill9(url: str, fleet: BackgroundFleet, pinger: Pinger, server: ServerProcess) -> dict[str, int]:
+    """SIGKILL of `server` once receipts are being stored; receipts go on while it is down; it starts again.
+    Returns each station's receipts, once every one is in the database."""
+    wait_until(lambda: stored_count(url) >= 100, 30, "the first receipts in the database")
+    server.kill()
+    at_kill = stored_count(url)
+    sent_at_kill = sum(fleet.seqs().values())
+    # receipts keep coming while the server is dead: the broker must keep them for its session
+    wait_until(lambda: sum(fleet.seqs().values()) >= sent_at_kill + 100, 30, "receipts sent while it is down")
+    server.start().wait_ready()
+    sent = all_answered(fleet, pinger)
+    total = sum(sent.values())
+    assert at_kill < total, "the kill must come while receipts are still being sent"
+    wait_until(lambda: stored_count(url) >= total, 90, f"{total} receipts stored")
+    return sent
+
+
 @pytest.fixture
 def fleet(broker: Broker) -> Iterator[BackgroundFleet]:
     f = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
@@ -173,17 +190,7 @@ def test_kill9_of_the_server_mid_burst_loses_and_doubles_nothing(tmp_path, broke
     fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
     pinger = Pinger(broker, count=60, every_s=0.03)
     try:
-        wait_until(lambda: stored_count(url) >= 100, 30, "the first receipts in the database")
-        server.kill()
-        at_kill = stored_count(url)
-        sent_at_kill = sum(fleet.seqs().values())
-        # receipts keep coming while the server is dead: the broker must keep them for its session
-        wait_until(lambda: sum(fleet.seqs().values()) >= sent_at_kill + 100, 30, "receipts sent while it is down")
-        server.start().wait_ready()
-        sent = all_answered(fleet, pinger)
-        total = sum(sent.values())
-        assert at_kill < total, "the kill must come while receipts are still being sent"
-        wait_until(lambda: stored_count(url) >= total, 60, f"{total} receipts stored")
+        sent = through_a_kill9(url, fleet, pinger, server)
         assert_exactly_once(url, sent)
     finally:
         pinger.close()
@@ -225,14 +232,7 @@ def test_two_sessions_on_a_shared_subscription_survive_a_kill9_losing_and_doubli
     fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
     pinger = Pinger(broker, count=80, every_s=0.03)
     try:
-        wait_until(lambda: stored_count(url) >= 100, 30, "the first receipts in the database")
-        server.kill()
-        sent_at_kill = sum(fleet.seqs().values())
-        wait_until(lambda: sum(fleet.seqs().values()) >= sent_at_kill + 100, 30, "receipts sent while it is down")
-        server.start().wait_ready()
-        sent = all_answered(fleet, pinger)
-        total = sum(sent.values())
-        wait_until(lambda: stored_count(url) >= total, 90, f"{total} receipts stored")
+        sent = through_a_kill9(url, fleet, pinger, server)
         assert_exactly_once(url, sent)
         server.stop()
         log = "".join(p.read_text() for p in sorted(tmp_path.glob("province-*.log")))
@@ -264,14 +264,7 @@ def test_two_instances_on_one_postgresql_share_the_stations_and_survive_a_kill9_
     fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
     pinger = Pinger(broker, count=80, every_s=0.03)
     try:
-        wait_until(lambda: stored_count(url) >= 100, 30, "the first receipts in the database")
-        a.kill()
-        sent_at_kill = sum(fleet.seqs().values())
-        wait_until(lambda: sum(fleet.seqs().values()) >= sent_at_kill + 100, 30, "receipts sent while a is down")
-        a.start().wait_ready()
-        sent = all_answered(fleet, pinger)
-        total = sum(sent.values())
-        wait_until(lambda: stored_count(url) >= total, 90, f"{total} receipts stored")
+        sent = through_a_kill9(url, fleet, pinger, a)
         assert_exactly_once(url, sent)
         token = subprocess.run(
             [sys.executable, "-m", "loaxa", "province", "token", "add", "monitor", "--scope", "read", "--config"]
