@@ -418,3 +418,31 @@ def test_a_command_the_broker_did_not_acknowledge_is_sent_again_on_the_next_conn
     finally:
         ingest.stop()
         fake.close()
+
+
+def test_a_bug_while_handling_a_message_is_reported_and_the_message_stored_after_the_reconnect(
+    tmp_path: Path, broker: Broker, monkeypatch
+) -> None:
+    """Nothing that arrives stops the session: the first decode raises (as a bug would); the thread reports
+    it, reconnects, and the broker's redelivery of the unacknowledged message is stored."""
+    ingest = ingest_for(tmp_path, broker.port)
+    real = Ingest.decode
+    calls = []
+
+    def flaky(self: Ingest, msg: wire.Message, arrived: float) -> Any:
+        calls.append(msg.topic)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real(self, msg, arrived)
+
+    monkeypatch.setattr(Ingest, "decode", flaky)
+    ingest.start()
+    try:
+        wait_for(lambda: ingest.status()["connected"], WAIT_S, "connected")
+        send(broker, STATE, json.dumps({"online": True, "at": "2026-12-01T08:00:00+07:00"}).encode())
+        error = wait_for(lambda: ingest.status()["error"], WAIT_S, "the bug reported")
+        assert error == "loaxa-province-server failed and reconnects: RuntimeError: a bug"
+        wait_for(lambda: ingest.status()["states"] == 1, WAIT_S, "the state stored after the reconnect")
+        assert calls == [STATE, STATE] and ingest.status()["error"] is None
+    finally:
+        ingest.stop()

@@ -80,6 +80,10 @@ class Session:
                         if not stopping.is_set():
                             self.error = f"disconnected from {self.link.where} ({self.client_id}): {_reason(exc)}"
                             log.warning("%s; reconnecting", self.error)
+                    except Exception as exc:  # a bug must not end the session's thread: report, start again
+                        self.link.close()
+                        self.error = f"{self.client_id} failed and reconnects: {type(exc).__name__}: {exc}"
+                        log.exception("%s", self.error)
                     if time.monotonic() - opened > STABLE_S:
                         delay = 1.0  # a connection that held: the next try comes soon
                 stopping.wait(delay)  # a broker that drops every connection at once is not hammered
