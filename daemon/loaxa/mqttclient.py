@@ -1,7 +1,8 @@
 """One way to make a paho client: MQTT v5, the v2 callback API, login and TLS.
 
 The station's link, `loaxa doctor` and the operator tools all connect the
-same way, so a TLS or login setting means the same thing in each of them.
+same way, so a TLS or login setting means the same thing in each of them;
+the province server's own MQTT link takes its TLS from `tls_context` too.
 """
 
 from __future__ import annotations
