@@ -1,0 +1,195 @@
+"""The province server while its database fails: issue 14, "nothing that arrives can stop" it.
+
+A real Mosquitto, the server in a child process, light stations answering
+province-wide pings, and a database that goes away under it: a real
+PostgreSQL stopped mid-burst, and SQLite on a small tmpfs filled to the
+last byte. While the database fails, the server keeps its MQTT session (no
+reconnect), says why in its log and in `GET /api/v1/health`, and
+acknowledges nothing it has not stored: the broker holds the rest. Once the
+database is back, every receipt is there exactly once and no gap is
+recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from loaxa.province.lightfleet import BackgroundFleet
+from loaxa.province.simfleet import station_path
+from loaxa.testing.broker import Broker
+from loaxa.testing.disk import tmpfs
+from loaxa.testing.province import PostgresMissing, ServerProcess, province_config, start_postgres
+from test_faults_disk import fill
+from test_province_ingest import (
+    STATIONS,
+    Pinger,
+    all_answered,
+    assert_exactly_once,
+    broker,  # noqa: F401 (a fixture)
+    stored_count,
+    wait_until,
+)
+
+# The broker holds what the server has not acknowledged; keeping the server's window small makes it hold most.
+BROKER = {"receive_maximum": 100}
+DATABASE = {"batch_max": 40}
+
+
+@pytest.fixture(scope="module")
+def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A PostgreSQL of this module's own: its tests stop and start it."""
+    try:
+        pg = start_postgres(tmp_path_factory.mktemp("pg-dbfail"))
+    except PostgresMissing as exc:
+        pytest.skip(str(exc))
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture
+def postgres_url(own_postgres: Any) -> Iterator[str]:
+    """A fresh database on that PostgreSQL, which is running again after the test whatever happened."""
+    name = f"t{time.monotonic_ns()}"
+    admin = create_engine(own_postgres.url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        admin.dispose()
+    yield own_postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    if not (own_postgres.directory / "data" / "postmaster.pid").exists():
+        own_postgres.start()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """The server's data dir on a 16 MB tmpfs, unmounted afterwards."""
+    with tmpfs(tmp_path / "province-data", "size=16m") as where:
+        yield where
+
+
+def read_token(server: ServerProcess) -> str:
+    """A `read` token made as the operator makes one, at the server's terminal."""
+    done = subprocess.run(
+        [sys.executable, "-m", "loaxa", "province", "token", "add", "watch", "--scope", "read"]
+        + ["--config", str(server.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return next(line for line in done.stdout.splitlines() if line.startswith("lxp_"))
+
+
+def health(server: ServerProcess, token: str) -> tuple[int, Any]:
+    """`GET /api/v1/health`: the status and the JSON answer (or the text of one that is not JSON)."""
+    request = urllib.request.Request(f"{server.http_url}/api/v1/health", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        raw = exc.read().decode(errors="replace")
+        try:
+            return exc.code, json.loads(raw)
+        except ValueError:
+            return exc.code, raw
+
+
+def start(tmp_path: Path, broker: Broker, database: dict[str, Any]) -> ServerProcess:
+    config = province_config(tmp_path, broker.port, broker=BROKER, database={**DATABASE, **database})
+    server = ServerProcess(tmp_path, config).start()
+    server.wait_ready()
+    return server
+
+
+def full_log(server: ServerProcess) -> str:
+    """Everything the server logged, every run."""
+    return "".join(p.read_text(errors="replace") for p in sorted(server.root.glob("province-*.log")))
+
+
+def db_failures(server: ServerProcess) -> int:
+    return full_log(server).count("cannot write to the database")
+
+
+def assert_session_kept(server: ServerProcess) -> None:
+    """The MQTT session was never dropped: connected once, no reconnect."""
+    log = full_log(server)
+    assert log.count("connected to 127.0.0.1") == 1 and "reconnecting" not in log, log
+
+
+def test_postgres_stopped_mid_burst_keeps_the_session_and_stores_every_receipt_once(
+    tmp_path, broker, own_postgres, postgres_url
+):
+    """PostgreSQL goes away while receipts pour in and stays away for several retries: the server keeps its MQTT
+    session, logs why it cannot store, and once PostgreSQL is back every receipt is stored once, no gap recorded."""
+    server = start(tmp_path, broker, {"url": postgres_url})
+    token = read_token(server)
+    fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
+    pinger = Pinger(broker, count=150, every_s=0.05)
+    try:
+        wait_until(lambda: stored_count(postgres_url) >= 100, 30, "the first receipts in the database")
+        own_postgres.stop()
+        sent_at_stop = sum(fleet.seqs().values())
+        wait_until(lambda: db_failures(server) >= 3, 30, "three failed attempts to store")
+        assert sum(fleet.seqs().values()) >= sent_at_stop + 200, "stations keep sending while it is down"
+        assert server.alive()
+        assert "Connection refused" in full_log(server)
+        own_postgres.start()
+        sent = all_answered(fleet, pinger)
+        total = sum(sent.values())
+        wait_until(lambda: stored_count(postgres_url) >= total, 60, f"{total} receipts stored")
+        assert_exactly_once(postgres_url, sent)
+        status, answer = health(server, token)
+        assert status == 200, answer
+        assert answer["database_error"] is None and answer["connected"] is True and answer["error"] is None
+        assert answer["db_errors"] >= 3 and answer["gaps"] == 0 and answer["waiting"] == 0
+        assert_session_kept(server)
+    finally:
+        pinger.close()
+        fleet.close()
+        server.stop()
+
+
+def test_sqlite_on_a_full_disk_keeps_the_session_and_stores_every_receipt_once_space_is_freed(
+    tmp_path, broker, small_disk
+):
+    """The data dir's file system fills up while receipts pour in: the server stays up and connected and says the
+    disk is full; once the filler is deleted, every receipt is stored once, no gap recorded, without a restart."""
+    url = f"sqlite:///{small_disk / 'province.db'}"
+    server = start(tmp_path, broker, {})
+    token = read_token(server)
+    fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
+    pinger = Pinger(broker, count=150, every_s=0.05)
+    try:
+        wait_until(lambda: stored_count(url) >= 100, 30, "the first receipts in the database")
+        filler = fill(small_disk)
+        wait_until(lambda: db_failures(server) >= 3, 30, "three failed attempts to store")
+        assert server.alive()
+        assert "database or disk is full" in full_log(server)
+        filler.unlink()
+        sent = all_answered(fleet, pinger)
+        total = sum(sent.values())
+        wait_until(lambda: stored_count(url) >= total, 60, f"{total} receipts stored")
+        assert_exactly_once(url, sent)
+        status, answer = health(server, token)
+        assert status == 200, answer
+        assert answer["database_error"] is None and answer["connected"] is True and answer["error"] is None
+        assert answer["db_errors"] >= 3 and answer["gaps"] == 0 and answer["waiting"] == 0
+        assert_session_kept(server)
+    finally:
+        pinger.close()
+        fleet.close()
+        server.stop()
+
