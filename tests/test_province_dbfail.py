@@ -145,7 +145,7 @@ def test_postgres_stopped_mid_burst_keeps_the_session_and_stores_every_receipt_o
         wait_until(lambda: db_failures(server) >= 3, 30, "three failed attempts to store")
         assert sum(fleet.seqs().values()) >= sent_at_stop + 200, "stations keep sending while it is down"
         assert server.alive()
-        assert "Connection refused" in full_log(server)
+        assert "connection failed" in full_log(server)
         own_postgres.start()
         sent = all_answered(fleet, pinger)
         total = sum(sent.values())
@@ -193,3 +193,73 @@ def test_sqlite_on_a_full_disk_keeps_the_session_and_stores_every_receipt_once_s
         fleet.close()
         server.stop()
 
+
+
+def test_sigterm_while_postgres_is_down_stops_in_time_and_everything_arrives_after_the_restart(
+    tmp_path, broker, own_postgres, postgres_url
+):
+    """SIGTERM while the database is down: the server exits cleanly within systemd's stop timeout (30 s) and has
+    acknowledged nothing it did not store; started again with PostgreSQL back, it stores every receipt once."""
+    server = start(tmp_path, broker, {"url": postgres_url})
+    fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
+    pinger = Pinger(broker, count=120, every_s=0.05)
+    try:
+        wait_until(lambda: stored_count(postgres_url) >= 100, 30, "the first receipts in the database")
+        own_postgres.stop()
+        wait_until(lambda: db_failures(server) >= 2, 30, "two failed attempts to store")
+        began = time.monotonic()
+        assert server.stop() == 0, full_log(server)
+        took = time.monotonic() - began
+        print(f"stopped in {took:.2f} s with the database down")
+        assert took < 30, f"stopped in {took:.1f} s"
+        assert "stopped" in full_log(server)
+        sent_at_stop = sum(fleet.seqs().values())
+        wait_until(lambda: sum(fleet.seqs().values()) >= sent_at_stop + 100, 30, "receipts sent while it is stopped")
+        own_postgres.start()
+        server.start().wait_ready()
+        sent = all_answered(fleet, pinger)
+        total = sum(sent.values())
+        wait_until(lambda: stored_count(postgres_url) >= total, 60, f"{total} receipts stored")
+        assert_exactly_once(postgres_url, sent)
+        assert "session resumed" in full_log(server)
+    finally:
+        pinger.close()
+        fleet.close()
+        server.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="api.py checks the token and writes the audit line in the database before answering: with the database "
+    "down (PostgreSQL) or full (SQLite), /api/v1/health is a 500 with no body, not the ingest's status",
+)
+@pytest.mark.parametrize("failure", ["postgres stopped", "disk full"])
+def test_health_says_why_while_the_database_fails(tmp_path, broker, failure, request):
+    """What the operator checks first: while the database fails, `GET /api/v1/health` answers, with the database's
+    error in words and the MQTT session still connected."""
+    if failure == "postgres stopped":
+        pg, url = request.getfixturevalue("own_postgres"), request.getfixturevalue("postgres_url")
+        server, words = start(tmp_path, broker, {"url": url}), "connection failed"
+    else:
+        disk = request.getfixturevalue("small_disk")
+        server, words = start(tmp_path, broker, {}), "database or disk is full"
+    token = read_token(server)
+    fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
+    pinger = Pinger(broker, count=60, every_s=0.05)
+    try:
+        if failure == "postgres stopped":
+            pg.stop()
+        else:
+            filler = fill(disk)
+        wait_until(lambda: db_failures(server) >= 1, 30, "a failed attempt to store")
+        status, answer = health(server, token)
+        assert status == 200, answer
+        assert words in answer["database_error"] and answer["connected"] is True and answer["db_errors"] >= 1
+    finally:
+        if failure == "postgres stopped":
+            pg.start()
+        else:
+            filler.unlink()
+        pinger.close()
+        fleet.close()
+        server.stop()
