@@ -13,7 +13,6 @@ recorded.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,16 +27,16 @@ from sqlalchemy import create_engine, text
 
 from loaxa.province.lightfleet import BackgroundFleet
 from loaxa.province.simfleet import station_path
-from loaxa.testing.broker import Broker
+from loaxa.testing.broker import Broker, start_mosquitto
 from loaxa.testing.disk import tmpfs
 from loaxa.testing.province import PostgresMissing, ServerProcess, province_config, start_postgres
 from test_faults_disk import fill
 from test_province_ingest import (
+    BROKER_CONF,
     STATIONS,
     Pinger,
     all_answered,
     assert_exactly_once,
-    broker,  # noqa: F401 (a fixture)
     stored_count,
     wait_until,
 )
@@ -45,6 +44,13 @@ from test_province_ingest import (
 # The broker holds what the server has not acknowledged; keeping the server's window small makes it hold most.
 BROKER = {"receive_maximum": 100}
 DATABASE = {"batch_max": 40}
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = start_mosquitto(tmp_path, BROKER_CONF)
+    yield b
+    b.stop()
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +130,9 @@ def db_failures(server: ServerProcess) -> int:
 
 
 def assert_session_kept(server: ServerProcess) -> None:
-    """The MQTT session was never dropped: connected once, no reconnect."""
-    log = full_log(server)
+    """The MQTT session of this run was never dropped: connected once, no reconnect."""
+    assert server.log_path is not None
+    log = server.log_path.read_text(errors="replace")
     assert log.count("connected to 127.0.0.1") == 1 and "reconnecting" not in log, log
 
 
@@ -194,7 +201,6 @@ def test_sqlite_on_a_full_disk_keeps_the_session_and_stores_every_receipt_once_s
         server.stop()
 
 
-
 def test_sigterm_while_postgres_is_down_stops_in_time_and_everything_arrives_after_the_restart(
     tmp_path, broker, own_postgres, postgres_url
 ):
@@ -260,6 +266,43 @@ def test_health_says_why_while_the_database_fails(tmp_path, broker, failure, req
             pg.start()
         else:
             filler.unlink()
+        pinger.close()
+        fleet.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("data_dir", ["fresh", "migrated before"])
+def test_started_on_a_full_disk_the_server_says_so_and_stores_everything_once_space_is_freed(
+    tmp_path, broker, small_disk, data_dir
+):
+    """The server (re)started while its data dir's file system is full (an empty data dir, or one a previous run
+    migrated): it starts, its log says the disk is full, and once space is freed it migrates and stores every receipt
+    once, without a restart. (Before, it exited: "database or disk is full", or for a migrated database SQLite's
+    misleading "disk I/O error".)"""
+    url = f"sqlite:///{small_disk / 'province.db'}"
+    config = province_config(tmp_path, broker.port, broker=BROKER, database=DATABASE)
+    server = ServerProcess(tmp_path, config)
+    if data_dir == "migrated before":
+        server.start().wait_ready()
+        assert server.stop() == 0
+    filler = fill(small_disk)
+    server.start().wait_ready()
+    fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
+    pinger = Pinger(broker, count=60, every_s=0.05)
+    try:
+        wait_until(lambda: full_log(server).count("(no space left on the file system of") >= 3, 30, "three attempts")
+        assert f"cannot open or migrate the database {url}" in full_log(server)
+        assert server.alive() and stored_count(url) == 0
+        filler.unlink()
+        sent = all_answered(fleet, pinger)
+        total = sum(sent.values())
+        wait_until(lambda: stored_count(url) >= total, 60, f"{total} receipts stored")
+        assert_exactly_once(url, sent)
+        assert "migrated: storing again" in full_log(server)
+        status, answer = health(server, read_token(server))
+        assert status == 200 and answer["database_error"] is None and answer["connected"] is True, answer
+        assert_session_kept(server)
+    finally:
         pinger.close()
         fleet.close()
         server.stop()

@@ -6,11 +6,16 @@ one transaction (`batch.Batch`): an event already stored (the same station
 and `seq`, a QoS 1 redelivery) is skipped, a jump in a station's `seq` is
 recorded as a gap, and a late event that fills a gap shrinks it. Only after
 `ingest()` returns may the batch be acknowledged to the broker.
+
+A full disk under SQLite is not fatal at start: the server starts, stores
+nothing (so acknowledges nothing) and migrates at the first batch that
+finds space again, without a restart.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -29,6 +34,7 @@ __all__ = ["SIGNIFICANT", "STATUS_OF", "Database", "DatabaseError", "Incoming", 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+FULL_BELOW = 1 << 20  # bytes free under which SQLite's file system counts as full (it fails with less than a page)
 
 
 class DatabaseError(StoreError):
@@ -40,6 +46,7 @@ class Database:
         self.engine = engine
         self._states = StateCache()  # the ingest's memory of each station's last state, checked against the rows
         self._ingest_lock = threading.Lock()  # one batch at a time: the cache follows the commits in order
+        self.migrated = False
 
     # -- start-up ---------------------------------------------------------------
     @classmethod
@@ -54,7 +61,13 @@ class Database:
         if engine.dialect.name == "sqlite":
             _sqlite_pragmas(engine, settings.database.synchronous)
         db = cls(engine)
-        db.migrate()
+        try:
+            db.migrate()
+        except DatabaseError as exc:
+            if db.full() is None:
+                raise
+            # Freeing space is the fix, not a restart: the ingest migrates once it can, the broker keeps the rest.
+            log.error("%s; storing nothing until there is space", exc)
         return db
 
     def migrate(self) -> None:
@@ -70,7 +83,22 @@ class Database:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except SQLAlchemyError as exc:
-            raise DatabaseError(f"cannot open or migrate the database {self.where}: {_short(exc)}") from None
+            raise DatabaseError(f"cannot open or migrate the database {self.where}: {self._why(exc)}") from None
+        self.migrated = True
+
+    def full(self) -> str | None:
+        """SQLite's folder when its file system is full (SQLite may call that a disk I/O error), else None."""
+        if self.engine.dialect.name != "sqlite" or not self.engine.url.database:
+            return None
+        folder = Path(self.engine.url.database).parent
+        try:
+            return str(folder) if shutil.disk_usage(folder).free < FULL_BELOW else None
+        except OSError:
+            return None
+
+    def _why(self, exc: SQLAlchemyError) -> str:
+        folder = self.full()
+        return f"{_short(exc)} (no space left on the file system of {folder})" if folder else _short(exc)
 
     @property
     def where(self) -> str:
@@ -83,6 +111,9 @@ class Database:
     def ingest(self, batch: list[Incoming]) -> IngestResult:
         """Store a batch in one transaction; raises DatabaseError and then stores nothing."""
         with self._ingest_lock:
+            if not self.migrated:
+                self.migrate()
+                log.info("database %s migrated: storing again", self.where)
             try:
                 with self.engine.begin() as conn:
                     if conn.dialect.name == "sqlite":
@@ -92,7 +123,7 @@ class Database:
                     work = Batch(conn, time.time(), self._states)
                     result = work.run(batch)
             except SQLAlchemyError as exc:
-                raise DatabaseError(f"cannot write to the database {self.where}: {_short(exc)}") from None
+                raise DatabaseError(f"cannot write to the database {self.where}: {self._why(exc)}") from None
             work.remember()
             return result
 
