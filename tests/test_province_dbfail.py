@@ -12,7 +12,10 @@ recorded.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -77,6 +80,26 @@ def postgres_url(own_postgres: Any) -> Iterator[str]:
     yield own_postgres.url.rsplit("/", 1)[0] + f"/{name}"
     if not (own_postgres.directory / "data" / "postmaster.pid").exists():
         own_postgres.start()
+
+
+def postgres_pids(pg: Any) -> list[int]:
+    """The postmaster and its children (backends, checkpointer, …) of this module's own PostgreSQL."""
+    master = int((pg.directory / "data" / "postmaster.pid").read_text().split()[0])
+    children = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue  # not a process, or one that has just ended
+        if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+            children.append(int(entry.name))
+    return [master, *children]
+
+
+def signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # a backend that was ending as it was listed
+            os.kill(pid, signum)
 
 
 @pytest.fixture
@@ -303,6 +326,43 @@ def test_started_on_a_full_disk_the_server_says_so_and_stores_everything_once_sp
         assert status == 200 and answer["database_error"] is None and answer["connected"] is True, answer
         assert_session_kept(server)
     finally:
+        pinger.close()
+        fleet.close()
+        server.stop()
+
+
+def test_sigterm_while_postgres_hangs_stops_in_time_and_everything_arrives_after_the_restart(
+    tmp_path, broker, own_postgres, postgres_url
+):
+    """PostgreSQL stops answering (its processes frozen, as when its disk hangs) while receipts pour in: the
+    session's thread waits inside the database, and SIGTERM must still end the server within systemd's stop
+    timeout (30 s), cleanly; what it had not stored was not acknowledged, and after PostgreSQL is back and the server
+    restarted every receipt is stored once."""
+    server = start(tmp_path, broker, {"url": postgres_url})
+    fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
+    pinger = Pinger(broker, count=120, every_s=0.05)
+    frozen: list[int] = []
+    try:
+        wait_until(lambda: stored_count(postgres_url) >= 100, 30, "the first receipts in the database")
+        frozen = postgres_pids(own_postgres)
+        signal_all(frozen, signal.SIGSTOP)
+        sent_at_freeze = sum(fleet.seqs().values())
+        wait_until(lambda: sum(fleet.seqs().values()) >= sent_at_freeze + 100, 30, "receipts sent while it hangs")
+        began = time.monotonic()
+        code = server.stop()
+        took = time.monotonic() - began
+        print(f"stopped in {took:.2f} s with the database hanging")
+        assert code == 0 and took < 30, f"exit code {code} after {took:.1f} s:\n{full_log(server)[-3000:]}"
+        assert "stopping without it" in full_log(server)
+        signal_all(frozen, signal.SIGCONT)
+        frozen = []
+        server.start().wait_ready()
+        sent = all_answered(fleet, pinger)
+        total = sum(sent.values())
+        wait_until(lambda: stored_count(postgres_url) >= total, 60, f"{total} receipts stored")
+        assert_exactly_once(postgres_url, sent)
+    finally:
+        signal_all(frozen, signal.SIGCONT)
         pinger.close()
         fleet.close()
         server.stop()
