@@ -310,6 +310,16 @@ def test_started_on_a_full_disk_the_server_says_so_and_stores_everything_once_sp
         assert server.stop() == 0
     filler = fill(small_disk)
     server.start().wait_ready()
+    # a command at the terminal does not wait: it fails at once, in one line that says why
+    done = subprocess.run(
+        [sys.executable, "-m", "loaxa", "province", "token", "add", "watch", "--scope", "read"]
+        + ["--config", str(server.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"no space left on the file system of {small_disk}" in done.stderr
     fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
     pinger = Pinger(broker, count=60, every_s=0.05)
     try:

@@ -7,9 +7,10 @@ and `seq`, a QoS 1 redelivery) is skipped, a jump in a station's `seq` is
 recorded as a gap, and a late event that fills a gap shrinks it. Only after
 `ingest()` returns may the batch be acknowledged to the broker.
 
-A full disk under SQLite is not fatal at start: the server starts, stores
-nothing (so acknowledges nothing) and migrates at the first batch that
-finds space again, without a restart.
+A full disk under SQLite is not fatal when the server starts
+(`wait_for_space`): it stores nothing (so acknowledges nothing) and
+migrates at the first batch that finds space again, without a restart.
+The commands at the terminal still fail at once, in one line.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ class Database:
 
     # -- start-up ---------------------------------------------------------------
     @classmethod
-    def open(cls, settings: ProvinceServerSettings) -> Database:
+    def open(cls, settings: ProvinceServerSettings, wait_for_space: bool = False) -> Database:
+        """Engine and migrations; `wait_for_space` (the server) starts on a full SQLite disk instead of failing."""
         url = settings.database_url
         if url.startswith("sqlite"):
             try:
@@ -64,7 +66,7 @@ class Database:
         try:
             db.migrate()
         except DatabaseError as exc:
-            if db.full() is None:
+            if not wait_for_space or db.full() is None:
                 raise
             # Freeing space is the fix, not a restart: the ingest migrates once it can, the broker keeps the rest.
             log.error("%s; storing nothing until there is space", exc)
