@@ -140,8 +140,10 @@ def health(server: ServerProcess, token: str) -> tuple[int, Any]:
             return exc.code, raw
 
 
-def start(tmp_path: Path, broker: Broker, database: dict[str, Any]) -> ServerProcess:
-    config = province_config(tmp_path, broker.port, broker=BROKER, database={**DATABASE, **database})
+def start(tmp_path: Path, broker: Broker, database: dict[str, Any], sessions: int = 1) -> ServerProcess:
+    config = province_config(
+        tmp_path, broker.port, broker={**BROKER, "sessions": sessions}, database={**DATABASE, **database}
+    )
     server = ServerProcess(tmp_path, config).start()
     server.wait_ready()
     return server
@@ -156,19 +158,21 @@ def db_failures(server: ServerProcess) -> int:
     return full_log(server).count("cannot write to the database")
 
 
-def assert_session_kept(server: ServerProcess) -> None:
-    """The MQTT session of this run was never dropped: connected once, no reconnect."""
+def assert_session_kept(server: ServerProcess, sessions: int = 1) -> None:
+    """The MQTT sessions of this run were never dropped: each connected once, no reconnect."""
     assert server.log_path is not None
     log = server.log_path.read_text(errors="replace")
-    assert log.count("connected to 127.0.0.1") == 1 and "reconnecting" not in log, log
+    assert log.count("connected to 127.0.0.1") == sessions and "reconnecting" not in log, log
 
 
+@pytest.mark.parametrize("sessions", [1, 2])
 def test_postgres_stopped_mid_burst_keeps_the_session_and_stores_every_receipt_once(
-    tmp_path, broker, own_postgres, postgres_url
+    tmp_path, broker, own_postgres, postgres_url, sessions
 ):
     """PostgreSQL goes away while receipts pour in and stays away for several retries: the server keeps its MQTT
-    session, logs why it cannot store, and once PostgreSQL is back every receipt is stored once, no gap recorded."""
-    server = start(tmp_path, broker, {"url": postgres_url})
+    session (or both, on a shared subscription), logs why it cannot store, and once PostgreSQL is back every receipt
+    is stored once, no gap recorded."""
+    server = start(tmp_path, broker, {"url": postgres_url}, sessions)
     token = read_token(server)
     fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
     pinger = Pinger(broker, count=150, every_s=0.05)
@@ -189,7 +193,8 @@ def test_postgres_stopped_mid_burst_keeps_the_session_and_stores_every_receipt_o
         assert status == 200, answer
         assert answer["database_error"] is None and answer["connected"] is True and answer["error"] is None
         assert answer["db_errors"] >= 3 and answer["gaps"] == 0 and answer["waiting"] == 0
-        assert_session_kept(server)
+        assert len(answer["sessions"]) == sessions and all(s["received"] > 0 for s in answer["sessions"].values())
+        assert_session_kept(server, sessions)
     finally:
         pinger.close()
         fleet.close()
