@@ -140,9 +140,9 @@ def health(server: ServerProcess, token: str) -> tuple[int, Any]:
             return exc.code, raw
 
 
-def start(tmp_path: Path, broker: Broker, database: dict[str, Any], sessions: int = 1) -> ServerProcess:
+def start(tmp_path: Path, broker: Broker, database: dict[str, Any], sessions: int = 1, **link: Any) -> ServerProcess:
     config = province_config(
-        tmp_path, broker.port, broker={**BROKER, "sessions": sessions}, database={**DATABASE, **database}
+        tmp_path, broker.port, broker={**BROKER, "sessions": sessions, **link}, database={**DATABASE, **database}
     )
     server = ServerProcess(tmp_path, config).start()
     server.wait_ready()
@@ -382,6 +382,32 @@ def test_sigterm_while_postgres_hangs_stops_in_time_and_everything_arrives_after
         assert_exactly_once(postgres_url, sent)
     finally:
         signal_all(frozen, signal.SIGCONT)
+        pinger.close()
+        fleet.close()
+        server.stop()
+
+
+def test_a_lock_held_on_the_events_table_does_not_stall_the_session(tmp_path, broker, own_postgres, postgres_url):
+    """Someone holds a lock the ingest needs (a `VACUUM FULL events` or a `LOCK TABLE` in an open psql session) for
+    longer than the MQTT keep-alive lets the session's thread be away: the ingest gives up waiting, says so, keeps
+    the session and retries; once the lock is released, every receipt is stored once."""
+    server = start(tmp_path, broker, {"url": postgres_url}, keepalive_s=5)
+    fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)
+    pinger = Pinger(broker, count=200, every_s=0.05)
+    engine = create_engine(postgres_url)
+    try:
+        wait_until(lambda: stored_count(postgres_url) >= 100, 30, "the first receipts in the database")
+        with engine.begin() as conn:
+            conn.execute(text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
+            time.sleep(12)  # past the broker's patience: 1.5 keep-alives without a ping
+        sent = all_answered(fleet, pinger)
+        total = sum(sent.values())
+        wait_until(lambda: stored_count(postgres_url) >= total, 60, f"{total} receipts stored")
+        assert_exactly_once(postgres_url, sent)
+        assert "lock timeout" in full_log(server)
+        assert_session_kept(server)
+    finally:
+        engine.dispose()
         pinger.close()
         fleet.close()
         server.stop()

@@ -43,8 +43,9 @@ class DatabaseError(StoreError):
 
 
 class Database:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, lock_wait_s: float = 7.5) -> None:
         self.engine = engine
+        self.lock_wait_s = lock_wait_s  # PostgreSQL: how long a batch waits for a lock held elsewhere
         self._states = StateCache()  # the ingest's memory of each station's last state, checked against the rows
         self._ingest_lock = threading.Lock()  # one batch at a time: the cache follows the commits in order
         self.migrated = False
@@ -62,7 +63,9 @@ class Database:
         engine = create_engine(url, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
             _sqlite_pragmas(engine, settings.database.synchronous)
-        db = cls(engine)
+        # The session's thread waits in the batch and sends no ping meanwhile: the broker drops it after 1.5
+        # keep-alives of silence, and the last ping may be up to one keep-alive old.
+        db = cls(engine, lock_wait_s=settings.broker.keepalive_s / 4)
         try:
             db.migrate()
         except DatabaseError as exc:
@@ -122,6 +125,8 @@ class Database:
                         # The write lock before the batch reads: the driver would begin only at the first write,
                         # and reads before it could miss what another instance committed meanwhile (batch.py).
                         conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    elif conn.dialect.name == "postgresql":  # a VACUUM FULL or a LOCK TABLE elsewhere: fail and retry
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(self.lock_wait_s * 1000)}")
                     work = Batch(conn, time.time(), self._states)
                     result = work.run(batch)
             except SQLAlchemyError as exc:
