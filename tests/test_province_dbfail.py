@@ -207,7 +207,11 @@ def test_postgres_stopped_mid_burst_keeps_the_session_and_stores_every_receipt_o
         assert_exactly_once(postgres_url, sent)
         answer = settled(server, token)
         assert answer["database_error"] is None and answer["connected"] is True and answer["error"] is None
-        assert answer["db_errors"] >= 3 and answer["gaps"] == 0
+        assert answer["db_errors"] >= 3
+        # One session stores each station's events in order. Two do not: while one waits to retry, the other stores
+        # later events of the same station and a gap is counted, then filled when the first one's batch goes in;
+        # the gaps table (assert_exactly_once) is what must end empty.
+        assert answer["gaps"] == 0 or sessions > 1
         assert len(answer["sessions"]) == sessions and all(s["received"] > 0 for s in answer["sessions"].values())
         assert_session_kept(server, sessions)
     finally:
