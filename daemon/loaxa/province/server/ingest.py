@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 RETRY_DB_S = 2.0  # a failed commit is retried (nothing was acknowledged) after this long
 STABLE_S = 10.0  # a connection that lasted this long resets the reconnect delay
+# At stop, the sessions' threads get this long in all to store what has arrived: a database that hangs must not
+# hold the server past systemd's TimeoutStopSec=30 (HTTP's stop takes up to 10 s before).
+STOP_S = 15.0
 IDLE_S = 1.0  # the longest a session's thread waits for the socket before it looks at the keep-alive
 SHARED_GROUP = "loaxa-province"  # the shared subscription of several sessions when broker.shared_group is not set
 
@@ -64,6 +67,14 @@ class Session:
     def join(self, timeout_s: float) -> None:
         self._thread.join(timeout=timeout_s)
         log.info("%s: %d messages received", self.client_id, self.received)
+        if self._thread.is_alive():  # a daemon thread: it ends with the process, having acknowledged nothing more
+            log.error(
+                "%s: still waiting for the database after %.0f s; stopping without it (the %d messages it holds "
+                "were not acknowledged: the broker delivers them again)",
+                self.client_id,
+                STOP_S,
+                self.waiting,
+            )
 
     def _run(self) -> None:
         b = self.ingest.settings.broker
@@ -194,8 +205,9 @@ class Ingest:
         self.stopping.set()
         for session in self.sessions:
             session.link.wake()
+        deadline = time.monotonic() + STOP_S
         for session in self.sessions:
-            session.join(30)
+            session.join(max(0.0, deadline - time.monotonic()))
 
     def publish(self, topic: str, payload: bytes, timeout_s: float = 10.0) -> None:
         """A command to stations: QoS 1, never retained; returns once the broker acknowledged it."""

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class ProvinceServer:
     def __init__(self, settings: ProvinceServerSettings) -> None:
         self.settings = settings
-        self.db = Database.open(settings)
+        self.db = Database.open(settings, wait_for_space=True)
         self.ingest = Ingest(settings, self.db)
         self.http: object | None = None
         self._stop = threading.Event()
