@@ -6,18 +6,26 @@ cancel. An unknown or revoked token is 401, a missing scope 403. Every
 request, answered or refused, is written to the audit log. The database
 work runs in Starlette's thread pool, never on the event loop. `build_app`
 returns the application object; the web console mounts its pages on it.
+
+While the database fails, a request that needs it is answered 503 with the
+error in words, and `/api/v1/health` still answers a token the database
+confirmed within the last `CONFIRMED_S` (a monitor that polls health keeps
+seeing why); a revoked token is refused again as soon as the database is
+back. An audit line the database cannot take is logged instead.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,12 +36,13 @@ from starlette.schemas import SchemaGenerator
 from loaxa.errors import LoaxaError
 from loaxa.province.server import asrun, bulletins, registry, tokens
 from loaxa.province.server.bulletins import Conflict, NotFound, Publish
-from loaxa.province.server.database import Database
+from loaxa.province.server.database import Database, DatabaseError, first_line
 from loaxa.province.server.settings import ProvinceServerSettings
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024
+CONFIRMED_S = 600.0  # a token checked this recently still reads health while the database cannot check it
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -53,12 +62,16 @@ class Refused(Exception):
 
 
 def build_app(ctx: Context) -> Starlette:
-    def guarded(scope: str, work: Callable[[Request, Any, tokens.Token], Any]) -> Callable[[Request], Any]:
+    confirmed: dict[str, tuple[tokens.Token, float]] = {}  # token digest → the token, when the database last said so
+
+    def guarded(
+        scope: str, work: Callable[[Request, Any, tokens.Token], Any], *, without_database: bool = False
+    ) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             token: tokens.Token | None = None
             status, answer, detail = 200, None, None
             try:
-                token = await run_in_threadpool(_authorise, ctx.db, request, scope)
+                token = await run_in_threadpool(_authorise, ctx.db, request, scope, confirmed, without_database)
                 body = await _body(request) if request.method == "POST" else None
                 answer = await run_in_threadpool(work, request, body, token)
             except Refused as exc:
@@ -67,10 +80,14 @@ def build_app(ctx: Context) -> Starlette:
                 status, detail = 404, str(exc)
             except Conflict as exc:
                 status, detail = 409, str(exc)
+            except DatabaseError as exc:
+                status, detail = 503, str(exc)
             except LoaxaError as exc:
                 status, detail = 400, str(exc)
+            except SQLAlchemyError as exc:
+                status, detail = 503, f"the database failed: {first_line(exc)}"
             await run_in_threadpool(
-                tokens.audit,
+                _audit,
                 ctx.db,
                 token=token.name if token else None,
                 method=request.method,
@@ -192,7 +209,7 @@ def build_app(ctx: Context) -> Starlette:
         Route("/api/v1/bulletins/{id}", guarded("read", summary), methods=["GET"]),
         Route("/api/v1/bulletins/{id}/receipts", guarded("read", receipts), methods=["GET"]),
         Route("/api/v1/bulletins/{id}/cancel", guarded("send", cancel), methods=["POST"]),
-        Route("/api/v1/health", guarded("read", health), methods=["GET"]),
+        Route("/api/v1/health", guarded("read", health, without_database=True), methods=["GET"]),
         Route("/api/v1/reports/asrun", guarded("read", report), methods=["GET"]),
     ]
 
@@ -208,13 +225,31 @@ def build_app(ctx: Context) -> Starlette:
     return app
 
 
-def _authorise(db: Database, request: Request, scope: str) -> tokens.Token:
+def _authorise(
+    db: Database,
+    request: Request,
+    scope: str,
+    confirmed: dict[str, tuple[tokens.Token, float]],
+    without_database: bool,
+) -> tokens.Token:
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("bearer "):
         raise Refused(401, "an API token is required: Authorization: Bearer TOKEN")
-    token = tokens.check(db, header[7:].strip())
-    if token is None:
-        raise Refused(401, "unknown or revoked API token")
+    secret = header[7:].strip()
+    digest = tokens.digest(secret)
+    try:
+        token = tokens.check(db, secret)
+    except SQLAlchemyError as exc:
+        known = confirmed.get(digest)
+        if without_database and known is not None and time.monotonic() - known[1] < CONFIRMED_S:
+            token = known[0]
+        else:
+            raise Refused(503, f"the database cannot be reached to check the token: {first_line(exc)}") from None
+    else:
+        if token is None:
+            confirmed.pop(digest, None)
+            raise Refused(401, "unknown or revoked API token")
+        confirmed[digest] = (token, time.monotonic())
     if scope not in token.scopes:
         raise Refused(403, f"token {token.name!r} has no {scope!r} scope", token)
     return token
@@ -228,3 +263,11 @@ async def _body(request: Request) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise Refused(400, "the request body is not JSON") from None
+
+
+def _audit(db: Database, **line: Any) -> None:
+    """The request's audit line; a database that cannot take it must not change the answer."""
+    try:
+        tokens.audit(db, **line)
+    except SQLAlchemyError as exc:
+        log.error("audit line not written (%s %s → %s): %s", line["method"], line["path"], line["status"], exc)

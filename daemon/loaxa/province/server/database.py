@@ -103,7 +103,7 @@ class Database:
 
     def _why(self, exc: SQLAlchemyError) -> str:
         folder = self.full()
-        return f"{_short(exc)} (no space left on the file system of {folder})" if folder else _short(exc)
+        return f"{first_line(exc)} (no space left on the file system of {folder})" if folder else first_line(exc)
 
     @property
     def where(self) -> str:
@@ -146,5 +146,6 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
         cur.close()
 
 
-def _short(exc: SQLAlchemyError) -> str:
+def first_line(exc: SQLAlchemyError) -> str:
+    """The driver's own message, its first line (SQLAlchemy adds the statement and a link below it)."""
     return str(getattr(exc, "orig", None) or exc).splitlines()[0]

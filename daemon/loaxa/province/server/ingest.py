@@ -246,9 +246,10 @@ class Ingest:
             self.db_error = str(exc)
             log.error("%s; retrying in %.0f s", exc, RETRY_DB_S)
             return False
-        except Exception:  # a bug must not stop the stations' receipts from being kept: log and retry
+        except Exception as exc:  # a bug must not stop the stations' receipts from being kept: say so and retry
             self._count(db_errors=1)
-            log.exception("storing a batch of %d failed; retrying in %.0f s", len(batch), RETRY_DB_S)
+            self.db_error = f"storing a batch of {len(batch)} failed: {type(exc).__name__}: {exc}"
+            log.exception("%s; retrying in %.0f s", self.db_error, RETRY_DB_S)
             return False
         self.db_error = None
         for station, first, last in result.gaps:

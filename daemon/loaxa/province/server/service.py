@@ -31,7 +31,10 @@ class ProvinceServer:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        log.info("database %s ready", self.db.where)
+        if self.db.migrated:
+            log.info("database %s ready", self.db.where)
+        else:
+            log.warning("database %s not ready: waiting for space to migrate it", self.db.where)
         self.ingest.start()
         from loaxa.province.server.http import HttpServer
 
