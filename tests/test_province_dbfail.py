@@ -170,6 +170,17 @@ def db_failures(server: ServerProcess) -> int:
     return full_log(server).count("cannot write to the database")
 
 
+def recovered(server: ServerProcess, token: str, url: str, fleet: BackgroundFleet, pinger: Pinger) -> Any:
+    """Once the database is back: every receipt stored once with no gap, and health without an error; its answer."""
+    sent = all_answered(fleet, pinger)
+    total = sum(sent.values())
+    wait_until(lambda: stored_count(url) >= total, 60, f"{total} receipts stored")
+    assert_exactly_once(url, sent)
+    answer = settled(server, token)
+    assert answer["database_error"] is None and answer["connected"] is True and answer["error"] is None
+    return answer
+
+
 def assert_session_kept(server: ServerProcess, sessions: int = 1) -> None:
     """The MQTT sessions of this run were never dropped: each connected once, no reconnect."""
     assert server.log_path is not None
@@ -200,12 +211,7 @@ def test_postgres_stopped_mid_burst_keeps_the_session_and_stores_every_receipt_o
         assert server.alive()
         assert "connection failed" in full_log(server)
         own_postgres.start()
-        sent = all_answered(fleet, pinger)
-        total = sum(sent.values())
-        wait_until(lambda: stored_count(postgres_url) >= total, 60, f"{total} receipts stored")
-        assert_exactly_once(postgres_url, sent)
-        answer = settled(server, token)
-        assert answer["database_error"] is None and answer["connected"] is True and answer["error"] is None
+        answer = recovered(server, token, postgres_url, fleet, pinger)
         assert answer["db_errors"] >= 3
         # One session stores each station's events in order. Two do not: while one waits to retry, the other stores
         # later events of the same station and a gap is counted, then filled when the first one's batch goes in;
@@ -236,12 +242,7 @@ def test_sqlite_on_a_full_disk_keeps_the_session_and_stores_every_receipt_once_s
         assert server.alive()
         assert "database or disk is full" in full_log(server)
         filler.unlink()
-        sent = all_answered(fleet, pinger)
-        total = sum(sent.values())
-        wait_until(lambda: stored_count(url) >= total, 60, f"{total} receipts stored")
-        assert_exactly_once(url, sent)
-        answer = settled(server, token)
-        assert answer["database_error"] is None and answer["connected"] is True and answer["error"] is None
+        answer = recovered(server, token, url, fleet, pinger)
         assert answer["db_errors"] >= 3 and answer["gaps"] == 0
         assert_session_kept(server)
     finally:
