@@ -218,10 +218,11 @@ class FifoMicrophone:
                         fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
                     except OSError:  # no reader: the samples of this moment are lost
                         continue
-                    # What was due while no one read is lost, but a reader that opens finds the whole lead at
-                    # once: with less, the plugin's first reads come up short and hand on its buffer's
-                    # uninitialised memory (samples of any value, up to full scale).
-                    pos = max(pos, due - self.lead)
+                    # A reader that opens finds the whole lead at once, from now on: with less, the plugin's first
+                    # reads come up short and hand on its buffer's uninitialised memory (samples of any value, up
+                    # to full scale). What was due while no one read is lost, and so is what an earlier reader
+                    # left in the pipe when it closed (PortAudio opens a device to probe it, then again to use it).
+                    pos = max(0, due - self.lead)
                     try:
                         fcntl.fcntl(fd, 1031, 4096)  # F_SETPIPE_SZ: no more in the pipe than a card's buffer
                     except OSError:
