@@ -128,6 +128,17 @@ out.close()
 """
 
 
+CAPTURE = r"""
+import sys, numpy as np, sounddevice as sd
+mic = next(i for i, d in enumerate(sd.query_devices()) if d["name"] == "loaxa-mic" and d["max_input_channels"])
+inp = sd.InputStream(samplerate=22050, channels=1, dtype="float32", device=mic, latency=0.03, blocksize=441)
+inp.start()
+data = np.concatenate([inp.read(441)[0][:, 0] for _ in range(int(float(sys.argv[1]) * 50))])
+inp.close()
+sys.stdout.write(repr([float(x) for x in data[np.abs(data) > 0][:8]]))
+"""
+
+
 def bare_pass_through(env: dict[str, str], root: Path, seconds: float) -> None:
     """The same input to the same output with nothing but PortAudio between: the rig's own latency."""
     script = root / "bare.py"
@@ -171,6 +182,10 @@ def test_live_airs_the_input_between_the_chimes_at_the_station_volume_with_littl
         assert len(heard) >= 6, heard  # a burst each half second of the live part
         peak = max(float(np.abs(aired.samples[h : h + int(BURST_S * RATE)]).max()) for h in heard)
         assert abs(peak - 0.8 * 0.5) < 0.05  # the station volume (0.8) applied to the input's 0.5
+        # Nothing in the session is louder than that, bursts or not (the chimes peak at 0.33): no gain twice,
+        # no overlapping blocks, and no sample the input never carried.
+        loudest = int(np.argmax(np.abs(aired.samples)))
+        assert abs(aired.samples[loudest]) < 0.8 * 0.5 + 0.005, (loudest / RATE, float(aired.samples[loudest]))
         lags = latencies(mic, aired.first, aired.samples)
         lags = lags[1:]  # the first may have waited for the opening chime's tail
         # The least of each run is its steady state: a moment of load on this shared machine (the
@@ -311,6 +326,49 @@ def test_a_live_input_that_is_not_there_fails_the_live_play_with_the_reason_and_
         assert not list((root / "aired").glob("*.wav"))  # not even a chime
     finally:
         assert station.stop() == 0, station.log()
+
+
+def test_the_test_microphone_gives_a_reader_that_opens_it_a_whole_read_at_once(tmp_path):
+    """The whole lead is in the pipe once a reader opens it, read as ALSA's `file` plugin reads (blocking).
+
+    A short first read made the plugin hand on the rest of its buffer unfilled: memory of any value, which
+    once aired at -0.652 inside a burst window and failed the live test's station-volume check.
+    """
+    mic = FifoMicrophone(tmp_path, np.full(10 * RATE, 0.25, np.float32)).start()
+    try:
+        time.sleep(0.2)  # no reader yet: what is due meanwhile is lost, but not the lead
+        fd = os.open(mic.fifo, os.O_RDONLY)  # waits for the feeder to open its end, as the plugin's open does
+        try:
+            first = os.read(fd, 2 * 882)  # the largest read PortAudio makes of it
+        finally:
+            os.close(fd)
+    finally:
+        mic.stop()
+    assert len(first) == 2 * 882
+    assert set(np.frombuffer(first, dtype="<i2")) == {int(0.25 * 32767)}
+
+
+def test_the_test_microphone_carries_only_what_was_fed_to_it_from_the_first_block(tmp_path):
+    """Through PortAudio and ALSA as the station opens it: silence fed is silence captured, every sample."""
+    mic = FifoMicrophone(tmp_path, np.zeros(30 * RATE, np.float32)).start()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".asoundrc").write_text(mic.pcm())
+    script = tmp_path / "capture.py"
+    script.write_text(CAPTURE)
+    try:
+        for _ in range(3):  # the first blocks of each opening are where a short read showed
+            done = subprocess.run(
+                [sys.executable, str(script), "0.5"],
+                env={**os.environ, "HOME": str(home)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+            assert done.stdout == "[]"  # the first non-zero samples captured, were there any
+    finally:
+        mic.stop()
 
 
 def test_doctor_says_whether_the_live_input_is_there_and_which_inputs_are(tmp_path):

@@ -162,8 +162,10 @@ class FifoMicrophone:
     ALSA's `file` plugin reads a capture device's samples from its `infile`,
     here a named pipe that a feeder thread writes as time passes, like a
     microphone: what no one reads is lost, not queued. The plugin fills a
-    short read with stale data, so the feeder keeps `lead_s` written ahead
-    (more than the largest read, 882 frames). `spoken_at(i)` is when sample
+    short read with stale data (or, before its buffer was ever filled, with
+    uninitialised memory: samples of any value), so the feeder keeps `lead_s`
+    written ahead (more than the largest read, 882 frames), from the moment
+    a reader opens the pipe. `spoken_at(i)` is when sample
     `i` was "spoken": the wall-clock time a microphone would have made it,
     where the latency a listener hears starts.
     """
@@ -215,8 +217,12 @@ class FifoMicrophone:
                     try:
                         fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
                     except OSError:  # no reader: the samples of this moment are lost
-                        pos = due
                         continue
+                    # A reader that opens finds the whole lead at once, from now on: with less, the plugin's first
+                    # reads come up short and hand on its buffer's uninitialised memory (samples of any value, up
+                    # to full scale). What was due while no one read is lost, and so is what an earlier reader
+                    # left in the pipe when it closed (PortAudio opens a device to probe it, then again to use it).
+                    pos = max(0, due - self.lead)
                     try:
                         fcntl.fcntl(fd, 1031, 4096)  # F_SETPIPE_SZ: no more in the pipe than a card's buffer
                     except OSError:
