@@ -19,8 +19,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +39,7 @@ from test_province_ingest import (
     BROKER_CONF,
     STATIONS,
     Pinger,
+    add_read_token,
     all_answered,
     assert_exactly_once,
     stored_count,
@@ -114,13 +113,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def read_token(server: ServerProcess) -> str:
     """A `read` token made as the operator makes one, at the server's terminal."""
-    done = subprocess.run(
-        [sys.executable, "-m", "loaxa", "province", "token", "add", "watch", "--scope", "read"]
-        + ["--config", str(server.config_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = add_read_token(server)
     assert done.returncode == 0, done.stderr
     return next(line for line in done.stdout.splitlines() if line.startswith("lxp_"))
 
@@ -339,13 +332,7 @@ def test_started_on_a_full_disk_the_server_says_so_and_stores_everything_once_sp
     filler = fill(small_disk)
     server.start().wait_ready()
     # a command at the terminal does not wait: it fails at once, in one line that says why
-    done = subprocess.run(
-        [sys.executable, "-m", "loaxa", "province", "token", "add", "watch", "--scope", "read"]
-        + ["--config", str(server.config_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = add_read_token(server)
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert f"no space left on the file system of {small_disk}" in done.stderr
     fleet = BackgroundFleet([station_path(i) for i in range(STATIONS)], broker.host, broker.port)

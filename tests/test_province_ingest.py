@@ -153,6 +153,17 @@ def assert_exactly_once(url: str, sent: dict[str, int]) -> None:
     assert rows(url, "SELECT station, first_seq, last_seq FROM gaps") == []
 
 
+def add_read_token(server: ServerProcess) -> subprocess.CompletedProcess[str]:
+    """`loaxa province token add watch --scope read`, as the operator runs it at the server's terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", "loaxa", "province", "token", "add", "watch", "--scope", "read"]
+        + ["--config", str(server.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def through_a_kill9(url: str, fleet: BackgroundFleet, pinger: Pinger, server: ServerProcess) -> dict[str, int]:
     """SIGKILL of `server` once receipts are being stored; receipts go on while it is down; it starts again.
     Returns each station's receipts, once every one is in the database."""
@@ -266,13 +277,9 @@ def test_two_instances_on_one_postgresql_share_the_stations_and_survive_a_kill9_
     try:
         sent = through_a_kill9(url, fleet, pinger, a)
         assert_exactly_once(url, sent)
-        token = subprocess.run(
-            [sys.executable, "-m", "loaxa", "province", "token", "add", "monitor", "--scope", "read", "--config"]
-            + [str(a.config_path)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        done = add_read_token(a)
+        assert done.returncode == 0, done.stderr
+        token = done.stdout.strip()
         listed = []
         for server in (a, b):
             request = urllib.request.Request(
