@@ -279,12 +279,26 @@ def wait_until(driver: Any, condition: Any, timeout_s: float = 20.0) -> Any:
     An element missing or replaced while a page loads or htmx swaps it counts as
     "not yet", not as a failure.
     """
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        TimeoutException,
+        WebDriverException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
+
+    def attempt(d: Any) -> Any:
+        try:
+            return condition(d)
+        except WebDriverException as exc:
+            # Chromium's other word for an element htmx replaced between finding it and reading it
+            if "does not belong to the document" in (exc.msg or ""):
+                return False
+            raise
 
     ignored = (NoSuchElementException, StaleElementReferenceException)
     try:
-        return WebDriverWait(driver, timeout_s, poll_frequency=0.1, ignored_exceptions=ignored).until(condition)
+        return WebDriverWait(driver, timeout_s, poll_frequency=0.1, ignored_exceptions=ignored).until(attempt)
     except TimeoutException:
         raise AssertionError(
             f"timed out after {timeout_s:g} s on {driver.current_url}:\n{driver.page_source[:3000]}"
